@@ -1,0 +1,188 @@
+"""Layered Equilibrium Propagation with one time step per neuron.
+
+States s_0 = x (clamped), s_1 .. s_L in [0, 1]; weights W_l [n_l, n_{l-1}], biases b_l.
+
+    Phi(s) = sum_l s_l . (W_l s_{l-1} + b_l) - beta * 0.5 * ||s_L - y||^2
+
+    dPhi/ds_l = W_l s_{l-1} + b_l + W_{l+1}^T s_{l+1}          (l < L)
+    dPhi/ds_L = W_L s_{L-1} + b_L + beta * (y - s_L)
+
+    s_l <- (1 - dt_l) * s_l + dt_l * sigma(dPhi/ds_l)          (dt_l: one entry per neuron)
+
+Fixed points satisfy s = sigma(dPhi/ds) whatever dt is; dt only shapes the path to them.
+With symmetric nudging (Laborieux et al. 2021) the loss gradient is estimated from two nudged equilibria:
+
+    dL/dW_l ~ -(s_l^+ s_{l-1}^+T - s_l^- s_{l-1}^-T) / (2 beta)        (batch mean)
+
+The functions below are written for states of shape [..., batch, n] and parameters of shape [..., out, in], so the
+same code trains one network or a stack of R independent networks (leading run axis) in one set of products.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import torch
+
+from .seeding import numpy_rng, torch_rng
+from .timesteps import layer_specs, sample_time_steps
+
+ACTIVATIONS = {
+    "hard_sigmoid": lambda u: u.clamp(0.0, 1.0),
+    "sigmoid": torch.sigmoid,
+}
+
+States = list[torch.Tensor]
+
+
+def per_neuron(v: torch.Tensor) -> torch.Tensor:
+    """View a per-neuron vector [..., n] so it broadcasts over the batch axis of states [..., batch, n]."""
+    return v.unsqueeze(-2)
+
+
+def phi_gradients(states: States, weights, biases, input_drive, beta: float, target) -> States:
+    """dPhi/ds_l for every free layer; ``input_drive`` = W_1 x + b_1 is precomputed once per batch."""
+    last = len(states) - 1
+    grads = []
+    for l, s in enumerate(states):
+        g = input_drive if l == 0 else states[l - 1] @ weights[l].mT + per_neuron(biases[l])
+        if l < last:
+            g = g + states[l + 1] @ weights[l + 1]
+        elif beta:
+            g = g + beta * (target - s)
+        grads.append(g)
+    return grads
+
+
+def relaxation_step(states: States, weights, biases, dt, sigma, input_drive, beta: float, target) -> States:
+    """One synchronous update s_l <- (1 - dt_l) s_l + dt_l sigma(dPhi/ds_l) of all layers."""
+    grads = phi_gradients(states, weights, biases, input_drive, beta, target)
+    return [torch.lerp(s, sigma(g), per_neuron(d)) for s, g, d in zip(states, grads, dt, strict=True)]
+
+
+def ep_parameter_gradients(x, plus: States, minus: States, scale: float):
+    """-(dPhi/dtheta(s^+) - dPhi/dtheta(s^-)) / scale, batch-averaged: the EP estimate of dLoss/dtheta.
+
+    The input layer is the same in both phases, so layer 1 needs one product (s_1^+ - s_1^-)^T x.
+    """
+    batch = x.shape[-2]
+    grad_w = [-((plus[0] - minus[0]).mT @ x) / (scale * batch)]
+    for l in range(1, len(plus)):
+        grad_w.append(-(plus[l].mT @ plus[l - 1] - minus[l].mT @ minus[l - 1]) / (scale * batch))
+    grad_b = [-(p - m).mean(-2) / scale for p, m in zip(plus, minus, strict=True)]
+    return grad_w, grad_b
+
+
+class EPEstimate(NamedTuple):
+    grad_weights: list[torch.Tensor]
+    grad_biases: list[torch.Tensor]
+    free_states: States
+
+
+def one_hot(y: torch.Tensor, n_classes: int, dtype) -> torch.Tensor:
+    """Targets for the output layer: integer labels become one-hot rows; float targets pass through."""
+    if y.dtype.is_floating_point:
+        return y.to(dtype)
+    return torch.nn.functional.one_hot(y, n_classes).to(dtype)
+
+
+def resolve_dt(dt, sizes: Sequence[int], seed: int) -> list[torch.Tensor]:
+    """Per-layer dt vectors from a scalar, a spec (or list of specs), or explicit tensors."""
+    n_layers = len(sizes) - 1
+    if isinstance(dt, int | float):
+        return [torch.full((n,), float(dt)) for n in sizes[1:]]
+    if isinstance(dt, Mapping) or (isinstance(dt, Sequence) and all(isinstance(d, Mapping) for d in dt)):
+        rng = numpy_rng(seed, "dt")
+        return [sample_time_steps(n, spec, rng) for n, spec in zip(sizes[1:], layer_specs(dt, n_layers), strict=True)]
+    tensors = [torch.as_tensor(d, dtype=torch.float32) for d in dt]
+    if [t.shape[-1] for t in tensors] != list(sizes[1:]):
+        raise ValueError(f"dt: expected vectors of sizes {list(sizes[1:])}, got {[tuple(t.shape) for t in tensors]}")
+    return tensors
+
+
+class EPNetwork:
+    """A layered EP network whose neurons each have their own time step.
+
+    ``dt`` may be a number (uniform), a dt spec or list of per-layer specs (sampled from ``seed``'s dt stream),
+    or a list of per-layer tensors. Weights follow torch.nn.Linear's default init, drawn from ``seed``.
+    """
+
+    def __init__(self, sizes: Sequence[int], dt, activation: str = "hard_sigmoid", seed: int = 0,
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+        if len(sizes) < 2:
+            raise ValueError(f"sizes: need at least input and output sizes, got {list(sizes)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.sizes = list(sizes)
+        self.activation = activation
+        self.sigma = ACTIVATIONS[activation]
+        gen = torch_rng(seed, "init")
+        self.weights, self.biases = [], []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+            bound = n_in**-0.5  # nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for W and b
+            self.weights.append(((torch.rand(n_out, n_in, generator=gen) * 2 - 1) * bound).to(device, dtype))
+            self.biases.append(((torch.rand(n_out, generator=gen) * 2 - 1) * bound).to(device, dtype))
+        self.dt = [d.to(device, dtype) for d in resolve_dt(dt, sizes, seed)]
+
+    @property
+    def parameters(self) -> list[torch.Tensor]:
+        return self.weights + self.biases
+
+    def input_drive(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weights[0].mT + per_neuron(self.biases[0])
+
+    def zero_states(self, x: torch.Tensor) -> States:
+        return [x.new_zeros(*x.shape[:-1], n) for n in self.sizes[1:]]
+
+    def _relax(self, drive, init: States, steps: int, beta: float = 0.0, target=None) -> States:
+        states = init
+        for _ in range(steps):
+            states = relaxation_step(states, self.weights, self.biases, self.dt, self.sigma, drive, beta, target)
+        return states
+
+    def relax(self, x, steps: int, beta: float = 0.0, target=None, init: States | None = None) -> States:
+        """Run ``steps`` updates from ``init`` (zero states by default); returns [s_1, ..., s_L]."""
+        if beta and target is None:
+            raise ValueError("relax: a nudged phase (beta != 0) needs a target")
+        if target is not None:
+            target = one_hot(target, self.sizes[-1], x.dtype)
+        return self._relax(self.input_drive(x), init or self.zero_states(x), steps, beta, target)
+
+    def ep_estimate(self, x, y, beta: float, free_steps: int, nudged_steps: int, symmetric: bool = True) -> EPEstimate:
+        """Free phase from zero states, then nudged phase(s) from the free equilibrium; returns the EP gradient."""
+        if beta <= 0:
+            raise ValueError(f"beta must be > 0, got {beta}")
+        target = one_hot(y, self.sizes[-1], x.dtype)
+        drive = self.input_drive(x)  # shared by the free and both nudged phases
+        free = self._relax(drive, self.zero_states(x), free_steps)
+        plus = self._relax(drive, free, nudged_steps, beta, target)
+        if symmetric:
+            minus, scale = self._relax(drive, free, nudged_steps, -beta, target), 2 * beta
+        else:
+            minus, scale = free, beta
+        return EPEstimate(*ep_parameter_gradients(x, plus, minus, scale), free)
+
+    def ep_gradients(self, x, y, beta: float, free_steps: int, nudged_steps: int, symmetric: bool = True):
+        """(grad_weights, grad_biases): the EP estimate of dLoss/dparam (a descent direction)."""
+        est = self.ep_estimate(x, y, beta, free_steps, nudged_steps, symmetric)
+        return est.grad_weights, est.grad_biases
+
+    def predict(self, x, steps: int) -> torch.Tensor:
+        return self.relax(x, steps)[-1].argmax(-1)
+
+    def state_dict(self) -> dict:
+        return {"sizes": self.sizes, "activation": self.activation, "weights": self.weights,
+                "biases": self.biases, "dt": self.dt}
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping, device="cpu") -> EPNetwork:
+        net = cls(state["sizes"], [d.cpu() for d in state["dt"]], state["activation"], device=device)
+        net.weights = [w.to(device) for w in state["weights"]]
+        net.biases = [b.to(device) for b in state["biases"]]
+        return net
+
+
+def mse_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """0.5 * ||s_L - y||^2 per sample."""
+    return 0.5 * (output - target).pow(2).sum(-1)
