@@ -1,0 +1,47 @@
+"""htsep: heterogeneous time steps in Equilibrium Propagation, from config.yaml to tables, figures and paper.
+
+    snakemake --cores N                                   # the whole study (config/config.yaml)
+    snakemake --cores 2 --configfile config/test.yaml     # the CI-sized study on synthetic data
+    snakemake --cores N figures/accuracy_curves.pdf       # one artifact and what it needs
+"""
+
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+configfile: "config/config.yaml"
+validate(config, "config/schema.yaml")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from htsep.config import check_config, data_slice, run_slice  # noqa: E402
+
+check_config(config)
+
+DATA = config["data"]["root"]
+RUNS = "results/runs/{dataset}/{variant}/seed{seed}"
+VARIANTS = [v["name"] for v in config["variants"]]
+
+
+wildcard_constraints:
+    dataset="mnist|kmnist|fashion_mnist|synthetic",
+    variant="[A-Za-z0-9_.-]+",
+    seed=r"\d+",
+
+
+def run_files(name):
+    """One file of every run in the grid."""
+    return expand(f"{RUNS}/{name}", dataset=config["datasets"], variant=VARIANTS, seed=config["seeds"])
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.aggregate.output,

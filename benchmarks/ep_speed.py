@@ -1,0 +1,102 @@
+"""EP training throughput on this machine: htsep's engine vs a naive EP that rebuilds Phi and calls autograd.
+
+    python benchmarks/ep_speed.py [--threads 1] [--batches 30]
+
+Prints samples/s, seconds per 10,000 training samples, the FLOPs EP needs per sample and the achieved GFLOP/s,
+next to the machine's own fp32 matmul GFLOP/s measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from htsep.model import EPNetwork, mse_loss, one_hot
+
+SIZES, T1, T2, BATCH, BETA = [784, 256, 10], 60, 12, 64, 0.1
+HTS = {"distribution": "normal", "mean": 0.3, "std": 0.05, "clip_min": 0.2, "clip_max": 0.4}
+
+
+def ep_flops_per_sample(sizes, free_steps, nudged_steps, symmetric=True) -> int:
+    """Multiply-adds x 2 of the matrix products one EP training sample needs (elementwise work excluded)."""
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    steps = free_steps + (2 if symmetric else 1) * nudged_steps
+    drive = 2 * sizes[0] * sizes[1]  # W_1 x, once per sample for all phases
+    per_step = sum(2 * 2 * n_in * n_out for n_in, n_out in pairs[1:])  # W_l s_{l-1} and W_l^T s_l, l >= 2
+    update = 2 * sizes[0] * sizes[1] + sum(2 * 2 * n_in * n_out for n_in, n_out in pairs[1:])
+    return drive + steps * per_step + update
+
+
+def naive_ep_step(net: EPNetwork, x, y, free_steps, nudged_steps, beta):
+    """The reference codes' approach: every step rebuilds Phi(x, s) and differentiates it with autograd."""
+    target = one_hot(y, net.sizes[-1], x.dtype)
+
+    def phi(states, b):
+        layers = [x, *states]
+        value = sum(((layers[l] @ net.weights[l].T + net.biases[l]) * layers[l + 1]).sum()
+                    for l in range(len(states)))
+        return value - b * mse_loss(states[-1], target).sum() if b else value
+
+    def relax(states, steps, b):
+        for _ in range(steps):
+            states = [s.detach().requires_grad_(True) for s in states]
+            grads = torch.autograd.grad(phi(states, b), states)
+            states = [torch.lerp(s, net.sigma(g), d) for s, g, d in zip(states, grads, net.dt, strict=True)]
+        return [s.detach() for s in states]
+
+    free = relax(net.zero_states(x), free_steps, 0.0)
+    plus, minus = relax(free, nudged_steps, beta), relax(free, nudged_steps, -beta)
+    params = [p.detach().requires_grad_(True) for p in net.parameters]
+    weights, biases = params[:len(net.weights)], params[len(net.weights):]
+
+    def phi_params(states):
+        layers = [x, *states]
+        return sum(((layers[l] @ weights[l].T + biases[l]) * layers[l + 1]).sum() for l in range(len(states)))
+
+    delta = torch.autograd.grad(phi_params(plus) - phi_params(minus), params)
+    return [-g / (2 * beta * len(x)) for g in delta]
+
+
+def throughput(step, batches: int) -> float:
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(batches):
+        step()
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batches", type=int, default=30)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    net = EPNetwork(SIZES, HTS, seed=0)
+    x, y = torch.rand(BATCH, SIZES[0]), torch.randint(0, SIZES[-1], (BATCH,))
+    flops = ep_flops_per_sample(SIZES, T1, T2)
+    engine = throughput(lambda: net.ep_gradients(x, y, BETA, T1, T2), args.batches)
+    naive = throughput(lambda: naive_ep_step(net, x, y, T1, T2, BETA), max(3, args.batches // 5))
+    peak = matmul_gflops()
+    print(f"network {'-'.join(map(str, SIZES))}, T1={T1}, T2={T2} (symmetric), batch {BATCH}, "
+          f"{args.threads} thread(s), torch {torch.__version__}")
+    print(f"EP FLOPs per training sample: {flops / 1e6:.2f} MFLOP")
+    print(f"machine fp32 matmul (1024^3): {peak:.1f} GFLOP/s")
+    for name, rate in (("naive autograd EP", naive), ("htsep engine", engine)):
+        print(f"{name:>18}: {rate:9.0f} samples/s  {1e4 / rate:7.2f} s per 10k samples  "
+              f"{rate * flops / 1e9:6.2f} GFLOP/s ({100 * rate * flops / 1e9 / peak:4.1f}% of matmul peak)")
+    print(f"speed-up over naive autograd EP: {engine / naive:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Collect the grid's per-run files into tidy pandas tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .files import write_table
+
+RUN_KEYS = ["dataset", "dataset_label", "split", "variant", "seed"]
+RUN_COLUMNS = RUN_KEYS + ["final_test_acc", "final_train_acc", "best_test_acc", "best_epoch", "diverged",
+                          "diverged_epoch", "epochs_completed", "wall_seconds", "device"]
+
+
+def collect(summary_paths: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(runs, epochs, dt_values) from run folders holding summary.json, metrics.csv and model.pt."""
+    runs, epochs, dts = [], [], []
+    for path in map(Path, summary_paths):
+        summary = json.loads(path.read_text())
+        keys = {k: summary[k] for k in RUN_KEYS}
+        row = {k: summary[k] for k in RUN_COLUMNS}
+        for stats in summary["dt_stats"]:
+            row |= {f"dt_{stat}_l{stats['layer']}": stats[stat] for stat in ("mean", "std", "min", "max")}
+        runs.append(row)
+        epochs.append(pd.read_csv(path.parent / "metrics.csv").assign(**keys))
+        state = torch.load(path.parent / "model.pt", map_location="cpu", weights_only=False)
+        for layer, dt in enumerate(state["network"]["dt"], start=1):
+            dts.append(pd.DataFrame({**keys, "layer": layer, "neuron": range(len(dt)), "dt": dt.double().numpy()}))
+    runs = pd.DataFrame(runs).sort_values(RUN_KEYS[:1] + ["variant", "seed"], ignore_index=True)
+    epochs = pd.concat(epochs, ignore_index=True)
+    epochs = epochs[RUN_KEYS + [c for c in epochs.columns if c not in RUN_KEYS]]
+    epochs = epochs.sort_values(["dataset", "variant", "seed", "epoch"], ignore_index=True)
+    return runs, epochs, pd.concat(dts, ignore_index=True)
+
+
+def aggregate_runs(summary_paths: Iterable[str | Path], outputs: Mapping[str, str]) -> None:
+    """Write runs/epochs tables (CSV and parquet) and dt values (parquet) to the paths in ``outputs``."""
+    runs, epochs, dt = collect(summary_paths)
+    write_table(outputs["runs_csv"], runs)
+    write_table(outputs["runs"], runs)
+    write_table(outputs["epochs_csv"], epochs)
+    write_table(outputs["epochs"], epochs)
+    write_table(outputs["dt"], dt)

@@ -1,0 +1,91 @@
+"""Command line: ``htsep data prepare`` and ``htsep train`` (the workflow rules call the same functions)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import ConfigError, data_slice, load_config, run_slice
+
+
+def prepare_from_slice(dataset: dict, root: str | Path) -> dict[str, Path]:
+    """Prepare one dataset as described by its config slice (htsep.config.data_slice)."""
+    from .data import prepare_dataset
+
+    synthetic = {k: dataset[k] for k in ("n_train", "n_test", "seed") if k in dataset} or None
+    return prepare_dataset(dataset["name"], root, mirror=dataset.get("mirror"), split=dataset.get("split", "official"),
+                           holdout_fraction=dataset.get("holdout_fraction", 0.2),
+                           split_seed=dataset.get("split_seed", 0), subset=dataset.get("subset"),
+                           synthetic=synthetic)
+
+
+def _data_prepare(args) -> None:
+    if args.config:
+        dataset = data_slice(load_config(args.config), args.dataset)
+    else:
+        dataset = {"name": args.dataset, "split": args.split, "holdout_fraction": args.holdout_fraction,
+                   "split_seed": args.split_seed, "subset": args.subset}
+    if args.mirror is not None:
+        dataset["mirror"] = args.mirror
+    paths = prepare_from_slice(dataset, args.root)
+    print("\n".join(f"{split}: {path}" for split, path in paths.items()))
+
+
+def _train(args) -> None:
+    from .train import train_run
+
+    config = load_config(args.config)
+    run = run_slice(config, args.dataset, args.variant, args.seed)
+    root = Path(args.data_root or config["data"]["root"])
+    paths = {split: root / args.dataset / f"{split}.pt" for split in ("train", "test")}
+    if not all(p.exists() for p in paths.values()):
+        paths = prepare_from_slice(data_slice(config, args.dataset), root)
+    summary = train_run(run, paths, args.out)
+    status = f"diverged at epoch {summary['diverged_epoch']}" if summary["diverged"] else "completed"
+    print(f"{args.dataset}/{args.variant}/seed{args.seed}: {status}, final test accuracy "
+          f"{summary['final_test_acc']:.4f}, best {summary['best_test_acc']:.4f} (epoch {summary['best_epoch']})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="htsep", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="dataset preparation").add_subparsers(dest="action", required=True)
+    prep = data.add_parser("prepare", help="download (or copy from a mirror), verify and cache one dataset")
+    prep.add_argument("--dataset", required=True, choices=["mnist", "kmnist", "fashion_mnist", "synthetic"])
+    prep.add_argument("--root", required=True, help="folder for the prepared files")
+    prep.add_argument("--mirror", help="folder in torchvision layout (<Name>/raw/*.gz) to use instead of downloading")
+    prep.add_argument("--config", action="append", help="take split settings from these config files")
+    prep.add_argument("--split", default="official", choices=["official", "test-holdout"])
+    prep.add_argument("--holdout-fraction", type=float, default=0.2)
+    prep.add_argument("--split-seed", type=int, default=0)
+    prep.add_argument("--subset", type=int, help="first N training images per class")
+    prep.set_defaults(func=_data_prepare)
+
+    train = sub.add_parser("train", help="train one (dataset, variant, seed) run")
+    train.add_argument("--config", action="append", required=True,
+                       help="config file(s), merged in order like snakemake --configfile")
+    train.add_argument("--dataset", required=True)
+    train.add_argument("--variant", required=True)
+    train.add_argument("--seed", type=int, required=True)
+    train.add_argument("--out", required=True, help="run folder (metrics.csv, summary.json, model.pt)")
+    train.add_argument("--data-root", help="prepared data folder (default: config data.root)")
+    train.set_defaults(func=_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ConfigError as err:
+        print(f"htsep: configuration error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Config validation names the bad key; job slices hold exactly what each job depends on."""
+
+import pytest
+import yaml
+
+from htsep.config import ConfigError, load_config, run_slice
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+BASE = REPO / "config" / "config.yaml"
+
+
+def with_override(tmp_path, text):
+    path = tmp_path / "override.yaml"
+    path.write_text(text)
+    return [BASE, path]
+
+
+def test_shipped_configs_validate():
+    for extra in ([], ["offline.yaml"], ["test.yaml"]):
+        load_config([BASE, *[REPO / "config" / e for e in extra]])
+
+
+@pytest.mark.parametrize("override,key", [
+    ("training: {epohcs: 3}", "training"),
+    ("training: {epochs: three}", "training.epochs"),
+    ("data: {mnist: {split: random}}", "data.mnist.split"),
+    ("variants: [{name: bad, dt: {distribution: constant, value: -0.2}}]", "variants.0.dt"),
+    ("variants: [{name: bad, dt: {distribution: normal, mean: 0.3, std: 0.1, clip_min: 0.2, clip_max: 1.3}}]",
+     "variants.0.dt"),
+    ("model: {hidden: [256, 128]}", "training.lr"),
+    ("datasets: [mnist, cifar]", "datasets.1"),
+])
+def test_bad_config_names_the_key(tmp_path, override, key):
+    with pytest.raises(ConfigError, match=f"config key {key}"):
+        load_config(with_override(tmp_path, override))
+
+
+def test_duplicate_variant_names_rejected(tmp_path):
+    dt = "{distribution: constant, value: 0.2}"
+    with pytest.raises(ConfigError, match="appear more than once"):
+        load_config(with_override(tmp_path, f"variants: [{{name: a, dt: {dt}}}, {{name: a, dt: {dt}}}]"))
+
+
+def test_defaults_filled_and_later_files_win(tmp_path):
+    config = load_config(with_override(tmp_path, "training: {beta: 0.2}\ndata: {subset: 100}"))
+    assert config["training"]["beta"] == 0.2 and config["training"]["free_steps"] == 60
+    assert config["data"]["subset"] == 100 and config["data"]["mnist"]["split"] == "official"
+
+
+def test_run_slice_changes_only_with_its_own_variant(tmp_path):
+    base = load_config([BASE])
+    text = yaml.safe_dump({"variants": [dict(v, dt=dict(v["dt"], std=0.08)) if v["name"] == "hts_gamma" else v
+                                        for v in base["variants"]]})
+    changed = load_config(with_override(tmp_path, text))
+    for variant in ("uniform_0.2", "hts_normal", "hts_gamma"):
+        same = run_slice(base, "mnist", variant, 0) == run_slice(changed, "mnist", variant, 0)
+        assert same == (variant != "hts_gamma")
+    assert run_slice(base, "mnist", "hts_gamma", 0)["model"]["sizes"] == [784, 256, 10]
+
+
+def test_mirror_is_not_part_of_a_run(tmp_path):
+    offline = load_config(with_override(tmp_path, "data: {mirror: /somewhere}"))
+    assert run_slice(offline, "mnist", "uniform_0.2", 1) == run_slice(load_config([BASE]), "mnist", "uniform_0.2", 1)

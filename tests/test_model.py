@@ -1,0 +1,105 @@
+"""The EP engine: gradients against the true loss gradient, dt changes the path not the fixed point."""
+
+import pytest
+import torch
+
+from htsep.model import EPNetwork, mse_loss, one_hot, relaxation_step
+
+HTS = {"distribution": "normal", "mean": 0.3, "std": 0.1, "clip_min": 0.1, "clip_max": 0.5}
+
+
+def small_net(dt, seed=3, sizes=(12, 9, 7, 4)):
+    net = EPNetwork(list(sizes), dt, seed=seed, dtype=torch.float64)
+    # Enlarge weights so most units are unsaturated and the gradient is far from zero.
+    net.weights = [2 * w for w in net.weights]
+    return net
+
+
+def true_gradient(net, x, y, free_steps, unroll=300):
+    """dLoss/dparam at the free fixed point, by autograd through `unroll` steps started at that point.
+
+    Starting from the (detached) equilibrium, each step maps the fixed point to itself, so backpropagating
+    through the unrolled map sums the Neumann series of the implicit-function gradient.
+    """
+    fixed = [s.detach() for s in net.relax(x, free_steps)]
+    params = [p.clone().requires_grad_(True) for p in net.parameters]
+    weights, biases = params[: len(net.weights)], params[len(net.weights):]
+    states = fixed
+    for _ in range(unroll):
+        drive = x @ weights[0].mT + biases[0]
+        states = relaxation_step(states, weights, biases, net.dt, net.sigma, drive, 0.0, None)
+    loss = mse_loss(states[-1], one_hot(y, net.sizes[-1], x.dtype)).mean()
+    grads = torch.autograd.grad(loss, params)
+    return grads[: len(weights)], grads[len(weights):]
+
+
+def cosine(a, b):
+    a = torch.cat([t.flatten() for t in a])
+    b = torch.cat([t.flatten() for t in b])
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+@pytest.mark.parametrize("dt", [0.5, HTS], ids=["uniform", "heterogeneous"])
+@pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "one-sided"])
+def test_ep_gradient_matches_true_gradient(dt, symmetric):
+    torch.manual_seed(0)
+    net = small_net(dt)
+    x, y = torch.rand(16, 12, dtype=torch.float64), torch.randint(0, 4, (16,))
+    gw, gb = net.ep_gradients(x, y, beta=1e-4, free_steps=800, nudged_steps=800, symmetric=symmetric)
+    tw, tb = true_gradient(net, x, y, free_steps=800)
+    assert cosine(gw + gb, tw + tb) >= 0.99
+    # Not merely parallel: the magnitudes agree too.
+    norm = lambda grads: float(torch.cat([g.flatten() for g in grads]).norm())  # noqa: E731
+    assert norm(gw) == pytest.approx(norm(tw), rel=0.05)
+
+
+def test_ep_gradient_sign_convention_descends_the_loss():
+    torch.manual_seed(1)
+    net = small_net(HTS)
+    x, y = torch.rand(32, 12, dtype=torch.float64), torch.randint(0, 4, (32,))
+    target = one_hot(y, 4, x.dtype)
+    before = mse_loss(net.relax(x, 500)[-1], target).mean()
+    gw, gb = net.ep_gradients(x, y, beta=1e-3, free_steps=500, nudged_steps=500)
+    net.weights = [w - 0.05 * g for w, g in zip(net.weights, gw, strict=True)]
+    net.biases = [b - 0.05 * g for b, g in zip(net.biases, gb, strict=True)]
+    assert mse_loss(net.relax(x, 500)[-1], target).mean() < before
+
+
+def test_dt_changes_the_path_not_the_fixed_point():
+    torch.manual_seed(2)
+    uniform, hetero = small_net(0.3, seed=5), small_net(HTS, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(uniform.weights, hetero.weights, strict=True))
+    x = torch.rand(8, 12, dtype=torch.float64)
+    short = [torch.cat(n.relax(x, 3), -1) for n in (uniform, hetero)]
+    long = [torch.cat(n.relax(x, 2000), -1) for n in (uniform, hetero)]
+    assert (short[0] - short[1]).abs().max() > 1e-2
+    assert (long[0] - long[1]).abs().max() < 1e-8
+
+
+def test_uniform_dt_is_the_scalar_special_case():
+    net = EPNetwork([5, 4, 3], 0.25, seed=0)
+    assert all(torch.equal(d, torch.full_like(d, 0.25)) for d in net.dt)
+    assert [tuple(w.shape) for w in net.weights] == [(4, 5), (3, 4)]
+
+
+def test_linear_default_init_bounds_and_seed():
+    a, b, c = EPNetwork([784, 256, 10], 0.2, seed=0), EPNetwork([784, 256, 10], HTS, seed=0), EPNetwork(
+        [784, 256, 10], 0.2, seed=1)
+    assert float(a.weights[0].abs().max()) <= 784**-0.5
+    assert float(a.weights[0].abs().max()) > 0.95 * 784**-0.5
+    assert float(a.weights[0].std()) == pytest.approx(784**-0.5 / 3**0.5, rel=0.02)
+    assert torch.equal(a.weights[0], b.weights[0])  # dt spec does not touch the init stream
+    assert not torch.equal(a.weights[0], c.weights[0])
+
+
+def test_relax_needs_target_when_nudged():
+    net = EPNetwork([5, 3], 0.5)
+    with pytest.raises(ValueError, match="target"):
+        net.relax(torch.rand(2, 5), 3, beta=0.1)
+
+
+def test_states_stay_in_unit_interval():
+    net = EPNetwork([6, 5, 3], HTS, seed=0)
+    net.weights = [10 * w for w in net.weights]
+    for s in net.relax(torch.randn(4, 6) * 5, 50):
+        assert float(s.min()) >= 0 and float(s.max()) <= 1

@@ -1,0 +1,21 @@
+rule aggregate:
+    """Per-run and per-epoch tables of the whole grid (tidy, CSV and parquet), plus every run's sampled dt."""
+    input:
+        summaries=run_files("summary.json"),
+        metrics=run_files("metrics.csv"),
+        models=run_files("model.pt"),
+    output:
+        runs_csv=report("results/tables/runs.csv", category="Tables", caption="../report/runs.rst"),
+        runs="results/tables/runs.parquet",
+        epochs_csv="results/tables/epochs.csv",
+        epochs="results/tables/epochs.parquet",
+        dt="results/tables/dt_values.parquet",
+    log:
+        "results/logs/aggregate.log",
+    benchmark:
+        "results/benchmarks/aggregate.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/aggregate.py"
