@@ -30,7 +30,8 @@ def collect(summary_paths: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataF
         state = torch.load(path.parent / "model.pt", map_location="cpu", weights_only=False)
         for layer, dt in enumerate(state["network"]["dt"], start=1):
             dts.append(pd.DataFrame({**keys, "layer": layer, "neuron": range(len(dt)), "dt": dt.double().numpy()}))
-    runs = pd.DataFrame(runs).sort_values(RUN_KEYS[:1] + ["variant", "seed"], ignore_index=True)
+    runs = pd.DataFrame(runs).sort_values(["dataset", "variant", "seed"], ignore_index=True)
+    runs = runs.astype({"best_epoch": "Int64", "diverged_epoch": "Int64"})  # missing when no finite epoch / none
     epochs = pd.concat(epochs, ignore_index=True)
     epochs = epochs[RUN_KEYS + [c for c in epochs.columns if c not in RUN_KEYS]]
     epochs = epochs.sort_values(["dataset", "variant", "seed", "epoch"], ignore_index=True)

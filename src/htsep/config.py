@@ -86,11 +86,19 @@ def load_config(paths, schema_path: Path = SCHEMA_PATH) -> dict:
     return config
 
 
+def canonical(obj):
+    """A deep copy with mapping keys sorted, so equal configs compare (and serialise) equal in any key order."""
+    if isinstance(obj, Mapping):
+        return {key: canonical(obj[key]) for key in sorted(obj)}
+    if isinstance(obj, list | tuple):
+        return [canonical(item) for item in obj]
+    return obj
+
+
 def data_slice(config: Mapping, dataset: str) -> dict:
     """What preparing ``dataset`` depends on."""
     data = config["data"]
-    return {"name": dataset, "mirror": data.get("mirror"), "subset": data.get("subset"),
-            **copy.deepcopy(data[dataset])}
+    return canonical({"name": dataset, "mirror": data.get("mirror"), "subset": data.get("subset"), **data[dataset]})
 
 
 def variant_by_name(config: Mapping, name: str) -> dict:
@@ -102,11 +110,11 @@ def variant_by_name(config: Mapping, name: str) -> dict:
 
 def run_slice(config: Mapping, dataset: str, variant: str, seed: int) -> dict:
     """Everything one training run depends on (its effective config)."""
-    return {
+    return canonical({
         "dataset": {k: v for k, v in data_slice(config, dataset).items() if k != "mirror"},  # where, not what
-        "variant": copy.deepcopy(variant_by_name(config, variant)),
+        "variant": variant_by_name(config, variant),
         "seed": int(seed),
         "model": {"sizes": [N_PIXELS, *config["model"]["hidden"], N_CLASSES],
                   "activation": config["model"].get("activation", "hard_sigmoid")},
-        "training": copy.deepcopy(dict(config["training"])),
-    }
+        "training": config["training"],
+    })

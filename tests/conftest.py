@@ -1,0 +1,39 @@
+"""Shared fixtures: one end-to-end workflow run on config/test.yaml, reused by every workflow test."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "paper"]
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A fresh copy of the workflow (not of results) to run in isolation."""
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("build", "generated", "__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(SNAKEMAKE), "--cores", "2", *args], cwd=workdir, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def test_study(tmp_path_factory) -> Path:
+    """The whole DAG on config/test.yaml, run once per test session; returns its working directory."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("study"))
+    snakemake(workdir, "--configfile", "config/test.yaml")
+    return workdir

@@ -1,0 +1,110 @@
+"""Training runs: learnable, deterministic, resumable after a kill, divergence recorded as data."""
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+
+from htsep import cli, train
+from htsep.config import load_config, run_slice
+from htsep.data import prepare_dataset
+
+from .conftest import REPO
+
+CONFIGS = [REPO / "config" / "config.yaml", REPO / "config" / "test.yaml"]
+
+
+@pytest.fixture(scope="module")
+def data_paths(tmp_path_factory):
+    return prepare_dataset("synthetic", tmp_path_factory.mktemp("data"), synthetic={"n_train": 600, "n_test": 200})
+
+
+@pytest.fixture()
+def run():
+    return run_slice(load_config(CONFIGS), "synthetic", "hts_normal", 0)
+
+
+def metrics(out):
+    return pd.read_csv(out / "metrics.csv").drop(columns="seconds")
+
+
+def test_learns_the_synthetic_task(run, data_paths, tmp_path):
+    run["training"]["epochs"] = 4
+    summary = train.train_run(run, data_paths, tmp_path)
+    assert summary["final_test_acc"] > 0.9 and not summary["diverged"]
+    table = metrics(tmp_path)
+    assert list(table["epoch"]) == [1, 2, 3, 4]
+    assert table["test_acc"].iloc[-1] > table["test_acc"].iloc[0]
+    assert (table["classes_never_predicted"].iloc[-1]) == 0
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["config"] == run and saved["dt_stats"][0]["min"] >= 0.2 - 1e-7
+    assert saved["dt_stats"][0]["max"] <= 0.4 + 1e-7 and saved["dt_stats"][0]["std"] > 0.02
+
+
+def test_same_config_and_seed_give_identical_numbers(run, data_paths, tmp_path):
+    train.train_run(run, data_paths, tmp_path / "a")
+    train.train_run(run, data_paths, tmp_path / "b")
+    pd.testing.assert_frame_equal(metrics(tmp_path / "a"), metrics(tmp_path / "b"))
+    other = copy.deepcopy(run)
+    other["seed"] = 1
+    train.train_run(other, data_paths, tmp_path / "c")
+    assert not metrics(tmp_path / "a").equals(metrics(tmp_path / "c"))
+
+
+def test_resume_after_kill_matches_uninterrupted(run, data_paths, tmp_path, monkeypatch):
+    run["training"]["epochs"] = 3
+    train.train_run(run, data_paths, tmp_path / "whole")
+    real_evaluate, calls = train.evaluate, []
+
+    def killed_in_epoch_3(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_evaluate(*args)
+
+    monkeypatch.setattr(train, "evaluate", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_run(run, data_paths, tmp_path / "killed")
+    assert not (tmp_path / "killed" / "metrics.csv").exists()  # nothing that looks complete
+    monkeypatch.setattr(train, "evaluate", real_evaluate)
+    train.train_run(run, data_paths, tmp_path / "killed")
+    pd.testing.assert_frame_equal(metrics(tmp_path / "whole"), metrics(tmp_path / "killed"))
+
+
+def test_checkpoint_of_another_config_is_not_resumed(run, data_paths, tmp_path):
+    run["training"]["epochs"] = 1
+    train.train_run(run, data_paths, tmp_path)
+    changed = copy.deepcopy(run)
+    changed["training"]["epochs"] = 2
+    changed["training"]["beta"] = 0.2
+    train.train_run(changed, data_paths, tmp_path)
+    fresh = tmp_path / "fresh"
+    train.train_run(changed, data_paths, fresh)
+    pd.testing.assert_frame_equal(metrics(tmp_path), metrics(fresh))
+
+
+def test_divergence_is_recorded_not_raised(data_paths, tmp_path, capsys):
+    override = tmp_path / "absurd.yaml"
+    override.write_text("training: {lr: [1000.0, 1000.0], weight_decay: 0.01, epochs: 3}\n")
+    root = data_paths["train"].parent.parent
+    code = cli.main(["train", *sum((["--config", str(c)] for c in [*CONFIGS, override]), []),
+                     "--dataset", "synthetic", "--variant", "uniform_0.2", "--seed", "0",
+                     "--out", str(tmp_path / "run"), "--data-root", str(root)])
+    assert code == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    epoch = summary["diverged_epoch"]
+    assert summary["diverged"] and epoch in (1, 2, 3) and summary["epochs_completed"] == epoch
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert table["diverged"].tolist() == [False] * (epoch - 1) + [True]  # training stopped at divergence
+    assert pd.isna(table["test_acc"].iloc[-1]) and pd.isna(summary["final_test_acc"])
+    assert f"diverged at epoch {epoch}" in capsys.readouterr().out
+
+
+def test_cli_rejects_bad_config_with_the_key(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {momentun: 0.5}\n")
+    code = cli.main(["train", "--config", str(CONFIGS[0]), "--config", str(bad), "--dataset", "synthetic",
+                     "--variant", "uniform_0.2", "--seed", "0", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "training" in capsys.readouterr().err and not (tmp_path / "run").exists()

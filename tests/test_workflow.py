@@ -1,0 +1,82 @@
+"""The Snakemake pipeline on config/test.yaml: tables right, caching right, bad config caught before any job."""
+
+import json
+import re
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from .conftest import snakemake
+
+GRID = {"dataset": ["synthetic"], "variant": ["hts_normal", "uniform_0.2", "uniform_0.3"], "seed": [0, 1, 2]}
+
+
+def test_runs_table_equals_the_run_files(test_study):
+    runs = pd.read_parquet(test_study / "results/tables/runs.parquet")
+    assert len(runs) == 9 and sorted(runs["variant"].unique()) == GRID["variant"]
+    pd.testing.assert_frame_equal(runs, pd.read_csv(test_study / "results/tables/runs.csv",
+                                                  dtype={"best_epoch": "Int64", "diverged_epoch": "Int64"}))
+    for row in runs.itertuples():
+        folder = test_study / f"results/runs/{row.dataset}/{row.variant}/seed{row.seed}"
+        summary = json.loads((folder / "summary.json").read_text())
+        metrics = pd.read_csv(folder / "metrics.csv")
+        assert row.final_test_acc == summary["final_test_acc"] == metrics["test_acc"].iloc[-1]
+        assert row.best_test_acc == metrics["test_acc"].max()
+        assert row.dataset_label == "Synthetic" and row.epochs_completed == 2
+    assert runs["final_test_acc"].between(0.3, 1).all()  # the short test study still learns
+
+
+def test_epoch_and_dt_tables(test_study):
+    epochs = pd.read_parquet(test_study / "results/tables/epochs.parquet")
+    assert len(epochs) == 9 * 2 and set(epochs["epoch"]) == {1, 2}
+    dt = pd.read_parquet(test_study / "results/tables/dt_values.parquet")
+    assert len(dt) == 9 * (32 + 10)
+    for variant, value in (("uniform_0.2", 0.2), ("uniform_0.3", 0.3)):
+        assert dt.loc[dt["variant"] == variant, "dt"].to_numpy() == pytest.approx(value)
+    hts = dt[(dt["variant"] == "hts_normal") & (dt["seed"] == 1)]
+    model = torch.load(test_study / "results/runs/synthetic/hts_normal/seed1/model.pt", weights_only=False)
+    saved = torch.cat(model["network"]["dt"]).double().numpy()
+    assert hts.sort_values(["layer", "neuron"])["dt"].to_numpy() == pytest.approx(saved)
+    assert hts["dt"].between(0.2 - 1e-7, 0.4 + 1e-7).all() and hts["dt"].std() > 0.02
+
+
+def test_second_call_has_nothing_to_do(test_study):
+    result = snakemake(test_study, "--configfile", "config/test.yaml", "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def planned_jobs(output: str) -> dict[str, list[str]]:
+    """rule name -> wildcard lines of the jobs a dry run would execute."""
+    jobs: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=\s*(?:local)?rule \w+:)", output):
+        match = re.match(r"\s*(?:local)?rule (\w+):", block)
+        if match:
+            wildcards = re.search(r"wildcards: (.*)", block)
+            jobs.setdefault(match.group(1), []).append(wildcards.group(1) if wildcards else "")
+    return jobs
+
+
+def test_changing_one_variant_reruns_only_its_runs(test_study):
+    config = yaml.safe_load((test_study / "config/test.yaml").read_text())
+    for variant in config["variants"]:
+        if variant["name"] == "hts_normal":
+            variant["dt"]["std"] = 0.08
+    (test_study / "changed.yaml").write_text(yaml.safe_dump({"variants": config["variants"]}))
+    result = snakemake(test_study, "--configfile", "config/test.yaml", "changed.yaml", "-n")
+    jobs = planned_jobs(result.stdout)
+    assert len(jobs["train"]) == 3 and all("variant=hts_normal" in w for w in jobs["train"])
+    assert "prepare_data" not in jobs and "aggregate" in jobs
+
+
+@pytest.mark.parametrize("override,key", [
+    ("training: {epohcs: 2}", "epohcs"),
+    ("variants: [{name: neg, dt: {distribution: constant, value: -0.3}}]", "value"),
+])
+def test_bad_config_fails_before_any_job(test_study, override, key):
+    (test_study / "bad.yaml").write_text(override)
+    before = sorted(p for p in (test_study / "results").rglob("*"))
+    result = snakemake(test_study, "--configfile", "config/test.yaml", "bad.yaml", check=False)
+    assert result.returncode != 0 and key in result.stdout + result.stderr
+    assert sorted(p for p in (test_study / "results").rglob("*")) == before
