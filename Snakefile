@@ -31,11 +31,7 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def run_files(name):
-    """One file of every run in the grid."""
-    return expand(f"{RUNS}/{name}", dataset=config["datasets"], variant=VARIANTS, seed=config["seeds"])
-
-
+include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"

@@ -38,7 +38,8 @@ def validate_spec(spec: Mapping, where: str = "dt") -> None:
     allowed = set(DISTRIBUTIONS[name]) | {"distribution", "clip_min", "clip_max"}
     unknown = set(spec) - allowed
     if unknown:
-        raise TimeStepSpecError(f"{where}: unknown key(s) {sorted(unknown)} for a {name} dt (allowed {sorted(allowed)})")
+        raise TimeStepSpecError(
+            f"{where}: unknown key(s) {sorted(unknown)} for a {name} dt (allowed {sorted(allowed)})")
     for key in DISTRIBUTIONS[name]:
         if not isinstance(spec.get(key), int | float):
             raise TimeStepSpecError(f"{where}.{key}: a number is required for a {name} dt, got {spec.get(key)!r}")

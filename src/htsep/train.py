@@ -48,7 +48,7 @@ def make_optimizer(net: EPNetwork, training: dict) -> torch.optim.SGD:
 @torch.no_grad()
 def evaluate(net: EPNetwork, x, y, training: dict) -> dict:
     """Test metrics at the end of the free phase, plus its residual mean |s_T1 - s_{T1-1}| (convergence)."""
-    correct, loss, residual = 0, 0.0, 0.0
+    loss, residual = 0.0, 0.0
     predicted = []
     for start in range(0, len(x), training["eval_batch_size"]):
         xb, yb = x[start:start + training["eval_batch_size"]], y[start:start + training["eval_batch_size"]]

@@ -12,5 +12,7 @@ rule prepare_data:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/prepare_data.py"

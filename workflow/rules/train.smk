@@ -20,5 +20,7 @@ rule train:
         gpu=1 if config.get("execution", {}).get("gpu", False) else 0,
     group:
         "train"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/train.py"

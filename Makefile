@@ -1,0 +1,37 @@
+# make reproduce   set up, then run the whole study (tables, figures, paper/build/paper.pdf)
+# make test        set up, then lint and run the test suite (what CI runs)
+# Options: OFFLINE=1 reads datasets from ../shared/datasets (config/offline.yaml) instead of downloading;
+#          CORES=N (default: all); SNAKEMAKE_ARGS="..." passes extra arguments to snakemake.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+CONFIGS := $(if $(OFFLINE),--configfile config/config.yaml config/offline.yaml,)
+TEX_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra \
+                texlive-fonts-recommended poppler-utils
+
+.PHONY: setup system-packages reproduce test lint
+
+$(BIN)/htsep: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,slurm]'
+	touch $@
+
+system-packages:
+	@command -v latexmk >/dev/null && command -v pdfinfo >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "install TeX Live + latexmk + poppler: $(TEX_PACKAGES)"; exit 1; }; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(TEX_PACKAGES); }
+
+setup: $(BIN)/htsep system-packages
+
+reproduce: setup
+	$(BIN)/snakemake --cores $(CORES) $(CONFIGS) $(SNAKEMAKE_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/snakemake --lint --configfile config/test.yaml
+
+test: lint
+	$(BIN)/pytest -ra

@@ -1,0 +1,3 @@
+def run_files(name):
+    """One file of every run in the grid."""
+    return expand(f"{RUNS}/{name}", dataset=config["datasets"], variant=VARIANTS, seed=config["seeds"])
