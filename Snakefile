@@ -22,6 +22,7 @@ check_config(config)
 
 DATA = config["data"]["root"]
 RUNS = "results/runs/{dataset}/{variant}/seed{seed}"
+RUN_FILES = ["metrics.csv", "summary.json", "model.pt"]
 VARIANTS = [v["name"] for v in config["variants"]]
 
 
@@ -35,9 +36,12 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.aggregate.output,
+        rules.stats.output,
+        expand("figures/{figure}.{ext}", figure=FIGURE_TABLES, ext=["pdf", "png"]),

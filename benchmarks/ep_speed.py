@@ -1,9 +1,10 @@
 """EP training throughput on this machine: htsep's engine vs a naive EP that rebuilds Phi and calls autograd.
 
-    python benchmarks/ep_speed.py [--threads 1] [--batches 30]
+    python benchmarks/ep_speed.py [--threads 1] [--batches 30] [--runs 1 10 50] [--device cpu]
 
 Prints samples/s, seconds per 10,000 training samples, the FLOPs EP needs per sample and the achieved GFLOP/s,
-next to the machine's own fp32 matmul GFLOP/s measured in the same run.
+next to the machine's own fp32 matmul GFLOP/s measured in the same run; then the projected wall time of the
+full grid (3 datasets x 5 variants x 10 seeds x 20 epochs) with runs stacked R at a time.
 """
 
 from __future__ import annotations
@@ -59,20 +60,34 @@ def naive_ep_step(net: EPNetwork, x, y, free_steps, nudged_steps, beta):
     return [-g / (2 * beta * len(x)) for g in delta]
 
 
-def throughput(step, batches: int) -> float:
+def eval_flops_per_sample(sizes, free_steps) -> int:
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    return 2 * sizes[0] * sizes[1] + free_steps * sum(2 * 2 * n_in * n_out for n_in, n_out in pairs[1:])
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def throughput(step, batches: int, samples_per_call: int, device) -> float:
     step()  # warm-up
+    sync(device)
     start = time.perf_counter()
     for _ in range(batches):
         step()
-    return batches * BATCH / (time.perf_counter() - start)
+    sync(device)
+    return batches * samples_per_call / (time.perf_counter() - start)
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(device, n: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
+    sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    sync(device)
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
@@ -80,22 +95,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--runs", type=int, nargs="+", default=[1, 10, 50], help="stack sizes R to measure")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip-naive", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    net = EPNetwork(SIZES, HTS, seed=0)
-    x, y = torch.rand(BATCH, SIZES[0]), torch.randint(0, SIZES[-1], (BATCH,))
-    flops = ep_flops_per_sample(SIZES, T1, T2)
-    engine = throughput(lambda: net.ep_gradients(x, y, BETA, T1, T2), args.batches)
-    naive = throughput(lambda: naive_ep_step(net, x, y, T1, T2, BETA), max(3, args.batches // 5))
-    peak = matmul_gflops()
+    device = torch.device(args.device)
+    flops, eval_flops = ep_flops_per_sample(SIZES, T1, T2), eval_flops_per_sample(SIZES, T1)
+    peak = matmul_gflops(device)
     print(f"network {'-'.join(map(str, SIZES))}, T1={T1}, T2={T2} (symmetric), batch {BATCH}, "
-          f"{args.threads} thread(s), torch {torch.__version__}")
-    print(f"EP FLOPs per training sample: {flops / 1e6:.2f} MFLOP")
+          f"{args.threads} thread(s), {device}, torch {torch.__version__}")
+    print(f"EP FLOPs per training sample: {flops / 1e6:.2f} MFLOP; per evaluated sample: {eval_flops / 1e6:.2f}")
     print(f"machine fp32 matmul (1024^3): {peak:.1f} GFLOP/s")
-    for name, rate in (("naive autograd EP", naive), ("htsep engine", engine)):
-        print(f"{name:>18}: {rate:9.0f} samples/s  {1e4 / rate:7.2f} s per 10k samples  "
-              f"{rate * flops / 1e9:6.2f} GFLOP/s ({100 * rate * flops / 1e9 / peak:4.1f}% of matmul peak)")
-    print(f"speed-up over naive autograd EP: {engine / naive:.1f}x")
+
+    def report(name, rate):
+        print(f"{name:>24}: {rate:9.0f} samples/s  {1e4 / rate:7.3f} s per 10k samples  "
+              f"{rate * flops / 1e9:7.2f} GFLOP/s ({100 * rate * flops / 1e9 / peak:5.1f}% of matmul peak)")
+
+    net = EPNetwork(SIZES, HTS, seed=0, device=device)
+    x = torch.rand(BATCH, SIZES[0], device=device)
+    y = torch.randint(0, SIZES[-1], (BATCH,), device=device)
+    naive = None
+    if not args.skip_naive:
+        naive = throughput(lambda: naive_ep_step(net, x, y, T1, T2, BETA), max(3, args.batches // 5), BATCH, device)
+        report("naive autograd EP", naive)
+    rates = {}
+    for runs in args.runs:
+        stacked = EPNetwork.stack([EPNetwork(SIZES, HTS, seed=s, device=device) for s in range(runs)])
+        xs, ys = x.expand(runs, -1, -1).contiguous(), y.expand(runs, -1).contiguous()
+        train_rate = throughput(lambda: stacked.ep_gradients(xs, ys, BETA, T1, T2), args.batches, runs * BATCH, device)
+        xe = torch.rand(runs, 2000, SIZES[0], device=device)
+        eval_rate = throughput(lambda: stacked.relax(xe, T1), 3, runs * 2000, device)
+        rates[runs] = (train_rate, eval_rate)
+        report(f"htsep engine, R={runs}", train_rate)
+    if naive:
+        print(f"speed-up of the per-run engine (R=1) over naive autograd EP: {rates[min(rates)][0] / naive:.1f}x")
+    grids = {"official splits (60k/10k x 3)": [(60000, 10000)] * 3,
+             "offline (MNIST, FMNIST 60k/10k; KMNIST holdout 8k/2k)": [(60000, 10000)] * 2 + [(8000, 2000)]}
+    for runs, (train_rate, eval_rate) in rates.items():
+        for label, sets in grids.items():
+            seconds = sum(50 * 20 * (n_train / train_rate + n_test / eval_rate) for n_train, n_test in sets)
+            print(f"projected full grid (150 runs x 20 epochs), R={runs}, {label}: {seconds / 60:.1f} min on "
+                  f"{args.threads} thread(s)")
 
 
 if __name__ == "__main__":

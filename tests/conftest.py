@@ -10,7 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "paper"]
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "paper", "environment.yml"]
 
 
 def copy_workflow(dest: Path) -> Path:

@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, data_slice, load_config, run_slice
+from .data import DatasetError, prepare_dataset
 
 
 def prepare_from_slice(dataset: dict, root: str | Path) -> dict[str, Path]:
     """Prepare one dataset as described by its config slice (htsep.config.data_slice)."""
-    from .data import prepare_dataset
-
     synthetic = {k: dataset[k] for k in ("n_train", "n_test", "seed") if k in dataset} or None
     return prepare_dataset(dataset["name"], root, mirror=dataset.get("mirror"), split=dataset.get("split", "official"),
                            holdout_fraction=dataset.get("holdout_fraction", 0.2),
@@ -83,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except ConfigError as err:
         print(f"htsep: configuration error: {err}", file=sys.stderr)
+        return 2
+    except DatasetError as err:
+        print(f"htsep: data error: {err}", file=sys.stderr)
         return 2
     return 0
 

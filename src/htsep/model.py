@@ -20,6 +20,7 @@ same code trains one network or a stack of R independent networks (leading run a
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -170,6 +171,25 @@ class EPNetwork:
 
     def predict(self, x, steps: int) -> torch.Tensor:
         return self.relax(x, steps)[-1].argmax(-1)
+
+    @classmethod
+    def stack(cls, nets: Sequence[EPNetwork]) -> EPNetwork:
+        """R networks of one architecture as one with a leading run axis: weights [R, out, in], dt [R, n]."""
+        first = nets[0]
+        if any(n.sizes != first.sizes or n.activation != first.activation for n in nets):
+            raise ValueError("stack: all networks need the same sizes and activation")
+        stacked = cls.__new__(cls)
+        stacked.sizes, stacked.activation, stacked.sigma = first.sizes, first.activation, first.sigma
+        stacked.weights = [torch.stack(ws) for ws in zip(*(n.weights for n in nets), strict=True)]
+        stacked.biases = [torch.stack(bs) for bs in zip(*(n.biases for n in nets), strict=True)]
+        stacked.dt = [torch.stack(ds) for ds in zip(*(n.dt for n in nets), strict=True)]
+        return stacked
+
+    def member(self, r: int) -> EPNetwork:
+        """Network ``r`` of a stacked network (a copy)."""
+        net = copy.copy(self)
+        net.weights, net.biases, net.dt = ([t[r].clone() for t in ts] for ts in (self.weights, self.biases, self.dt))
+        return net
 
     def state_dict(self) -> dict:
         return {"sizes": self.sizes, "activation": self.activation, "weights": self.weights,

@@ -45,52 +45,62 @@ def make_optimizer(net: EPNetwork, training: dict) -> torch.optim.SGD:
                            weight_decay=training["weight_decay"])
 
 
+def leading(net: EPNetwork) -> int:
+    """Number of stacked runs R (parameters are [R, out, in])."""
+    return net.weights[0].shape[0]
+
+
 @torch.no_grad()
-def evaluate(net: EPNetwork, x, y, training: dict) -> dict:
-    """Test metrics at the end of the free phase, plus its residual mean |s_T1 - s_{T1-1}| (convergence)."""
-    loss, residual = 0.0, 0.0
+def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
+    """Per-run test metrics at the end of the free phase, and its residual mean |s_T1 - s_{T1-1}|."""
+    runs, n_classes, step = leading(net), net.sizes[-1], training["eval_batch_size"]
+    loss, residual = (torch.zeros(runs, dtype=torch.float64, device=x.device) for _ in range(2))
     predicted = []
-    for start in range(0, len(x), training["eval_batch_size"]):
-        xb, yb = x[start:start + training["eval_batch_size"]], y[start:start + training["eval_batch_size"]]
+    for start in range(0, len(x), step):
+        xb, yb = x[start:start + step].expand(runs, -1, -1), y[start:start + step]
         before = net.relax(xb, training["free_steps"] - 1)
         states = net.relax(xb, 1, init=before)
         out = states[-1]
-        residual += float(sum((s - p).abs().sum() for s, p in zip(states, before, strict=True)))
-        loss += float(mse_loss(out, one_hot(yb, out.shape[-1], out.dtype)).sum())
+        residual += sum((s - p).abs().sum((-2, -1)) for s, p in zip(states, before, strict=True))
+        loss += mse_loss(out, one_hot(yb, n_classes, out.dtype)).sum(-1)
         predicted.append(out.argmax(-1))
-    predicted = torch.cat(predicted)
-    counts = torch.bincount(predicted, minlength=net.sizes[-1]).double()
-    share = counts / counts.sum()
+    predicted = torch.cat(predicted, -1)
+    counts = torch.nn.functional.one_hot(predicted, n_classes).sum(-2).double()
+    share = counts / counts.sum(-1, keepdim=True)
     return {
-        "test_acc": float((predicted == y).double().mean()),
+        "test_acc": (predicted == y).double().mean(-1),
         "test_loss": loss / len(x),
         "free_residual": residual / (len(x) * sum(net.sizes[1:])),
-        "pred_entropy": float(-(share[share > 0] * share[share > 0].log()).sum()),
-        "classes_never_predicted": int((counts == 0).sum()),
+        "pred_entropy": -torch.where(share > 0, share * share.log(), 0.0).sum(-1),
+        "classes_never_predicted": (counts == 0).sum(-1),
     }
 
 
-def train_epoch(net, optimizer, x, y, training: dict, generator: torch.Generator, progress: str) -> dict:
-    """One pass over the training set in a seeded random order; returns running free-phase accuracy and loss."""
-    order = torch.randperm(len(x), generator=generator).to(x.device)
-    correct = torch.zeros((), device=x.device)
-    loss = torch.zeros((), device=x.device)
+def train_epoch(net, optimizer, x, y, orders, training: dict, progress: str) -> dict[str, torch.Tensor]:
+    """One pass over the training set, run r in order ``orders[r]``; per-run free-phase accuracy and loss."""
+    runs, n_classes = leading(net), net.sizes[-1]
+    correct = torch.zeros(runs, dtype=torch.long, device=x.device)
+    loss = torch.zeros(runs, dtype=torch.float64, device=x.device)
     for start in tqdm(range(0, len(x), training["batch_size"]), desc=progress, leave=False, disable=None):
-        idx = order[start:start + training["batch_size"]]
-        xb, yb = x[idx], y[idx]
+        idx = orders[:, start:start + training["batch_size"]]
+        xb, yb = x[idx], y[idx]  # [R, batch, 784]: every run sees its own seed's batches
         est = net.ep_estimate(xb, yb, training["beta"], training["free_steps"], training["nudged_steps"],
                               training["symmetric"])
         out = est.free_states[-1]
-        correct += (out.argmax(-1) == yb).sum()
-        loss += mse_loss(out, one_hot(yb, out.shape[-1], out.dtype)).sum()
+        correct += (out.argmax(-1) == yb).sum(-1)
+        loss += mse_loss(out, one_hot(yb, n_classes, out.dtype)).sum(-1)
         for param, grad in zip(net.parameters, est.grad_weights + est.grad_biases, strict=True):
             param.grad = grad
         optimizer.step()
-    return {"train_acc": float(correct) / len(x), "train_loss": float(loss) / len(x)}
+    return {"train_acc": correct.double() / len(x), "train_loss": loss / len(x)}
 
 
-def is_finite(net: EPNetwork) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in net.parameters)
+def finite_runs(net: EPNetwork, train_loss: torch.Tensor) -> torch.Tensor:
+    """Per run: are all its parameters and its training loss finite?"""
+    ok = torch.isfinite(train_loss)
+    for p in net.parameters:
+        ok &= torch.isfinite(p).flatten(1).all(1)
+    return ok.cpu()
 
 
 def dt_stats(net: EPNetwork) -> list[dict]:
@@ -98,61 +108,110 @@ def dt_stats(net: EPNetwork) -> list[dict]:
              "min": float(d.min()), "max": float(d.max())} for l, d in enumerate(net.dt)]
 
 
+def optimizer_member(state: dict, r: int) -> dict:
+    return {"param_groups": state["param_groups"],
+            "state": {i: {k: v[r].clone() for k, v in s.items()} for i, s in state["state"].items()}}
+
+
+def optimizer_stack(states: list[dict]) -> dict:
+    return {"param_groups": states[0]["param_groups"],
+            "state": {i: {k: torch.stack([st["state"][i][k] for st in states]) for k in s}
+                      for i, s in states[0]["state"].items()}}
+
+
+def check_batchable(runs: list[dict]) -> None:
+    """Stacked runs may differ only in seed and dt variant."""
+    for key in ("dataset", "model", "training"):
+        if any(run[key] != runs[0][key] for run in runs):
+            raise ValueError(f"runs trained together must share their {key} config")
+
+
+def load_checkpoints(runs, out_dirs, device):
+    """Resume state of all runs if each has a checkpoint of its own config at one common epoch, else None."""
+    paths = [Path(d) / CHECKPOINT for d in out_dirs]
+    if not all(p.exists() for p in paths):
+        return None
+    ckpts = [torch.load(p, map_location=device, weights_only=False) for p in paths]
+    if any(c["run"] != run for c, run in zip(ckpts, runs, strict=True)) or len({c["epoch"] for c in ckpts}) > 1:
+        log.warning("checkpoints in %s do not match this config; starting afresh", out_dirs)
+        return None
+    return ckpts
+
+
 def train_run(run: dict, data_paths: dict, out_dir: str | Path) -> dict:
     """Train one run described by ``run`` (see htsep.config.run_slice); returns its summary."""
-    out_dir = Path(out_dir)
-    training, seed = run["training"], run["seed"]
+    return train_runs([run], data_paths, [out_dir])[0]
+
+
+def train_runs(runs: list[dict], data_paths: dict, out_dirs: list) -> list[dict]:
+    """Train R runs that share data and hyperparameters as one stacked network; one output folder each.
+
+    Every run gets exactly the initial weights, dt and batch order its own seed gives; a run that diverges is
+    recorded and no longer reported, while the others go on.
+    """
+    check_batchable(runs)
+    training = runs[0]["training"]
     torch.set_num_threads(training.get("threads", 1))
     device = resolve_device(training["device"])
     train_split, test_split = load_split(data_paths["train"]), load_split(data_paths["test"])
-    normalize = run["dataset"].get("normalize")
+    normalize = runs[0]["dataset"].get("normalize")
     x_train, y_train = (t.to(device) for t in as_tensors(train_split, normalize))
     x_test, y_test = (t.to(device) for t in as_tensors(test_split, normalize))
 
-    net = EPNetwork(run["model"]["sizes"], run["variant"]["dt"], run["model"]["activation"], seed=seed, device=device)
+    ckpts = load_checkpoints(runs, out_dirs, device)
+    if ckpts is None:
+        members = [EPNetwork(run["model"]["sizes"], run["variant"]["dt"], run["model"]["activation"], seed=run["seed"],
+                             device=device) for run in runs]
+        rows, first_epoch, elapsed = [[] for _ in runs], 1, 0.0
+    else:
+        members = [EPNetwork.from_state_dict(c["network"], device=device) for c in ckpts]
+        rows, first_epoch, elapsed = [c["metrics"] for c in ckpts], ckpts[0]["epoch"] + 1, ckpts[0]["elapsed"]
+        log.info("resuming %d run(s) from epoch %d", len(runs), first_epoch)
+    net = EPNetwork.stack(members)
     optimizer = make_optimizer(net, training)
-    rows, first_epoch, elapsed = [], 1, 0.0
-    checkpoint_path = out_dir / CHECKPOINT
-    if checkpoint_path.exists():
-        ckpt = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        if ckpt["run"] == run:
-            net = EPNetwork.from_state_dict(ckpt["network"], device=device)
-            optimizer = make_optimizer(net, training)
-            optimizer.load_state_dict(ckpt["optimizer"])
-            rows, first_epoch, elapsed = ckpt["metrics"], ckpt["epoch"] + 1, ckpt["elapsed"]
-            log.info("resuming %s from epoch %d", out_dir, first_epoch)
-        else:
-            log.warning("%s belongs to another config; starting afresh", checkpoint_path)
+    if ckpts is not None:
+        optimizer.load_state_dict(optimizer_stack([c["optimizer"] for c in ckpts]))
 
-    name = f"{run['dataset']['name']}/{run['variant']['name']}/seed{seed}"
-    diverged = bool(rows) and rows[-1]["diverged"]
+    names = [f"{r['dataset']['name']}/{r['variant']['name']}/seed{r['seed']}" for r in runs]
+    progress = names[0] if len(runs) == 1 else f"{len(runs)} runs of {runs[0]['dataset']['name']}"
+    diverged = [bool(r) and r[-1]["diverged"] for r in rows]
     for epoch in range(first_epoch, training["epochs"] + 1):
-        if diverged:
+        if all(diverged):
             break
         start = time.perf_counter()
-        stats = train_epoch(net, optimizer, x_train, y_train, training, torch_rng(seed, "batches", epoch),
-                            f"{name} epoch {epoch}")
-        diverged = not (is_finite(net) and math.isfinite(stats["train_loss"]))
-        if diverged:
-            stats = dict.fromkeys(("train_acc", "train_loss", "test_acc", "test_loss", "free_residual",
-                                   "pred_entropy", "classes_never_predicted"), math.nan)
-        else:
-            stats |= evaluate(net, x_test, y_test, training)
+        orders = torch.stack([torch.randperm(len(x_train), generator=torch_rng(run["seed"], "batches", epoch))
+                              for run in runs]).to(device)
+        stats = train_epoch(net, optimizer, x_train, y_train, orders, training, f"{progress} epoch {epoch}")
+        finite = finite_runs(net, stats["train_loss"])
+        stats |= evaluate(net, x_test, y_test, training)
+        stats = {k: v.cpu().tolist() for k, v in stats.items()}
         seconds = time.perf_counter() - start
         elapsed += seconds
-        rows.append({"epoch": epoch, **stats, "seconds": seconds, "diverged": diverged,
-                     **{f"weight_norm_{l + 1}": float(w.norm()) for l, w in enumerate(net.weights)}})
-        log.info("%s epoch %d: train %.4f test %.4f residual %.2e%s", name, epoch, rows[-1]["train_acc"],
-                 rows[-1]["test_acc"], rows[-1]["free_residual"], " DIVERGED" if diverged else "")
-        write_torch(checkpoint_path, {"run": run, "network": net.state_dict(), "optimizer": optimizer.state_dict(),
-                                      "epoch": epoch, "metrics": rows, "elapsed": elapsed})
+        for r, name in enumerate(names):
+            if diverged[r]:
+                continue
+            diverged[r] = not finite[r]
+            values = {k: math.nan if diverged[r] else v[r] for k, v in stats.items()}
+            rows[r].append({"epoch": epoch, **values, "seconds": seconds, "diverged": diverged[r],
+                            **{f"weight_norm_{l + 1}": float(w[r].norm()) for l, w in enumerate(net.weights)}})
+            log.info("%s epoch %d: train %.4f test %.4f residual %.2e%s", name, epoch, values["train_acc"],
+                     values["test_acc"], values["free_residual"], " DIVERGED" if diverged[r] else "")
+        opt_state = optimizer.state_dict()
+        for r, (run, out_dir) in enumerate(zip(runs, out_dirs, strict=True)):
+            write_torch(Path(out_dir) / CHECKPOINT, {
+                "run": run, "network": net.member(r).state_dict(), "optimizer": optimizer_member(opt_state, r),
+                "epoch": epoch, "metrics": rows[r], "elapsed": elapsed})
 
-    metrics = pd.DataFrame(rows)
-    summary = summarize(run, metrics, net, device, elapsed)
-    write_table(out_dir / "metrics.csv", metrics)
-    write_json(out_dir / "summary.json", summary)
-    write_torch(out_dir / "model.pt", torch.load(checkpoint_path, weights_only=False))
-    return summary
+    summaries = []
+    for r, (run, out_dir) in enumerate(zip(runs, out_dirs, strict=True)):
+        out_dir = Path(out_dir)
+        metrics = pd.DataFrame(rows[r])
+        summary = summarize(run, metrics, net.member(r), device, elapsed) | {"runs_trained_together": len(runs)}
+        write_table(out_dir / "metrics.csv", metrics)
+        write_json(out_dir / "summary.json", summary)
+        write_torch(out_dir / "model.pt", torch.load(out_dir / CHECKPOINT, weights_only=False))
+        summaries.append(summary)
+    return summaries
 
 
 def summarize(run: dict, metrics: pd.DataFrame, net: EPNetwork, device, elapsed: float) -> dict:

@@ -1,0 +1,6 @@
+from htsep.pipeline import run_rule
+from htsep.train import train_runs
+
+run_rule(snakemake, lambda: train_runs(snakemake.params.runs, {"train": snakemake.input.train,
+                                                               "test": snakemake.input.test},
+                                       snakemake.params.folders))
