@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .data import as_tensors, dataset_label, load_split
+from .dynamics import relaxation_diagnostics
 from .files import write_json, write_table, write_torch
 from .model import EPNetwork, mse_loss, one_hot
 from .seeding import torch_rng
@@ -52,7 +53,8 @@ def leading(net: EPNetwork) -> int:
 
 @torch.no_grad()
 def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
-    """Per-run test metrics at the end of the free phase, and its residual mean |s_T1 - s_{T1-1}|."""
+    """Per-run test metrics at the end of the free phase, its residual mean |s_T1 - s_{T1-1}|, and the
+    relaxation diagnostics of the first ``probe_size`` test samples."""
     runs, n_classes, step = leading(net), net.sizes[-1], training["eval_batch_size"]
     loss, residual = (torch.zeros(runs, dtype=torch.float64, device=x.device) for _ in range(2))
     predicted = []
@@ -65,6 +67,8 @@ def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
         loss += mse_loss(out, one_hot(yb, n_classes, out.dtype)).sum(-1)
         predicted.append(out.argmax(-1))
     predicted = torch.cat(predicted, -1)
+    probe = x[:training["probe_size"]].expand(runs, -1, -1)
+    diagnostics = relaxation_diagnostics(net, probe, training["free_steps"], training["residual_tol"])
     counts = torch.nn.functional.one_hot(predicted, n_classes).sum(-2).double()
     share = counts / counts.sum(-1, keepdim=True)
     return {
@@ -73,6 +77,7 @@ def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
         "free_residual": residual / (len(x) * sum(net.sizes[1:])),
         "pred_entropy": -torch.where(share > 0, share * share.log(), 0.0).sum(-1),
         "classes_never_predicted": (counts == 0).sum(-1),
+        **diagnostics,
     }
 
 
