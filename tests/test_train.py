@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from htsep import cli, train
 from htsep.config import load_config, run_slice
@@ -31,7 +32,11 @@ def metrics(out):
 
 def test_learns_the_synthetic_task(run, data_paths, tmp_path):
     run["training"]["epochs"] = 4
+    run["training"]["snapshot_epochs"] = [1, 3]
     summary = train.train_run(run, data_paths, tmp_path)
+    model = torch.load(tmp_path / "model.pt", weights_only=False)
+    assert sorted(model["snapshots"]) == [1, 3] and model["epoch"] == 4
+    assert not torch.equal(model["snapshots"][3]["weights"][0], model["network"]["weights"][0])
     assert summary["final_test_acc"] > 0.9 and not summary["diverged"]
     table = metrics(tmp_path)
     assert list(table["epoch"]) == [1, 2, 3, 4]

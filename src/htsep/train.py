@@ -168,9 +168,11 @@ def train_runs(runs: list[dict], data_paths: dict, out_dirs: list) -> list[dict]
         members = [EPNetwork(run["model"]["sizes"], run["variant"]["dt"], run["model"]["activation"], seed=run["seed"],
                              device=device) for run in runs]
         rows, first_epoch, elapsed = [[] for _ in runs], 1, 0.0
+        snapshots = [{} for _ in runs]
     else:
         members = [EPNetwork.from_state_dict(c["network"], device=device) for c in ckpts]
         rows, first_epoch, elapsed = [c["metrics"] for c in ckpts], ckpts[0]["epoch"] + 1, ckpts[0]["elapsed"]
+        snapshots = [c["snapshots"] for c in ckpts]
         log.info("resuming %d run(s) from epoch %d", len(runs), first_epoch)
     net = EPNetwork.stack(members)
     optimizer = make_optimizer(net, training)
@@ -203,9 +205,12 @@ def train_runs(runs: list[dict], data_paths: dict, out_dirs: list) -> list[dict]
                      values["test_acc"], values["free_residual"], " DIVERGED" if diverged[r] else "")
         opt_state = optimizer.state_dict()
         for r, (run, out_dir) in enumerate(zip(runs, out_dirs, strict=True)):
+            member = net.member(r)
+            if epoch in training["snapshot_epochs"]:
+                snapshots[r][epoch] = {"weights": member.weights, "biases": member.biases}
             write_torch(Path(out_dir) / CHECKPOINT, {
-                "run": run, "network": net.member(r).state_dict(), "optimizer": optimizer_member(opt_state, r),
-                "epoch": epoch, "metrics": rows[r], "elapsed": elapsed})
+                "run": run, "network": member.state_dict(), "optimizer": optimizer_member(opt_state, r),
+                "epoch": epoch, "metrics": rows[r], "elapsed": elapsed, "snapshots": snapshots[r]})
 
     summaries = []
     for r, (run, out_dir) in enumerate(zip(runs, out_dirs, strict=True)):
