@@ -34,6 +34,11 @@ pid_alive() { # name
   [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$1" ]]
 }
 
+SLURMD_STARTED=""
+slurmd_start_time() {
+  scontrol show node "$HOST" 2>/dev/null | sed -n 's/.*SlurmdStartTime=\([^ ]*\).*/\1/p' | head -n1
+}
+
 node_state() { sinfo -h -N -n "$HOST" -o %t 2>/dev/null | head -n1 || true; }
 
 diagnostics() {
@@ -44,7 +49,7 @@ diagnostics() {
     [[ -f "$STATE/log/$f" ]] && { log "--- tail $STATE/log/$f"; tail -n 30 "$STATE/log/$f"; }
   done
   true
-}
+} >&2
 
 install_packages() {
   local missing=()
@@ -63,10 +68,12 @@ install_packages() {
     chmod +x /usr/sbin/policy-rc.d
     rc_policy_created=1
   fi
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
-  ((rc_policy_created)) && rm -f /usr/sbin/policy-rc.d
-  return 0
+  local rc=0
+  apt-get update -qq &&
+    apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null ||
+    rc=$?
+  if ((rc_policy_created)); then rm -f /usr/sbin/policy-rc.d; fi
+  ((rc == 0)) || die "apt-get failed (rc=$rc)"
 }
 
 write_config() {
@@ -105,6 +112,11 @@ MinJobAge=3600
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
+# NB: AccountingStorageTRES=gres/gpu would need slurmdbd (slurmctld exits fatally)
+MailProg=/bin/true
+# reject jobs that can never fit (e.g. >CPUs of the node) at sbatch time
+# instead of leaving them PENDING (Reason=PartitionConfig) forever
+EnforcePartLimits=ALL
 GresTypes=gpu
 StateSaveLocation=$STATE/slurmctld
 SlurmdSpoolDir=$STATE/slurmd
@@ -156,11 +168,26 @@ start_munge() {
 }
 
 wait_ready() {
-  local deadline=$((SECONDS + TIMEOUT)) st resumed=0
+  local start=$SECONDS deadline=$((SECONDS + TIMEOUT)) st resumed=0 d
   while ((SECONDS < deadline)); do
+    # daemons write their pid file shortly after forking; allow 10 s for that
+    for d in slurmctld slurmd; do
+      if ! pid_alive $d && { [[ -s "$STATE/$d.pid" ]] || ((SECONDS - start > 10)); }; then
+        log "$d is not running"
+        diagnostics
+        return 1
+      fi
+    done
     st="$(node_state)"
     case "$st" in
-      idle | mix | alloc | comp) log "node $HOST is $st"; return 0 ;;
+      idle | mix | alloc | comp)
+        # after a restart slurmctld reports the saved node state at once; wait
+        # until the new slurmd has registered (it brings the gres counts)
+        if [[ -z "$SLURMD_STARTED" || ! "$(slurmd_start_time)" < "$SLURMD_STARTED" ]]; then
+          log "node $HOST is $st"
+          return 0
+        fi
+        ;;
       drain* | drng | down* | fail*)
         # stale saved state (e.g. from an earlier config): try once to resume
         if ((!resumed)) && pid_alive slurmd; then
@@ -171,7 +198,7 @@ wait_ready() {
     esac
     sleep 1
   done
-  log "node $HOST not idle after ${TIMEOUT}s (state: '${st:-?}')"
+  log "node $HOST not idle after ${TIMEOUT}s (state: '${st:-unknown}')"
   diagnostics
   return 1
 }
@@ -196,6 +223,7 @@ cmd_up() {
   local i
   for i in $(seq 1 50); do scontrol ping >/dev/null 2>&1 && break; sleep 0.2; done
   if ! pid_alive slurmd; then
+    SLURMD_STARTED="$(date +%Y-%m-%dT%H:%M:%S)"
     slurmd -f "$CONF" || { diagnostics; die "slurmd failed to start"; }
   fi
   wait_ready || exit 1

@@ -1,7 +1,7 @@
 EXECUTION = config.get("execution", {})
 TRAIN_RESOURCES = dict(
     mem_mb=EXECUTION.get("train_mem_mb", 3000),
-    runtime=EXECUTION.get("train_runtime", 120),
+    runtime=lambda wildcards, attempt: EXECUTION.get("train_runtime", 120) * attempt,  # minutes; more on a retry
     gpu=1 if EXECUTION.get("gpu", False) else 0,
 )
 
