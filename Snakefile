@@ -37,6 +37,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:
@@ -45,3 +46,4 @@ rule all:
         rules.aggregate.output,
         rules.stats.output,
         expand("figures/{figure}.{ext}", figure=FIGURE_TABLES, ext=["pdf", "png"]),
+        rules.paper.output.pdf,

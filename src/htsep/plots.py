@@ -1,0 +1,320 @@
+"""The study's figures, each written as PDF and PNG (atomically) from the aggregated tables.
+
+Every figure uses one palette and one label per variant, set by the variant's dt spec: uniform (constant dt)
+variants in greys and blues, heterogeneous ones in warm colours, in the order of the config's ``variants``.
+Datasets are shown by their ``dataset_label`` (which names a substitute split when one is used).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from scipy import stats as sps  # noqa: E402
+
+from . import stats  # noqa: E402
+from .files import atomic_write  # noqa: E402
+from .timesteps import DISTRIBUTIONS  # noqa: E402
+
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # its subsetting chatter would fill the rule logs
+
+UNIFORM_COLOURS = ["#4d4d4d", "#2166ac", "#92c5de", "#969696", "#053061"]
+HTS_COLOURS = ["#d7301f", "#fd8d3c", "#c99700", "#8c2d04", "#e7298a", "#fdbb84"]
+PANEL = (3.3, 2.6)  # inches per dataset panel (narrower when there are many: the page is about 7 in wide)
+PAGE_WIDTH = 7.2
+FIGURES = ("accuracy_curves", "final_accuracy", "seed_spread", "dt_distributions", "instability_counts",
+           "free_residual")
+
+
+# ------------------------------------------------------------------------------------------- labels, colours
+
+
+def _specs(dt) -> list[Mapping]:
+    return list(dt) if isinstance(dt, list | tuple) else [dt]
+
+
+def is_uniform(variant: Mapping) -> bool:
+    """A variant whose every layer has one constant dt (a homogeneous control)."""
+    return all(spec["distribution"] == "constant" for spec in _specs(variant["dt"]))
+
+
+def _label(variant: Mapping, tex: bool) -> str:
+    specs = _specs(variant["dt"])
+    if any(spec != specs[0] for spec in specs) or specs[0].get("distribution") not in DISTRIBUTIONS:
+        return variant["name"].replace("_", r"\_") if tex else variant["name"]
+    spec = specs[0]
+    if spec["distribution"] == "constant":
+        return f"uniform $\\Delta t={spec['value']:g}$" if tex else f"uniform Δt={spec['value']:g}"
+    if spec["distribution"] == "uniform":
+        dash = "--" if tex else "–"
+        return f"HTS (uniform {spec['low']:g}{dash}{spec['high']:g})"
+    return f"HTS ({spec['distribution']})"
+
+
+def variant_labels(variants: Sequence[Mapping], tex: bool = False) -> dict[str, str]:
+    """Display name per variant, from its dt spec ("uniform Δt=0.2", "HTS (normal)"); the config name is appended
+    where two variants would otherwise share a label."""
+    labels = {v["name"]: _label(v, tex) for v in variants}
+    counts = pd.Series(list(labels.values())).value_counts()
+    name = (lambda n: n.replace("_", r"\_")) if tex else (lambda n: n)
+    return {k: f"{lab} [{name(k)}]" if counts[lab] > 1 else lab for k, lab in labels.items()}
+
+
+def variant_colours(variants: Sequence[Mapping]) -> dict[str, str]:
+    """Uniform variants in greys/blues, heterogeneous ones in warm colours, each in config order."""
+    colours, n_uniform, n_hts = {}, 0, 0
+    for v in variants:
+        if is_uniform(v):
+            colours[v["name"]] = UNIFORM_COLOURS[n_uniform % len(UNIFORM_COLOURS)]
+            n_uniform += 1
+        else:
+            colours[v["name"]] = HTS_COLOURS[n_hts % len(HTS_COLOURS)]
+            n_hts += 1
+    return colours
+
+
+class Order:
+    """Datasets and variants in config order (those in the data but not in the config come last)."""
+
+    def __init__(self, frame: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping]):
+        present = set(frame["dataset"])
+        self.datasets = [d for d in datasets if d in present] + sorted(present - set(datasets))
+        self.dataset_labels = dict(zip(frame["dataset"], frame["dataset_label"], strict=False))
+        known = [v for v in variants if v["name"] in set(frame["variant"])]
+        extra = sorted(set(frame["variant"]) - {v["name"] for v in variants})
+        self.variant_specs = known + [{"name": n, "dt": {"distribution": "unknown"}} for n in extra]
+        self.variants = [v["name"] for v in self.variant_specs]
+        self.labels = variant_labels(self.variant_specs)
+        self.colours = variant_colours(self.variant_specs)
+
+    def handles(self) -> list[Line2D]:
+        return [Line2D([], [], color=self.colours[v], lw=2, label=self.labels[v]) for v in self.variants]
+
+
+def _style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.0,
+                  rc={"axes.titlesize": 9, "axes.labelsize": 8.5, "legend.fontsize": 8, "xtick.labelsize": 7.5,
+                      "ytick.labelsize": 7.5, "grid.linewidth": 0.5, "pdf.fonttype": 42})
+
+
+def _panels(n: int, sharey: bool = False, per: tuple[float, float] = PANEL):
+    width = min(per[0] * n, max(PAGE_WIDTH, 2.3 * n))
+    fig, axes = plt.subplots(1, n, figsize=(width, per[1]), squeeze=False, sharey=sharey, layout="constrained")
+    return fig, list(axes[0])
+
+
+def _legend(fig, order: Order) -> None:
+    """One legend for all panels, below them, in as many columns as the figure's width holds."""
+    longest = max(len(order.labels[v]) for v in order.variants)
+    per_item = 0.65 + 0.068 * longest  # inches: line sample + text at legend.fontsize 8
+    ncols = max(1, min(len(order.variants), int(fig.get_size_inches()[0] // per_item)))
+    fig.legend(handles=order.handles(), loc="outside lower center", ncols=ncols, frameon=False)
+
+
+def save(fig, pdf: str | Path, png: str | Path) -> None:
+    """Write ``fig`` to ``pdf`` and ``png`` atomically (reproducible PDF: no creation date) and close it."""
+    atomic_write(pdf, lambda p: fig.savefig(p, format="pdf", metadata={"CreationDate": None}))
+    atomic_write(png, lambda p: fig.savefig(p, format="png", dpi=200))
+    plt.close(fig)
+
+
+def _finite_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
+    return epochs[~epochs["diverged"].astype(bool)].sort_values(["dataset", "variant", "seed", "epoch"])
+
+
+def _epoch_axis(ax, epochs: pd.DataFrame) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    lo, hi = int(epochs["epoch"].min()), int(epochs["epoch"].max())
+    ax.set_xlim(lo - 0.2, hi + 0.2)
+    ax.set_xlabel("Epoch")
+
+
+# -------------------------------------------------------------------------------------------------- figures
+
+
+def accuracy_curves(epochs: pd.DataFrame, order: Order, analysis: Mapping):
+    """Test accuracy vs epoch per dataset: mean over seeds with its bootstrap CI band, thin per-seed lines."""
+    _style()
+    curves = stats.epoch_curves(epochs, analysis, "test_acc")
+    finite = _finite_epochs(epochs)
+    fig, axes = _panels(len(order.datasets))
+    for ax, dataset in zip(axes, order.datasets, strict=True):
+        for variant in order.variants:
+            colour = order.colours[variant]
+            runs = finite[(finite["dataset"] == dataset) & (finite["variant"] == variant)]
+            for _, run in runs.groupby("seed"):
+                ax.plot(run["epoch"], 100 * run["test_acc"], color=colour, lw=0.5, alpha=0.35)
+            ended = epochs[(epochs["dataset"] == dataset) & (epochs["variant"] == variant) & epochs["diverged"]]
+            for seed in ended["seed"]:
+                last = runs[runs["seed"] == seed].tail(1)
+                ax.plot(last["epoch"], 100 * last["test_acc"], "x", color=colour, ms=5, mew=1.2)
+            c = curves[(curves["dataset"] == dataset) & (curves["variant"] == variant)]
+            ax.fill_between(c["epoch"], 100 * c["ci_low"], 100 * c["ci_high"], color=colour, alpha=0.2, lw=0)
+            ax.plot(c["epoch"], 100 * c["mean"], color=colour, lw=1.6)
+        ax.set_title(order.dataset_labels[dataset])
+        _epoch_axis(ax, epochs)
+    axes[0].set_ylabel("Test accuracy (%)")
+    _legend(fig, order)
+    return fig
+
+
+def final_accuracy(runs: pd.DataFrame, order: Order):
+    """Final test accuracy per seed (points) and its distribution (box) per variant, one panel per dataset."""
+    _style()
+    data = runs.assign(acc=100 * runs["final_test_acc"])
+    fig, axes = _panels(len(order.datasets), per=(max(PANEL[0], 0.75 * len(order.variants) + 0.8), PANEL[1] + 0.4))
+    for ax, dataset in zip(axes, order.datasets, strict=True):
+        d = data[data["dataset"] == dataset]
+        kw = {"x": "variant", "y": "acc", "hue": "variant", "order": order.variants, "hue_order": order.variants,
+              "palette": order.colours, "legend": False, "ax": ax}
+        sns.boxplot(data=d, showfliers=False, width=0.6, saturation=1, boxprops={"alpha": 0.45}, linewidth=0.9, **kw)
+        sns.stripplot(data=d, jitter=0.15, size=3.5, edgecolor="black", linewidth=0.4, **kw)
+        ticks = []
+        for variant in order.variants:
+            diverged = int(d.loc[d["variant"] == variant, "diverged"].sum())
+            ticks.append(order.labels[variant] + (f" ({diverged} div.)" if diverged else ""))
+        ax.set_xticks(range(len(order.variants)), ticks, rotation=35, ha="right", rotation_mode="anchor")
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.set_title(order.dataset_labels[dataset])
+    axes[0].set_ylabel("Final test accuracy (%)")
+    return fig
+
+
+def seed_spread(epochs: pd.DataFrame, order: Order, analysis: Mapping):
+    """Across-seed standard deviation of test accuracy at each epoch."""
+    _style()
+    curves = stats.epoch_curves(epochs, analysis, "test_acc", ci=False)
+    fig, axes = _panels(len(order.datasets))
+    for ax, dataset in zip(axes, order.datasets, strict=True):
+        for variant in order.variants:
+            c = curves[(curves["dataset"] == dataset) & (curves["variant"] == variant)]
+            ax.plot(c["epoch"], 100 * c["std"], color=order.colours[variant], lw=1.4, marker="o", ms=2.5)
+        ax.set_title(order.dataset_labels[dataset])
+        ax.set_ylim(bottom=0)
+        _epoch_axis(ax, epochs)
+    axes[0].set_ylabel("Across-seed s.d. of test acc. (pp)")
+    _legend(fig, order)
+    return fig
+
+
+def dt_distributions(dt: pd.DataFrame, order: Order):
+    """Histogram of the dt values the runs used, one panel per variant (pooled over datasets, seeds, layers)."""
+    _style()
+    n = len(order.variants)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.35 * ncols + 0.3, 2.0 * nrows + 0.2), squeeze=False,
+                             sharex=True, layout="constrained")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    lo, hi = float(dt["dt"].min()), float(dt["dt"].max())
+    pad = max(0.02, 0.05 * (hi - lo))
+    bins = np.linspace(lo - pad, hi + pad, 41)
+    for ax, variant in zip(axes.flat, order.variants, strict=False):
+        x = dt.loc[dt["variant"] == variant, "dt"].to_numpy(float)
+        ax.hist(x, bins=bins, weights=np.full(len(x), 1 / max(len(x), 1)), color=order.colours[variant],
+                edgecolor="white", linewidth=0.3)
+        skew = sps.skew(x) if np.ptp(x) > 0 else math.nan
+        text = f"mean {x.mean():.3f}\ns.d. {x.std():.3f}" + (f"\nskew {skew:.2f}" if np.isfinite(skew) else "")
+        ax.text(0.97, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
+                bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.8", "lw": 0.5})
+        ax.set_title(order.labels[variant], fontsize=8.5)
+        ax.set_xlabel("Δt")
+        ax.xaxis.set_tick_params(labelbottom=True)
+    for row in axes:
+        row[0].set_ylabel("Fraction of neurons")
+    return fig
+
+
+def instability_counts(runs: pd.DataFrame, epochs: pd.DataFrame, order: Order, analysis: Mapping):
+    """Runs with a collapse, a divergence, or classes never predicted at the end, per dataset and variant."""
+    _style()
+    a = stats.settings(analysis)
+    measures = stats.run_measures(runs, epochs, a["collapse_drop"])
+    events = {"collapsed": f"collapsed\n(drop > {100 * a['collapse_drop']:g} pp)", "diverged": "diverged",
+              "dead_classes": "dead class\nat end"}
+    fig, axes = _panels(len(order.datasets), per=(PANEL[0] + 0.3, PANEL[1]))
+    width = 0.8 / len(order.variants)
+    for ax, dataset in zip(axes, order.datasets, strict=True):
+        m = measures[measures["dataset"] == dataset]
+        for j, variant in enumerate(order.variants):
+            g = m[m["variant"] == variant]
+            counts = [int(g[e].sum()) for e in events]
+            xs = np.arange(len(events)) - 0.4 + width * (j + 0.5)
+            ax.bar(xs, counts, width=width * 0.92, color=order.colours[variant])
+            for x, c in zip(xs, counts, strict=True):
+                if c:
+                    ax.text(x, c, str(c), ha="center", va="bottom", fontsize=6.5)
+        n_max = int(m.groupby("variant").size().max()) if len(m) else 1
+        ax.set_ylim(0, n_max * 1.08)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xticks(range(len(events)), list(events.values()), fontsize=7)
+        ax.set_title(order.dataset_labels[dataset])
+        ax.grid(axis="x", visible=False)
+    axes[0].set_ylabel("Runs")
+    _legend(fig, order)
+    return fig
+
+
+def free_residual(epochs: pd.DataFrame, order: Order):
+    """Free-phase residual mean |s_T1 - s_(T1-1)| on the test set vs epoch: per-seed lines and their mean."""
+    _style()
+    finite = _finite_epochs(epochs)
+    fig, axes = _panels(len(order.datasets))
+    positive = finite.loc[finite["free_residual"] > 0, "free_residual"]
+    for ax, dataset in zip(axes, order.datasets, strict=True):
+        for variant in order.variants:
+            colour = order.colours[variant]
+            runs = finite[(finite["dataset"] == dataset) & (finite["variant"] == variant)]
+            for _, run in runs.groupby("seed"):
+                ax.plot(run["epoch"], run["free_residual"], color=colour, lw=0.5, alpha=0.35)
+            mean = runs.groupby("epoch")["free_residual"].mean()
+            ax.plot(mean.index, mean.to_numpy(), color=colour, lw=1.6)
+        if len(positive) == len(finite) and len(finite):
+            ax.set_yscale("log")
+        elif len(positive):
+            ax.set_yscale("symlog", linthresh=float(positive.min()))
+        ax.set_title(order.dataset_labels[dataset])
+        _epoch_axis(ax, epochs)
+    axes[0].set_ylabel("Free-phase residual (mean |Δs|)")
+    _legend(fig, order)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------ rule entry point
+
+
+def make_figure(name: str, inputs: Mapping[str, str], outputs: Mapping[str, str], params: Mapping) -> None:
+    """Read the rule's input tables, draw figure ``name`` and write ``outputs["pdf"]`` and ``outputs["png"]``."""
+    tables = {key: pd.read_parquet(path) for key, path in inputs.items()}
+    frame = next(iter(tables.values()))
+    order = Order(frame, params["datasets"], params["variants"])
+    analysis = params.get("analysis", {})
+    if name == "accuracy_curves":
+        fig = accuracy_curves(tables["epochs"], order, analysis)
+    elif name == "final_accuracy":
+        fig = final_accuracy(tables["runs"], order)
+    elif name == "seed_spread":
+        fig = seed_spread(tables["epochs"], order, analysis)
+    elif name == "dt_distributions":
+        fig = dt_distributions(tables["dt"], order)
+    elif name == "instability_counts":
+        fig = instability_counts(tables["runs"], tables["epochs"], order, analysis)
+    elif name == "free_residual":
+        fig = free_residual(tables["epochs"], order)
+    else:
+        raise ValueError(f"unknown figure {name!r}; known: {FIGURES}")
+    save(fig, outputs["pdf"], outputs["png"])

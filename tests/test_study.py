@@ -1,0 +1,110 @@
+"""The analysis, figure and paper stage of the workflow on config/test.yaml, checked against the per-run files."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from htsep.paper import GENERATED, pct
+from htsep.plots import FIGURES
+
+from .conftest import copy_workflow, snakemake
+
+VARIANTS = ["hts_normal", "uniform_0.2", "uniform_0.3"]
+PAPER_PAGES = 7  # of the manuscript built on config/test.yaml (one dataset, three variants)
+
+
+def per_run_files(workdir):
+    """(finals, curves) from the run folders: final test accuracy per (variant, seed), test_acc per epoch."""
+    finals, curves = {}, {}
+    for summary_path in sorted(workdir.glob("results/runs/*/*/seed*/summary.json")):
+        summary = json.loads(summary_path.read_text())
+        key = (summary["variant"], summary["seed"])
+        finals[key] = summary["final_test_acc"]
+        curves[key] = pd.read_csv(summary_path.parent / "metrics.csv")["test_acc"].to_numpy()
+    return finals, curves
+
+
+def test_summary_and_stats_equal_a_recomputation_from_the_run_files(test_study):
+    summary = pd.read_csv(test_study / "results/tables/summary.csv")
+    table = pd.read_csv(test_study / "results/tables/stats.csv", keep_default_na=True)
+    finals, curves = per_run_files(test_study)
+    assert len(finals) == 9 and sorted(summary["variant"]) == VARIANTS
+    for variant in VARIANTS:
+        row = summary[summary["variant"] == variant].iloc[0]
+        x = np.array([finals[(variant, s)] for s in (0, 1, 2)])
+        assert row["final_acc_mean"] == pytest.approx(x.mean(), rel=1e-12)
+        assert row["final_acc_std"] == pytest.approx(x.std(ddof=1), rel=1e-12)
+        assert row["final_acc_median"] == pytest.approx(np.median(x))
+        spread = np.std(np.stack([curves[(variant, s)] for s in (0, 1, 2)]), axis=0, ddof=1)
+        assert row["seed_std_mean"] == pytest.approx(spread.mean(), rel=1e-12)
+        assert row["n_runs"] == 3 and row["dataset_label"] == "Synthetic"
+    assert list(table.columns) == ["dataset", "dataset_label", "variant", "baseline", "test", "statistic", "p",
+                                   "p_holm", "effect_size", "effect_name", "n_variant", "n_baseline", "note"]
+    bf = table[(table["variant"] == "hts_normal") & (table["baseline"] == "uniform_0.2")
+               & (table["test"] == "brown_forsythe")].iloc[0]
+    expected = sps.levene([finals[("hts_normal", s)] for s in (0, 1, 2)],
+                          [finals[("uniform_0.2", s)] for s in (0, 1, 2)], center="median")
+    assert bf["p"] == pytest.approx(expected.pvalue, rel=1e-12)
+    assert bf["p_holm"] >= bf["p"]
+    assert set(zip(table["variant"], table["baseline"], strict=True)) == {
+        ("uniform_0.3", "uniform_0.2"), ("hts_normal", "uniform_0.2"), ("hts_normal", "uniform_0.3")}
+    assert len(table) == 3 * 4
+
+
+def test_every_figure_is_a_valid_image(test_study):
+    for name in FIGURES:
+        png, pdf = test_study / f"figures/{name}.png", test_study / f"figures/{name}.pdf"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        image = matplotlib.image.imread(png)
+        assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300 and image.shape[2] in (3, 4), name
+        assert image.std() > 0.01, f"{name} is blank"
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 2000, name
+
+
+@pytest.mark.skipif(shutil.which("pdfinfo") is None or shutil.which("pdftotext") is None, reason="needs poppler-utils")
+def test_paper_is_built_from_the_generated_parts_and_figures(test_study):
+    pdf = test_study / "paper/build/paper.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert int(re.search(r"Pages:\s+(\d+)", info).group(1)) == PAPER_PAGES
+    for name in GENERATED:
+        assert (test_study / f"paper/generated/{name}.tex").stat().st_size > 0, name
+    latex_log = (test_study / "paper/build/paper.log").read_text()
+    for name in FIGURES:
+        assert f"figures//{name}.pdf" in latex_log or f"figures/{name}.pdf" in latex_log, name
+    assert not re.search(r"Warning: (Citation|Reference) .* undefined", latex_log)
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    for number in range(1, len(FIGURES) + 1):
+        assert f"Figure {number}:" in text
+    assert "Fraction of neurons" in text and "Final test accuracy (%)" in text  # text inside the vector figures
+    summary = pd.read_csv(test_study / "results/tables/summary.csv")
+    for mean in summary["final_acc_mean"]:
+        assert pct(mean) in text  # the accuracies quoted are the table's
+    assert "9 runs of 2 epochs" in " ".join(text.split())
+
+
+def test_second_call_has_nothing_to_do(test_study):
+    result = snakemake(test_study, "--configfile", "config/test.yaml", "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_one_figure_builds_only_what_it_needs(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    result = snakemake(workdir, "--configfile", "config/test.yaml", "-n", "figures/final_accuracy.pdf")
+    rules = set(re.findall(r"^\s*(?:local)?rule (\w+):", result.stdout, flags=re.MULTILINE))
+    assert "figure_final_accuracy" in rules and "aggregate" in rules
+    assert rules <= {"prepare_data", "train", "train_batch", "aggregate", "figure_final_accuracy"}, rules
+
+
+def test_lint_is_clean(test_study):
+    result = snakemake(test_study, "--configfile", "config/test.yaml", "--lint", check=False)
+    output = result.stdout + result.stderr
+    lints = re.findall(r"Lints for .*|^\s+\* .*", output, flags=re.MULTILINE)
+    assert result.returncode == 0 and not lints, "\n".join(lints) or output[-3000:]

@@ -1,0 +1,62 @@
+# The manuscript: generated LaTeX parts from the tables and config, then latexmk (see htsep.paper).
+
+PAPER_SETUP = {
+    "datasets": config["datasets"],
+    "data": {
+        "subset": config["data"].get("subset"),
+        **{name: config["data"][name] for name in config["datasets"]},
+    },
+    "variants": config["variants"],
+    "seeds": config["seeds"],
+    "model": config["model"],
+    "training": {k: v for k, v in config["training"].items() if k not in ("device", "threads", "eval_batch_size")},
+}
+PAPER_GENERATED = ["macros", "variants_table", "summary_table", "stats_table", "results", "abstract", "limitations"]
+
+
+rule paper_macros:
+    """Every number, table and results sentence the manuscript quotes, as LaTeX in paper/generated/."""
+    input:
+        runs=f"{TABLES}/runs.parquet",
+        dt=f"{TABLES}/dt_values.parquet",
+        stats=rules.stats.output.stats,
+        summary=rules.stats.output.summary,
+    output:
+        **{name: f"paper/generated/{name}.tex" for name in PAPER_GENERATED},
+    params:
+        setup=PAPER_SETUP,
+        analysis=config["analysis"],
+    log:
+        "results/logs/paper_macros.log",
+    benchmark:
+        "results/benchmarks/paper_macros.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/paper_macros.py"
+
+
+rule paper:
+    """paper/build/paper.pdf with latexmk (TeX Live from the system: latexmk and texlive-latex-* packages)."""
+    input:
+        tex="paper/paper.tex",
+        bib="paper/references.bib",
+        generated=rules.paper_macros.output,
+        figures=expand("figures/{figure}.pdf", figure=FIGURE_TABLES),
+    output:
+        pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
+        latex_log="paper/build/paper.log",
+    log:
+        "results/logs/paper.log",
+    benchmark:
+        "results/benchmarks/paper.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/paper.py"

@@ -1,0 +1,5 @@
+from htsep.paper import write_generated
+from htsep.pipeline import run_rule
+
+run_rule(snakemake, lambda: write_generated(snakemake.input, snakemake.output, snakemake.params.setup,
+                                            snakemake.params.analysis))
