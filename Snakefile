@@ -39,6 +39,21 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/paper.smk"
 
+# Light rules run where snakemake runs, not as cluster jobs (only training goes to SLURM).
+localrules:
+    all,
+    prepare_data,
+    aggregate,
+    stats,
+    figure_accuracy_curves,
+    figure_final_accuracy,
+    figure_seed_spread,
+    figure_dt_distributions,
+    figure_instability_counts,
+    figure_free_residual,
+    paper_macros,
+    paper,
+
 
 rule all:
     default_target: True
