@@ -38,6 +38,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/paper.smk"
+include: "workflow/rules/mechanism.smk"
 
 # Light rules run where snakemake runs, not as cluster jobs (only training goes to SLURM).
 localrules:

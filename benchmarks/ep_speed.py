@@ -123,9 +123,10 @@ def main() -> None:
     for runs in args.runs:
         stacked = EPNetwork.stack([EPNetwork(SIZES, HTS, seed=s, device=device) for s in range(runs)])
         xs, ys = x.expand(runs, -1, -1).contiguous(), y.expand(runs, -1).contiguous()
-        train_rate = throughput(lambda: stacked.ep_gradients(xs, ys, BETA, T1, T2), args.batches, runs * BATCH, device)
         xe = torch.rand(runs, 2000, SIZES[0], device=device)
-        eval_rate = throughput(lambda: stacked.relax(xe, T1), 3, runs * 2000, device)
+        train_rate = throughput(lambda n=stacked, a=xs, b=ys: n.ep_gradients(a, b, BETA, T1, T2), args.batches,
+                                runs * BATCH, device)
+        eval_rate = throughput(lambda n=stacked, a=xe: n.relax(a, T1), 3, runs * 2000, device)
         rates[runs] = (train_rate, eval_rate)
         report(f"htsep engine, R={runs}", train_rate)
     if naive:

@@ -1,0 +1,229 @@
+# Mechanism experiments (htsep.mechanism): relaxation spectra of the grid's trained runs, relaxation over training,
+# a dt mean x spread landscape and a learning-rate x beta stress sweep (own short runs), and the paper's
+# Mechanism macros. `snakemake mechanism` builds all of it (and only the grid runs the spectra need).
+
+from htsep.mechanism import LANDSCAPE_DIR, STRESS_DIR, fmt, landscape_plan, spectral_runs, stress_plan
+
+MECH = config["mechanism"]
+MECH_DIR = "results/mechanism"
+MECH_ANALYSIS = {k: config["analysis"][k] for k in ("collapse_drop", "alpha", "reference", "mean_matched")}
+MECH_RUN_FILES = ["metrics.csv", "summary.json", "model.pt"]
+SPECTRAL_RUNS = spectral_runs(config)
+LANDSCAPE_PLAN = landscape_plan(config)
+STRESS_PLAN = stress_plan(config)
+
+
+MECH_FIGURES = {
+    name: {
+        "pdf": f"figures/mechanism/{name}.pdf",
+        "png": report(f"figures/mechanism/{name}.png", category="Mechanism", caption=f"../report/mech_{name}.rst"),
+    }
+    for name in ("spectral_radius", "eigenvalue_moduli", "relaxation", "landscape", "stress")
+}
+
+
+rule mech_spectral:
+    """Jacobian spectrum of the free relaxation at the state after T1 and after long_steps steps, for the grid's
+    trained runs at each snapshot epoch and at the end, with their own and with swapped dt."""
+    input:
+        models=[f"{RUNS}/model.pt".format(dataset=d, variant=v, seed=s) for d, v, s in SPECTRAL_RUNS],
+        test=[f"{DATA}/{d}/test.pt" for d in MECH["spectral"]["datasets"]],
+    output:
+        table=f"{MECH_DIR}/spectral.parquet",
+        table_csv=report(f"{MECH_DIR}/spectral.csv", category="Mechanism", caption="../report/mech_spectral.rst"),
+        samples=f"{MECH_DIR}/spectral_samples.parquet",
+        hist=f"{MECH_DIR}/eigenvalue_hist.parquet",
+        **{f"radius_{k}": v for k, v in MECH_FIGURES["spectral_radius"].items()},
+        **{f"moduli_{k}": v for k, v in MECH_FIGURES["eigenvalue_moduli"].items()},
+    params:
+        spectral=MECH["spectral"],
+        variants=config["variants"],
+        datasets=MECH["spectral"]["datasets"],
+    log:
+        "results/logs/mechanism/spectral.log",
+    benchmark:
+        "results/benchmarks/mechanism/spectral.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/mech_spectral.py"
+
+
+rule mech_relaxation:
+    """Settle time, unconverged share and oscillation of the free relaxation over training, per variant."""
+    input:
+        epochs=f"{TABLES}/epochs.parquet",
+    output:
+        **MECH_FIGURES["relaxation"],
+    params:
+        datasets=config["datasets"],
+        variants=config["variants"],
+        free_steps=config["training"]["free_steps"],
+    log:
+        "results/logs/mechanism/relaxation.log",
+    benchmark:
+        "results/benchmarks/mechanism/relaxation.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/mech_relaxation.py"
+
+
+rule mech_landscape_train:
+    """All runs of one dt mean of the landscape (every spread x seed), stacked in one process."""
+    input:
+        train=f"{DATA}/{MECH['landscape']['dataset']}/train.pt",
+        test=f"{DATA}/{MECH['landscape']['dataset']}/test.pt",
+    output:
+        [f"{LANDSCAPE_DIR}/{MECH['landscape']['dataset']}/mean{{mean}}_std{std}/seed{seed}/{name}"
+         for std in map(fmt, MECH["landscape"]["stds"])
+         for seed in MECH["landscape"]["seeds"] for name in MECH_RUN_FILES],
+    params:
+        runs=lambda w: [run for _, run in LANDSCAPE_PLAN[w.mean]],
+        folders=lambda w: [folder for folder, _ in LANDSCAPE_PLAN[w.mean]],
+    wildcard_constraints:
+        mean=r"[0-9.e-]+",
+    log:
+        "results/logs/mechanism/landscape_train/mean{mean}.log",
+    benchmark:
+        "results/benchmarks/mechanism/landscape_train/mean{mean}.tsv"
+    threads: config["training"].get("threads", 1)
+    resources:
+        mem_mb=3000,
+        runtime=120,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/mech_train_sweep.py"
+
+
+rule mech_landscape:
+    """Landscape tables (per run; per dt mean x spread with break rates) and heatmaps."""
+    input:
+        summaries=[f"{folder}/summary.json" for jobs in LANDSCAPE_PLAN.values() for folder, _ in jobs],
+        metrics=[f"{folder}/metrics.csv" for jobs in LANDSCAPE_PLAN.values() for folder, _ in jobs],
+    output:
+        runs=f"{MECH_DIR}/landscape_runs.parquet",
+        runs_csv=f"{MECH_DIR}/landscape_runs.csv",
+        table=report(f"{MECH_DIR}/landscape.csv", category="Mechanism", caption="../report/mech_landscape_table.rst"),
+        **MECH_FIGURES["landscape"],
+    params:
+        landscape=MECH["landscape"],
+        analysis=MECH_ANALYSIS,
+        chance_acc=MECH["chance_acc"],
+    log:
+        "results/logs/mechanism/landscape.log",
+    benchmark:
+        "results/benchmarks/mechanism/landscape.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/mech_landscape.py"
+
+
+rule mech_stress_train:
+    """All runs of one learning-rate multiplier of the stress sweep: one stacked training per beta."""
+    input:
+        train=f"{DATA}/{MECH['stress']['dataset']}/train.pt",
+        test=f"{DATA}/{MECH['stress']['dataset']}/test.pt",
+    output:
+        [f"{STRESS_DIR}/{MECH['stress']['dataset']}/lr{{lr}}_beta{beta}/{variant}/seed{seed}/{name}"
+         for beta in map(fmt, MECH["stress"]["betas"])
+         for variant in MECH["stress"]["variants"]
+         for seed in MECH["stress"]["seeds"] for name in MECH_RUN_FILES],
+    params:
+        runs=lambda w: [run for _, run in STRESS_PLAN[w.lr]],
+        folders=lambda w: [folder for folder, _ in STRESS_PLAN[w.lr]],
+    wildcard_constraints:
+        lr=r"[0-9.e-]+",
+    log:
+        "results/logs/mechanism/stress_train/lr{lr}.log",
+    benchmark:
+        "results/benchmarks/mechanism/stress_train/lr{lr}.tsv"
+    threads: config["training"].get("threads", 1)
+    resources:
+        mem_mb=3000,
+        runtime=120,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/mech_train_sweep.py"
+
+
+rule mech_stress:
+    """Stress tables (per run; break rates with exact and Wilson CIs per setting x variant; Fisher tests against
+    the reference variant, Holm-corrected) and figure."""
+    input:
+        summaries=[f"{folder}/summary.json" for jobs in STRESS_PLAN.values() for folder, _ in jobs],
+        metrics=[f"{folder}/metrics.csv" for jobs in STRESS_PLAN.values() for folder, _ in jobs],
+    output:
+        runs=f"{MECH_DIR}/stress_runs.parquet",
+        runs_csv=f"{MECH_DIR}/stress_runs.csv",
+        table=report(f"{MECH_DIR}/stress.csv", category="Mechanism", caption="../report/mech_stress_table.rst"),
+        compare=f"{MECH_DIR}/stress_compare.csv",
+        **MECH_FIGURES["stress"],
+    params:
+        stress=MECH["stress"],
+        variants=config["variants"],
+        analysis=MECH_ANALYSIS,
+        chance_acc=MECH["chance_acc"],
+    log:
+        "results/logs/mechanism/stress.log",
+    benchmark:
+        "results/benchmarks/mechanism/stress.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/mech_stress.py"
+
+
+rule mechanism_paper:
+    """Numbers and data-worded claims of the paper's Mechanism section (paper/mechanism.tex)."""
+    input:
+        spectral=rules.mech_spectral.output.table,
+        epochs=f"{TABLES}/epochs.parquet",
+        landscape=rules.mech_landscape.output.table,
+        stress=rules.mech_stress.output.table,
+        stress_compare=rules.mech_stress.output.compare,
+    output:
+        "paper/generated/mechanism.tex",
+    params:
+        spectral=MECH["spectral"],
+        landscape=MECH["landscape"],
+        stress=MECH["stress"],
+        variants=config["variants"],
+        analysis=MECH_ANALYSIS,
+        chance_acc=MECH["chance_acc"],
+    log:
+        "results/logs/mechanism/paper.log",
+    benchmark:
+        "results/benchmarks/mechanism/paper.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/mech_paper.py"
+
+
+rule mechanism:
+    """Every mechanism output: tables, figures and the paper macros."""
+    input:
+        rules.mech_spectral.output,
+        rules.mech_relaxation.output,
+        rules.mech_landscape.output,
+        rules.mech_stress.output,
+        rules.mechanism_paper.output,
