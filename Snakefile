@@ -54,6 +54,11 @@ localrules:
     figure_free_residual,
     paper_macros,
     paper,
+    mech_relaxation,
+    mech_landscape,
+    mech_stress,
+    mechanism_paper,
+    mechanism,
 
 
 rule all:

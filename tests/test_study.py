@@ -17,7 +17,7 @@ from htsep.plots import FIGURES
 from .conftest import copy_workflow, snakemake
 
 VARIANTS = ["hts_normal", "uniform_0.2", "uniform_0.3"]
-PAPER_PAGES = 7  # of the manuscript built on config/test.yaml (one dataset, three variants)
+PAPER_PAGES = 10  # of the manuscript built on config/test.yaml (one dataset, three variants)
 
 
 def per_run_files(workdir):
@@ -79,9 +79,11 @@ def test_paper_is_built_from_the_generated_parts_and_figures(test_study):
     latex_log = (test_study / "paper/build/paper.log").read_text()
     for name in FIGURES:
         assert f"figures//{name}.pdf" in latex_log or f"figures/{name}.pdf" in latex_log, name
+    for name in ("spectral_radius", "eigenvalue_moduli", "relaxation", "landscape", "stress"):
+        assert f"figures/mechanism/{name}.pdf" in latex_log, name
     assert not re.search(r"Warning: (Citation|Reference) .* undefined", latex_log)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
-    for number in range(1, len(FIGURES) + 1):
+    for number in range(1, len(FIGURES) + 5 + 1):
         assert f"Figure {number}:" in text
     assert "Fraction of neurons" in text and "Final test accuracy (%)" in text  # text inside the vector figures
     summary = pd.read_csv(test_study / "results/tables/summary.csv")

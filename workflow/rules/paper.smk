@@ -46,6 +46,9 @@ rule paper:
         bib="paper/references.bib",
         generated=rules.paper_macros.output,
         figures=expand("figures/{figure}.pdf", figure=FIGURE_TABLES),
+        mechanism_tex="paper/mechanism.tex",
+        mechanism_generated="paper/generated/mechanism.tex",
+        mechanism_figures=expand("figures/mechanism/{figure}.pdf", figure=MECHANISM_FIGURES),
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",
