@@ -42,14 +42,19 @@ def per_neuron(v: torch.Tensor) -> torch.Tensor:
     return v.unsqueeze(-2)
 
 
+def add_matmul(c: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """c + a @ b in one fused BLAS call (addmm, or baddbmm for a leading run axis)."""
+    return torch.baddbmm(c, a, b) if a.dim() == 3 else torch.addmm(c, a, b)
+
+
 def phi_gradients(states: States, weights, biases, input_drive, beta: float, target) -> States:
     """dPhi/ds_l for every free layer; ``input_drive`` = W_1 x + b_1 is precomputed once per batch."""
     last = len(states) - 1
     grads = []
     for l, s in enumerate(states):
-        g = input_drive if l == 0 else states[l - 1] @ weights[l].mT + per_neuron(biases[l])
+        g = input_drive if l == 0 else add_matmul(per_neuron(biases[l]), states[l - 1], weights[l].mT)
         if l < last:
-            g = g + states[l + 1] @ weights[l + 1]
+            g = add_matmul(g, states[l + 1], weights[l + 1])  # + W_{l+1}^T s_{l+1}
         elif beta:
             g = g + beta * (target - s)
         grads.append(g)
