@@ -3,12 +3,13 @@
 import math
 
 import pandas as pd
+import pytest
 import torch
 
 from htsep import train
 from htsep.config import load_config, run_slice
 
-from .test_train import CONFIGS, data_paths  # noqa: F401  (fixture)
+from .test_train import CONFIGS, data_paths, kill_during_epoch  # noqa: F401  (data_paths: fixture)
 
 COLUMNS = ["train_acc", "train_loss", "test_acc", "test_loss", "free_residual", "weight_norm_1", "weight_norm_2"]
 
@@ -55,20 +56,9 @@ def test_one_diverging_member_does_not_stop_the_others(data_paths, tmp_path, mon
 def test_batched_resume_after_kill(data_paths, tmp_path, monkeypatch):  # noqa: F811
     runs = grid_runs(epochs=2)[:2]
     train.train_runs(runs, data_paths, [tmp_path / f"w{i}" for i in range(2)])
-    real_evaluate = train.evaluate
-    calls = []
-
-    def killed_in_epoch_2(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_evaluate(*args)
-
-    monkeypatch.setattr(train, "evaluate", killed_in_epoch_2)
-    try:
+    real_evaluate = kill_during_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
         train.train_runs(runs, data_paths, [tmp_path / f"k{i}" for i in range(2)])
-    except KeyboardInterrupt:
-        pass
     monkeypatch.setattr(train, "evaluate", real_evaluate)
     train.train_runs(runs, data_paths, [tmp_path / f"k{i}" for i in range(2)])
     for i in range(2):

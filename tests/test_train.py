@@ -57,18 +57,24 @@ def test_same_config_and_seed_give_identical_numbers(run, data_paths, tmp_path):
     assert not metrics(tmp_path / "a").equals(metrics(tmp_path / "c"))
 
 
-def test_resume_after_kill_matches_uninterrupted(run, data_paths, tmp_path, monkeypatch):
-    run["training"]["epochs"] = 3
-    train.train_run(run, data_paths, tmp_path / "whole")
+def kill_during_epoch(monkeypatch, epoch: int):
+    """Make training die (as on SIGINT) in ``epoch``, after the checkpoint of the epoch before it."""
     real_evaluate, calls = train.evaluate, []
 
-    def killed_in_epoch_3(*args):
+    def evaluate(*args):
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == epoch:
             raise KeyboardInterrupt
         return real_evaluate(*args)
 
-    monkeypatch.setattr(train, "evaluate", killed_in_epoch_3)
+    monkeypatch.setattr(train, "evaluate", evaluate)
+    return real_evaluate
+
+
+def test_resume_after_kill_matches_uninterrupted(run, data_paths, tmp_path, monkeypatch):
+    run["training"]["epochs"] = 3
+    train.train_run(run, data_paths, tmp_path / "whole")
+    real_evaluate = kill_during_epoch(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         train.train_run(run, data_paths, tmp_path / "killed")
     assert not (tmp_path / "killed" / "metrics.csv").exists()  # nothing that looks complete
