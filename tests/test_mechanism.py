@@ -27,7 +27,7 @@ from htsep.mechanism import (
     stress_plan,
     train_sweep,
 )
-from htsep.model import EPNetwork, phi_gradients, relaxation_step
+from htsep.model import EPNetwork, phi_gradients
 
 from .conftest import REPO, copy_workflow, snakemake
 
@@ -48,7 +48,7 @@ def step_map(net, x):
     """The relaxation step as a function of the flattened free state [B, N]."""
     def f(flat):
         parts = list(torch.split(flat, net.sizes[1:], -1))
-        new = relaxation_step(parts, net.weights, net.biases, net.dt, net.sigma, net.input_drive(x), 0.0, None)
+        new = net.step(parts, net.drives(x))
         return torch.cat(new, -1)
     return f
 
@@ -66,7 +66,7 @@ def test_jacobian_matches_finite_difference(dt):
     net = linear_net(dt)
     x = torch.rand(5, 8, dtype=torch.float64)
     states = [torch.rand(5, n, dtype=torch.float64) for n in net.sizes[1:]]
-    u = torch.cat(phi_gradients(states, net.weights, net.biases, net.input_drive(x), 0.0, None), -1)
+    u = torch.cat(phi_gradients(states, net.weights, net.drives(x)), -1)
     assert ((u > 0) & (u < 1)).all()  # every unit in the linear region
     jac = relaxation_jacobian(net, x, states)
     assert jac.shape == (5, 14, 14)
@@ -113,7 +113,7 @@ def test_spectrum_is_real_and_matches_eigvals_with_mixed_saturation():
     coupled = spectrum.coupled
     assert torch.equal(coupled.isfinite().sum(-1), n)
     # dt-free coupling gain: the top eigenvalue of H restricted to each sample's unsaturated units
-    u = torch.cat(phi_gradients(states, net.weights, net.biases, net.input_drive(x), 0.0, None), -1)
+    u = torch.cat(phi_gradients(states, net.weights, net.drives(x)), -1)
     h = coupling_matrix(net)
     for r in range(2):
         for b in range(7):

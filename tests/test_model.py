@@ -26,8 +26,8 @@ def true_gradient(net, x, y, free_steps, unroll=300):
     weights, biases = params[: len(net.weights)], params[len(net.weights):]
     states = fixed
     for _ in range(unroll):
-        drive = x @ weights[0].mT + biases[0]
-        states = relaxation_step(states, weights, biases, net.dt, net.sigma, drive, 0.0, None)
+        drives = [x @ weights[0].mT + biases[0], *biases[1:]]
+        states = relaxation_step(states, weights, drives, net.dt, net.sigma)
     loss = mse_loss(states[-1], one_hot(y, net.sizes[-1], x.dtype)).mean()
     grads = torch.autograd.grad(loss, params)
     return grads[: len(weights)], grads[len(weights):]

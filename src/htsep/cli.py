@@ -33,18 +33,28 @@ def _data_prepare(args) -> None:
 
 
 def _train(args) -> None:
-    from .train import train_run
+    from .train import train_runs
 
     config = load_config(args.config)
-    run = run_slice(config, args.dataset, args.variant, args.seed)
+    variants = args.variant or [v["name"] for v in config["variants"]]
+    seeds = args.seed if args.seed is not None else config["seeds"]
+    members = [(v, s) for v in variants for s in seeds]
+    if args.out and len(members) > 1:
+        raise ConfigError(f"--out names one run folder, but {len(members)} runs were asked for; use --runs-dir")
+    runs = [run_slice(config, args.dataset, v, s) for v, s in members]
     root = Path(args.data_root or config["data"]["root"])
     paths = {split: root / args.dataset / f"{split}.pt" for split in ("train", "test")}
     if not all(p.exists() for p in paths.values()):
         paths = prepare_from_slice(data_slice(config, args.dataset), root)
-    summary = train_run(run, paths, args.out)
-    status = f"diverged at epoch {summary['diverged_epoch']}" if summary["diverged"] else "completed"
-    print(f"{args.dataset}/{args.variant}/seed{args.seed}: {status}, final test accuracy "
-          f"{summary['final_test_acc']:.4f}, best {summary['best_test_acc']:.4f} (epoch {summary['best_epoch']})")
+    for start in range(0, len(runs), args.runs_per_job):
+        chunk = members[start:start + args.runs_per_job]
+        folders = [args.out] if args.out else [Path(args.runs_dir) / args.dataset / v / f"seed{s}" for v, s in chunk]
+        summaries = train_runs(runs[start:start + args.runs_per_job], paths, folders)
+        for summary in summaries:
+            status = f"diverged at epoch {summary['diverged_epoch']}" if summary["diverged"] else "completed"
+            print(f"{args.dataset}/{summary['variant']}/seed{summary['seed']}: {status}, final test accuracy "
+                  f"{summary['final_test_acc']:.4f}, best {summary['best_test_acc']:.4f} "
+                  f"(epoch {summary['best_epoch']}), {summary['wall_seconds']:.0f} s on {summary['device']}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,13 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--subset", type=int, help="first N training images per class")
     prep.set_defaults(func=_data_prepare)
 
-    train = sub.add_parser("train", help="train one (dataset, variant, seed) run")
+    train = sub.add_parser("train", help="train (dataset, variant, seed) runs; several runs train as one stack")
     train.add_argument("--config", action="append", required=True,
                        help="config file(s), merged in order like snakemake --configfile")
     train.add_argument("--dataset", required=True)
-    train.add_argument("--variant", required=True)
-    train.add_argument("--seed", type=int, required=True)
-    train.add_argument("--out", required=True, help="run folder (metrics.csv, summary.json, model.pt)")
+    train.add_argument("--variant", nargs="+", help="variant name(s) (default: every variant in the config)")
+    train.add_argument("--seed", type=int, nargs="+", help="seed(s) (default: every seed in the config)")
+    train.add_argument("--out", help="folder of a single run (metrics.csv, summary.json, model.pt)")
+    train.add_argument("--runs-dir", default="results/runs",
+                       help="where several runs go, one folder each: <runs-dir>/<dataset>/<variant>/seed<seed>")
+    train.add_argument("--runs-per-job", type=int, default=50, help="runs trained together as one stacked network")
     train.add_argument("--data-root", help="prepared data folder (default: config data.root)")
     train.set_defaults(func=_train)
     return parser

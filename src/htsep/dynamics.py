@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from .model import EPNetwork, phi_gradients, relaxation_step
+from .model import EPNetwork, phi_gradients
 
 
 @torch.no_grad()
@@ -19,13 +19,13 @@ def relaxation_diagnostics(net: EPNetwork, x: torch.Tensor, steps: int, tol: flo
     - unconverged_frac: share of samples still moving by ``tol`` or more at step ``steps``;
     - oscillation: mean share of neurons whose update reverses direction from one step to the next.
     """
-    drive = net.input_drive(x)
+    drives = net.drives(x)
     states = net.zero_states(x)
     last_above = torch.zeros(x.shape[:-1], dtype=torch.long, device=x.device)
     reversals = torch.zeros(x.shape[:-1], dtype=torch.float64, device=x.device)
     previous = None
     for t in range(1, steps + 1):
-        new = relaxation_step(states, net.weights, net.biases, net.dt, net.sigma, drive, 0.0, None)
+        new = net.step(states, drives)
         delta = torch.cat([n - s for n, s in zip(new, states, strict=True)], -1)
         last_above = torch.where(delta.abs().amax(-1) >= tol, t, last_above)
         if previous is not None:
@@ -79,7 +79,7 @@ def coupling_matrix(net: EPNetwork, beta: float = 0.0) -> torch.Tensor:
 
 def _linearisation(net: EPNetwork, x: torch.Tensor, states, beta: float = 0.0, target=None):
     """(dt [..., 1, N], sigma'(u) [..., B, N], H [..., 1, N, N]) at ``states`` (a list [..., B, n_l] per layer)."""
-    grads = phi_gradients(states, net.weights, net.biases, net.input_drive(x), beta, target)
+    grads = phi_gradients(states, net.weights, net.drives(x, beta, target), beta)
     u = torch.cat(grads, -1)
     derivative = ACTIVATION_DERIVATIVES[net.activation](u)
     dt = torch.cat(net.dt, -1).unsqueeze(-2).to(u.dtype)
@@ -178,5 +178,5 @@ def relaxation_spectrum(net: EPNetwork, x: torch.Tensor, states, chunk: int = 12
 @torch.no_grad()
 def fixed_point_residual(net: EPNetwork, x: torch.Tensor, states) -> torch.Tensor:
     """max_i |F(s)_i - s_i| per sample [..., B]: how far ``states`` is from a fixed point of the free relaxation."""
-    new = relaxation_step(states, net.weights, net.biases, net.dt, net.sigma, net.input_drive(x), 0.0, None)
+    new = net.step(states, net.drives(x))
     return torch.cat([n - s for n, s in zip(new, states, strict=True)], -1).abs().amax(-1)

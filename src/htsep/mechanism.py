@@ -525,7 +525,7 @@ def spectrum_rows(net: EPNetwork, x: torch.Tensor, steps: Mapping[str, int], tol
         c_max = torch.nan_to_num(coupled, nan=-math.inf).amax(-1)
         c_min = torch.nan_to_num(coupled, nan=math.inf).amin(-1)
         nan = torch.full_like(rho, math.nan)
-        u = torch.cat(phi_gradients(states, net.weights, net.biases, net.input_drive(x), 0.0, None), -1)
+        u = torch.cat(phi_gradients(states, net.weights, net.drives(x)), -1)
         active = (ACTIVATION_DERIVATIVES[net.activation](u) > 0).double().mean(-1)
         residual = fixed_point_residual(net, x, states)
         frame = pd.DataFrame({

@@ -47,36 +47,46 @@ def add_matmul(c: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tenso
     return torch.baddbmm(c, a, b) if a.dim() == 3 else torch.addmm(c, a, b)
 
 
-def phi_gradients(states: States, weights, biases, input_drive, beta: float, target) -> States:
-    """dPhi/ds_l for every free layer; ``input_drive`` = W_1 x + b_1 is precomputed once per batch."""
+def phi_gradients(states: States, weights, drives, beta: float = 0.0) -> States:
+    """dPhi/ds_l for every free layer.
+
+    ``drives[l]`` is the part that does not depend on the free states (see EPNetwork.drives): W_1 x + b_1 for
+    the first layer, b_l for the others, and b_L + beta y at a nudged output; what is left of beta (y - s_L)
+    is the -beta s_L below.
+    """
     last = len(states) - 1
     grads = []
     for l, s in enumerate(states):
-        g = input_drive if l == 0 else add_matmul(per_neuron(biases[l]), states[l - 1], weights[l].mT)
+        g = drives[l] if l == 0 else add_matmul(drives[l], states[l - 1], weights[l].mT)  # + W_l s_{l-1}
         if l < last:
             g = add_matmul(g, states[l + 1], weights[l + 1])  # + W_{l+1}^T s_{l+1}
         elif beta:
-            g = g + beta * (target - s)
+            g = torch.add(g, s, alpha=-beta)
         grads.append(g)
     return grads
 
 
-def relaxation_step(states: States, weights, biases, dt, sigma, input_drive, beta: float, target) -> States:
-    """One synchronous update s_l <- (1 - dt_l) s_l + dt_l sigma(dPhi/ds_l) of all layers."""
-    grads = phi_gradients(states, weights, biases, input_drive, beta, target)
-    return [torch.lerp(s, sigma(g), per_neuron(d)) for s, g, d in zip(states, grads, dt, strict=True)]
+def relaxation_step(states: States, weights, drives, dt_rows, sigma, beta: float = 0.0) -> States:
+    """One synchronous update s_l <- (1 - dt_l) s_l + dt_l sigma(dPhi/ds_l) of all layers.
+
+    ``dt_rows[l]`` is dt_l as a row that broadcasts over the batch: per_neuron(dt_l), [..., 1, n_l].
+    """
+    grads = phi_gradients(states, weights, drives, beta)
+    return [torch.lerp(s, sigma(g), d) for s, g, d in zip(states, grads, dt_rows, strict=True)]
 
 
 def ep_parameter_gradients(x, plus: States, minus: States, scale: float):
     """-(dPhi/dtheta(s^+) - dPhi/dtheta(s^-)) / scale, batch-averaged: the EP estimate of dLoss/dtheta.
 
-    The input layer is the same in both phases, so layer 1 needs one product (s_1^+ - s_1^-)^T x.
+    The input layer is the same in both phases, so layer 1 needs one product (s_1^- - s_1^+)^T x. The factor
+    1 / (scale * batch) is applied to the small state matrices, not to the products.
     """
-    batch = x.shape[-2]
-    grad_w = [-((plus[0] - minus[0]).mT @ x) / (scale * batch)]
-    for l in range(1, len(plus)):
-        grad_w.append(-(plus[l].mT @ plus[l - 1] - minus[l].mT @ minus[l - 1]) / (scale * batch))
-    grad_b = [-(p - m).mean(-2) / scale for p, m in zip(plus, minus, strict=True)]
+    c = 1.0 / (scale * x.shape[-2])
+    deltas = [(m - p) * c for p, m in zip(plus, minus, strict=True)]
+    grad_w = [deltas[0].mT @ x]
+    for l in range(1, len(plus)):  # c (s_l^- s_{l-1}^-T - s_l^+ s_{l-1}^+T)
+        grad_w.append(add_matmul((minus[l] * c).mT @ minus[l - 1], (plus[l] * -c).mT, plus[l - 1]))
+    grad_b = [d.sum(-2) for d in deltas]
     return grad_w, grad_b
 
 
@@ -135,16 +145,28 @@ class EPNetwork:
     def parameters(self) -> list[torch.Tensor]:
         return self.weights + self.biases
 
-    def input_drive(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.weights[0].mT + per_neuron(self.biases[0])
+    def drives(self, x: torch.Tensor, beta: float = 0.0, target=None) -> list[torch.Tensor]:
+        """The state-independent part of dPhi/ds_l: W_1 x + b_1 (x is clamped), b_l, and b_L + beta y at a
+        nudged output. Computed once per batch; the input drive is shared by the free and nudged phases."""
+        drives = [add_matmul(per_neuron(self.biases[0]), x, self.weights[0].mT)]
+        drives += [per_neuron(b) for b in self.biases[1:]]
+        return self.nudged(drives, beta, target) if beta else drives
+
+    @staticmethod
+    def nudged(drives: list[torch.Tensor], beta: float, target: torch.Tensor) -> list[torch.Tensor]:
+        return [*drives[:-1], drives[-1] + beta * target]
 
     def zero_states(self, x: torch.Tensor) -> States:
         return [x.new_zeros(*x.shape[:-1], n) for n in self.sizes[1:]]
 
-    def _relax(self, drive, init: States, steps: int, beta: float = 0.0, target=None) -> States:
-        states = init
+    def step(self, states: States, drives, beta: float = 0.0) -> States:
+        """One relaxation step of this network (see relaxation_step)."""
+        return relaxation_step(states, self.weights, drives, [per_neuron(d) for d in self.dt], self.sigma, beta)
+
+    def _relax(self, drives, init: States, steps: int, beta: float = 0.0) -> States:
+        states, dt_rows = init, [per_neuron(d) for d in self.dt]
         for _ in range(steps):
-            states = relaxation_step(states, self.weights, self.biases, self.dt, self.sigma, drive, beta, target)
+            states = relaxation_step(states, self.weights, drives, dt_rows, self.sigma, beta)
         return states
 
     def relax(self, x, steps: int, beta: float = 0.0, target=None, init: States | None = None) -> States:
@@ -153,18 +175,18 @@ class EPNetwork:
             raise ValueError("relax: a nudged phase (beta != 0) needs a target")
         if target is not None:
             target = one_hot(target, self.sizes[-1], x.dtype)
-        return self._relax(self.input_drive(x), init or self.zero_states(x), steps, beta, target)
+        return self._relax(self.drives(x, beta, target), init or self.zero_states(x), steps, beta)
 
     def ep_estimate(self, x, y, beta: float, free_steps: int, nudged_steps: int, symmetric: bool = True) -> EPEstimate:
         """Free phase from zero states, then nudged phase(s) from the free equilibrium; returns the EP gradient."""
         if beta <= 0:
             raise ValueError(f"beta must be > 0, got {beta}")
         target = one_hot(y, self.sizes[-1], x.dtype)
-        drive = self.input_drive(x)  # shared by the free and both nudged phases
-        free = self._relax(drive, self.zero_states(x), free_steps)
-        plus = self._relax(drive, free, nudged_steps, beta, target)
+        drives = self.drives(x)  # the input drive W_1 x + b_1 is shared by all phases
+        free = self._relax(drives, self.zero_states(x), free_steps)
+        plus = self._relax(self.nudged(drives, beta, target), free, nudged_steps, beta)
         if symmetric:
-            minus, scale = self._relax(drive, free, nudged_steps, -beta, target), 2 * beta
+            minus, scale = self._relax(self.nudged(drives, -beta, target), free, nudged_steps, -beta), 2 * beta
         else:
             minus, scale = free, beta
         return EPEstimate(*ep_parameter_gradients(x, plus, minus, scale), free)

@@ -81,23 +81,69 @@ def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
     }
 
 
-def train_epoch(net, optimizer, x, y, orders, training: dict, progress: str) -> dict[str, torch.Tensor]:
-    """One pass over the training set, run r in order ``orders[r]``; per-run free-phase accuracy and loss."""
+def batch_estimator(net: EPNetwork, x, y, training: dict):
+    """``estimate(idx)``: the EP estimate on batches ``idx`` [R, batch] of (x, y), every run its own batch.
+
+    On CUDA the estimate of a full-size batch (about 500 small kernels) is replayed from a CUDA graph (see
+    GraphedEstimate); elsewhere it runs eagerly.
+    """
+    def estimate(idx):
+        return net.ep_estimate(x[idx], y[idx], training["beta"], training["free_steps"], training["nudged_steps"],
+                               training["symmetric"])
+
+    if x.device.type != "cuda":
+        return estimate
+    try:
+        return GraphedEstimate(estimate, torch.Size([leading(net), training["batch_size"]]), x.device)
+    except RuntimeError as err:  # e.g. an op that cannot be captured: same numbers, only slower
+        log.warning("CUDA graph capture failed (%s); running eagerly", err)
+        return estimate
+
+
+class GraphedEstimate:
+    """``estimate`` captured once as a CUDA graph for index batches of one shape and replayed with one launch.
+
+    Parameters are read in place, so optimizer steps between replays are seen; the returned tensors are
+    overwritten by the next call. Batches of another shape (a short last batch) run eagerly.
+    """
+
+    def __init__(self, estimate, shape: torch.Size, device: torch.device):
+        self.eager = estimate
+        self.idx = torch.zeros(shape, dtype=torch.long, device=device)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # warm-up outside the capture (cuBLAS workspaces, allocator pools)
+            for _ in range(2):
+                estimate(self.idx)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = estimate(self.idx)
+
+    def __call__(self, idx):
+        if idx.shape != self.idx.shape:
+            return self.eager(idx)
+        self.idx.copy_(idx)
+        self.graph.replay()
+        return self.output
+
+
+def train_epoch(net, optimizer, estimate, y, orders, training: dict, progress: str) -> dict[str, torch.Tensor]:
+    """One pass over the training set (labels ``y``), run r in order ``orders[r]``, EP estimates from
+    ``estimate`` (see batch_estimator); per-run free-phase accuracy and loss."""
     runs, n_classes = leading(net), net.sizes[-1]
-    correct = torch.zeros(runs, dtype=torch.long, device=x.device)
-    loss = torch.zeros(runs, dtype=torch.float64, device=x.device)
-    for start in tqdm(range(0, len(x), training["batch_size"]), desc=progress, leave=False, disable=None):
-        idx = orders[:, start:start + training["batch_size"]]
-        xb, yb = x[idx], y[idx]  # [R, batch, 784]: every run sees its own seed's batches
-        est = net.ep_estimate(xb, yb, training["beta"], training["free_steps"], training["nudged_steps"],
-                              training["symmetric"])
+    correct = torch.zeros(runs, dtype=torch.long, device=y.device)
+    loss = torch.zeros(runs, dtype=torch.float64, device=y.device)
+    for start in tqdm(range(0, len(y), training["batch_size"]), desc=progress, leave=False, disable=None):
+        idx = orders[:, start:start + training["batch_size"]]  # every run sees its own seed's batches
+        est, yb = estimate(idx), y[idx]
         out = est.free_states[-1]
         correct += (out.argmax(-1) == yb).sum(-1)
         loss += mse_loss(out, one_hot(yb, n_classes, out.dtype)).sum(-1)
         for param, grad in zip(net.parameters, est.grad_weights + est.grad_biases, strict=True):
             param.grad = grad
         optimizer.step()
-    return {"train_acc": correct.double() / len(x), "train_loss": loss / len(x)}
+    return {"train_acc": correct.double() / len(y), "train_loss": loss / len(y)}
 
 
 def finite_runs(net: EPNetwork, train_loss: torch.Tensor) -> torch.Tensor:
@@ -182,13 +228,14 @@ def train_runs(runs: list[dict], data_paths: dict, out_dirs: list) -> list[dict]
     names = [f"{r['dataset']['name']}/{r['variant']['name']}/seed{r['seed']}" for r in runs]
     progress = names[0] if len(runs) == 1 else f"{len(runs)} runs of {runs[0]['dataset']['name']}"
     diverged = [bool(r) and r[-1]["diverged"] for r in rows]
+    estimate = batch_estimator(net, x_train, y_train, training)
     for epoch in range(first_epoch, training["epochs"] + 1):
         if all(diverged):
             break
         start = time.perf_counter()
         orders = torch.stack([torch.randperm(len(x_train), generator=torch_rng(run["seed"], "batches", epoch))
                               for run in runs]).to(device)
-        stats = train_epoch(net, optimizer, x_train, y_train, orders, training, f"{progress} epoch {epoch}")
+        stats = train_epoch(net, optimizer, estimate, y_train, orders, training, f"{progress} epoch {epoch}")
         finite = finite_runs(net, stats["train_loss"])
         stats |= evaluate(net, x_test, y_test, training)
         stats = {k: v.cpu().tolist() for k, v in stats.items()}
