@@ -86,4 +86,7 @@ def test_cuda_training_matches_cpu(data_paths, tmp_path):  # noqa: F811
     assert {s["device"] for s in gpu} == {"cuda"}
     for i in range(len(runs)):
         a, b = (pd.read_csv(tmp_path / f"{k}{i}" / "metrics.csv") for k in ("c", "g"))
-        pd.testing.assert_frame_equal(a[COLUMNS], b[COLUMNS], rtol=2e-3, atol=2e-3)
+        accuracy = ["train_acc", "test_acc"]  # float rounding may flip a sample or two of 600 / 200
+        pd.testing.assert_frame_equal(a[accuracy], b[accuracy], rtol=0, atol=0.011)
+        rest = [c for c in COLUMNS if c not in accuracy]
+        pd.testing.assert_frame_equal(a[rest], b[rest], rtol=5e-3, atol=1e-6)
