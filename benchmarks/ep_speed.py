@@ -5,8 +5,8 @@
 The engine is timed as training runs it (train_epoch: EP estimate, bookkeeping and SGD step; on CUDA the
 estimate is a replayed CUDA graph). Prints samples/s, seconds per 10,000 training samples, the FLOPs EP needs
 per sample and the achieved GFLOP/s, next to the machine's own fp32 matmul GFLOP/s measured in the same run;
-then the projected wall time of the full grid (3 datasets x 5 variants x 10 seeds x 20 epochs) with runs
-stacked R at a time.
+then the projected wall time of the full grid (3 datasets x 5 variants x 10 seeds x 20 epochs, training plus
+the per-epoch evaluation as train.evaluate does it) with runs stacked R at a time.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from functools import partial
 import torch
 
 from htsep.model import EPNetwork, mse_loss, one_hot
-from htsep.train import batch_estimator, make_optimizer, train_epoch
+from htsep.train import batch_estimator, evaluate, make_optimizer, train_epoch
 
 SIZES, T1, T2, BATCH, BETA = [784, 256, 10], 60, 12, 64, 0.1
 HTS = {"distribution": "normal", "mean": 0.3, "std": 0.05, "clip_min": 0.2, "clip_max": 0.4}
@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--runs", type=int, nargs="+", default=[1, 10, 50], help="stack sizes R to measure")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--eval-batch-size", type=int, default=2000, help="training.eval_batch_size")
     parser.add_argument("--skip-naive", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -124,9 +125,11 @@ def main() -> None:
         naive = throughput(lambda: naive_ep_step(net, x, y, T1, T2, BETA), max(3, args.batches // 5), BATCH, device)
         report("naive autograd EP", naive)
     training = {"beta": BETA, "free_steps": T1, "nudged_steps": T2, "symmetric": True, "batch_size": BATCH,
-                "lr": [0.4, 0.02], "momentum": 0.9, "weight_decay": 0.0}
+                "lr": [0.4, 0.02], "momentum": 0.9, "weight_decay": 0.0, "eval_batch_size": args.eval_batch_size,
+                "probe_size": 200, "residual_tol": 1e-4}  # probe: 1/10 of the test set, as 1,000 of 10,000
     x_data = torch.rand(args.batches * BATCH, SIZES[0], device=device)
     y_data = torch.randint(0, SIZES[-1], (len(x_data),), device=device)
+    x_test, y_test = torch.rand(2000, SIZES[0], device=device), torch.randint(0, SIZES[-1], (2000,), device=device)
     rates = {}
     for runs in args.runs:
         stacked = EPNetwork.stack([EPNetwork(SIZES, HTS, seed=s, device=device) for s in range(runs)])
@@ -134,11 +137,12 @@ def main() -> None:
         orders = torch.stack([torch.randperm(len(x_data), device=device) for _ in range(runs)])
         estimate = batch_estimator(stacked, x_data, y_data, training)  # what training uses (a CUDA graph on GPU)
         epoch = partial(train_epoch, stacked, optimizer, estimate, y_data, orders, training, "benchmark")
-        xe = torch.rand(runs, 2000, SIZES[0], device=device)
         train_rate = throughput(epoch, 1, runs * len(x_data), device)
-        eval_rate = throughput(lambda n=stacked, a=xe: n.relax(a, T1), 3, runs * 2000, device)
+        test = partial(evaluate, stacked, x_test, y_test, training)
+        eval_rate = throughput(test, 2, runs * len(x_test), device)
         rates[runs] = (train_rate, eval_rate)
         report(f"htsep engine, R={runs}", train_rate)
+        print(f"{'':>24}  evaluation: {eval_rate:9.0f} test samples/s (free phase and probe diagnostics)")
     if naive:
         print(f"speed-up of the per-run engine (R=1) over naive autograd EP: {rates[min(rates)][0] / naive:.1f}x")
     grids = {"official splits (60k/10k x 3)": [(60000, 10000)] * 3,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from htsep.model import EPNetwork, mse_loss, one_hot, relaxation_step
+from htsep.model import EPNetwork, mse_loss, one_hot, per_neuron, relaxation_step
 
 HTS = {"distribution": "normal", "mean": 0.3, "std": 0.1, "clip_min": 0.1, "clip_max": 0.5}
 
@@ -26,7 +26,7 @@ def true_gradient(net, x, y, free_steps, unroll=300):
     weights, biases = params[: len(net.weights)], params[len(net.weights):]
     states = fixed
     for _ in range(unroll):
-        drives = [x @ weights[0].mT + biases[0], *biases[1:]]
+        drives = [x @ weights[0].mT + biases[0], *(per_neuron(b) for b in biases[1:])]
         states = relaxation_step(states, weights, drives, net.dt, net.sigma)
     loss = mse_loss(states[-1], one_hot(y, net.sizes[-1], x.dtype)).mean()
     grads = torch.autograd.grad(loss, params)

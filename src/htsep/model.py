@@ -29,9 +29,9 @@ import torch
 from .seeding import numpy_rng, torch_rng
 from .timesteps import layer_specs, sample_time_steps
 
-ACTIVATIONS = {
-    "hard_sigmoid": lambda u: u.clamp(0.0, 1.0),
-    "sigmoid": torch.sigmoid,
+ACTIVATIONS = {  # applied in place to a freshly computed dPhi/ds (saves a pass over memory every step)
+    "hard_sigmoid": lambda u: u.clamp_(0.0, 1.0),
+    "sigmoid": torch.sigmoid_,
 }
 
 States = list[torch.Tensor]
@@ -51,13 +51,14 @@ def phi_gradients(states: States, weights, drives, beta: float = 0.0) -> States:
     """dPhi/ds_l for every free layer.
 
     ``drives[l]`` is the part that does not depend on the free states (see EPNetwork.drives): W_1 x + b_1 for
-    the first layer, b_l for the others, and b_L + beta y at a nudged output; what is left of beta (y - s_L)
-    is the -beta s_L below.
+    the first layer, b_l (as a row, per_neuron(b_l)) for the others, and b_L + beta y at a nudged output; what
+    is left of beta (y - s_L) is the -beta s_L below.
     """
     last = len(states) - 1
     grads = []
     for l, s in enumerate(states):
-        g = drives[l] if l == 0 else add_matmul(drives[l], states[l - 1], weights[l].mT)  # + W_l s_{l-1}
+        # + W_l s_{l-1}, formed as (W_l s_{l-1}^T)^T: BLAS is much faster with the few outputs (10) as rows
+        g = drives[l] if l == 0 else add_matmul(drives[l].mT, weights[l], states[l - 1].mT).mT
         if l < last:
             g = add_matmul(g, states[l + 1], weights[l + 1])  # + W_{l+1}^T s_{l+1}
         elif beta:
@@ -72,7 +73,8 @@ def relaxation_step(states: States, weights, drives, dt_rows, sigma, beta: float
     ``dt_rows[l]`` is dt_l as a row that broadcasts over the batch: per_neuron(dt_l), [..., 1, n_l].
     """
     grads = phi_gradients(states, weights, drives, beta)
-    return [torch.lerp(s, sigma(g), d) for s, g, d in zip(states, grads, dt_rows, strict=True)]
+    fresh = [g.clone() if g is c else g for g, c in zip(grads, drives, strict=True)]  # a lone layer's free drive
+    return [torch.lerp(s, sigma(g), d) for s, g, d in zip(states, fresh, dt_rows, strict=True)]
 
 
 def ep_parameter_gradients(x, plus: States, minus: States, scale: float):

@@ -54,8 +54,13 @@ def leading(net: EPNetwork) -> int:
 @torch.no_grad()
 def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
     """Per-run test metrics at the end of the free phase, its residual mean |s_T1 - s_{T1-1}|, and the
-    relaxation diagnostics of the first ``probe_size`` test samples."""
-    runs, n_classes, step = leading(net), net.sizes[-1], training["eval_batch_size"]
+    relaxation diagnostics of the first ``probe_size`` test samples.
+
+    Test samples are relaxed ``eval_batch_size`` at a time over all R stacked runs (eval_batch_size // R per
+    run), so the states stay in cache however many runs are stacked.
+    """
+    runs, n_classes = leading(net), net.sizes[-1]
+    step = max(1, training["eval_batch_size"] // runs)
     loss, residual = (torch.zeros(runs, dtype=torch.float64, device=x.device) for _ in range(2))
     predicted = []
     for start in range(0, len(x), step):
@@ -67,8 +72,14 @@ def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
         loss += mse_loss(out, one_hot(yb, n_classes, out.dtype)).sum(-1)
         predicted.append(out.argmax(-1))
     predicted = torch.cat(predicted, -1)
-    probe = x[:training["probe_size"]].expand(runs, -1, -1)
-    diagnostics = relaxation_diagnostics(net, probe, training["free_steps"], training["residual_tol"])
+    probe = x[:training["probe_size"]]
+    diagnostics = {}
+    for start in range(0, len(probe), step):  # every diagnostic is a mean over probe samples
+        chunk = probe[start:start + step]
+        part = relaxation_diagnostics(net, chunk.expand(runs, -1, -1), training["free_steps"],
+                                      training["residual_tol"])
+        for key, value in part.items():
+            diagnostics[key] = diagnostics.get(key, 0) + value * (len(chunk) / len(probe))
     counts = torch.nn.functional.one_hot(predicted, n_classes).sum(-2).double()
     share = counts / counts.sum(-1, keepdim=True)
     return {
