@@ -22,13 +22,13 @@ fi
     2>&1 | tee "$OUT/device.txt"
 
 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_model.py 2>&1 | tee "$OUT/tests.log"
-python3 benchmarks/ep_speed.py --device "$DEVICE" --runs $BENCH_RUNS --batches 200 2>&1 | tee "$OUT/benchmark.log"
+python3 benchmarks/ep_speed.py --device "$DEVICE" --runs $BENCH_RUNS --batches 200 --eval-batch-size 300000 2>&1 | tee "$OUT/benchmark.log"
 
 cat > device_data/grid.yaml <<EOF
 data: {root: device_data/prepared, mirror: $MIRROR}
 training: {device: $DEVICE}
 EOF
-CONFIGS=(--config config/config.yaml --config config/offline.yaml --config device_data/grid.yaml)
+CONFIGS=(--config config/config.yaml --config config/offline.yaml --config config/gpu.yaml --config device_data/grid.yaml)
 start=$(date +%s)
 for dataset in mnist fashion_mnist kmnist; do
     left=$((GRID_SECONDS - ($(date +%s) - start)))
