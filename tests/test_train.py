@@ -119,3 +119,29 @@ def test_cli_rejects_bad_config_with_the_key(tmp_path, capsys):
                      "--variant", "uniform_0.2", "--seed", "0", "--out", str(tmp_path / "run")])
     assert code == 2
     assert "training" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_cli_trains_several_runs_as_stacks_one_folder_each(data_paths, tmp_path, capsys):
+    root = data_paths["train"].parent.parent
+    common = [*sum((["--config", str(c)] for c in CONFIGS), []), "--dataset", "synthetic", "--data-root", str(root)]
+    code = cli.main(["train", *common, "--variant", "uniform_0.2", "hts_normal", "--seed", "0", "1",
+                     "--runs-per-job", "3", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in printed] == [
+        "synthetic/uniform_0.2/seed0", "synthetic/uniform_0.2/seed1", "synthetic/hts_normal/seed0",
+        "synthetic/hts_normal/seed1"]
+    folders = [tmp_path / "runs" / "synthetic" / v / f"seed{s}" for v in ("uniform_0.2", "hts_normal") for s in (0, 1)]
+    together = [json.loads((f / "summary.json").read_text())["runs_trained_together"] for f in folders]
+    assert together == [3, 3, 3, 1]  # two stacks: three runs, then one
+    assert cli.main(["train", *common, "--variant", "hts_normal", "--seed", "1", "--out", str(tmp_path / "alone")]) == 0
+    pd.testing.assert_frame_equal(metrics(folders[3]), metrics(tmp_path / "alone"))  # a stack of one == a run
+    assert not metrics(folders[2]).equals(metrics(folders[3]))  # each folder holds its own run
+
+
+def test_cli_out_names_a_single_run(tmp_path, capsys):
+    code = cli.main(["train", *sum((["--config", str(c)] for c in CONFIGS), []), "--dataset", "synthetic",
+                     "--seed", "0", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "--out names one run folder, but 3 runs were asked for" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
