@@ -12,6 +12,7 @@ the per-epoch evaluation as train.evaluate does it) with runs stacked R at a tim
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from functools import partial
 
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--eval-batch-size", type=int, default=2000, help="training.eval_batch_size")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel train jobs (default: one per core)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -150,8 +152,10 @@ def main() -> None:
     for runs, (train_rate, eval_rate) in rates.items():
         for label, sets in grids.items():
             seconds = sum(50 * 20 * (n_train / train_rate + n_test / eval_rate) for n_train, n_test in sets)
-            print(f"projected full grid (150 runs x 20 epochs), R={runs}, {label}: {seconds / 60:.1f} min on "
-                  f"{args.threads} thread(s)")
+            parallel = "" if device.type == "cuda" else (
+                f", {seconds / 60 / args.jobs:.1f} min as {args.jobs} parallel jobs of {args.threads} thread(s)")
+            print(f"projected full grid (150 runs x 20 epochs), R={runs}, {label}: {seconds / 60:.1f} min in one "
+                  f"process{parallel}")
 
 
 if __name__ == "__main__":
