@@ -18,6 +18,7 @@ from functools import partial
 
 import torch
 
+from htsep import fused
 from htsep.model import EPNetwork, mse_loss, one_hot
 from htsep.train import batch_estimator, evaluate, make_optimizer, train_epoch
 
@@ -132,19 +133,28 @@ def main() -> None:
     x_data = torch.rand(args.batches * BATCH, SIZES[0], device=device)
     y_data = torch.randint(0, SIZES[-1], (len(x_data),), device=device)
     x_test, y_test = torch.rand(2000, SIZES[0], device=device), torch.randint(0, SIZES[-1], (2000,), device=device)
-    rates = {}
-    for runs in args.runs:
+    def measure(runs):
         stacked = EPNetwork.stack([EPNetwork(SIZES, HTS, seed=s, device=device) for s in range(runs)])
         optimizer = make_optimizer(stacked, training)
         orders = torch.stack([torch.randperm(len(x_data), device=device) for _ in range(runs)])
         estimate = batch_estimator(stacked, x_data, y_data, training)  # what training uses (a CUDA graph on GPU)
         epoch = partial(train_epoch, stacked, optimizer, estimate, y_data, orders, training, "benchmark")
         train_rate = throughput(epoch, 1, runs * len(x_data), device)
-        test = partial(evaluate, stacked, x_test, y_test, training)
-        eval_rate = throughput(test, 2, runs * len(x_test), device)
-        rates[runs] = (train_rate, eval_rate)
-        report(f"htsep engine, R={runs}", train_rate)
-        print(f"{'':>24}  evaluation: {eval_rate:9.0f} test samples/s (free phase and probe diagnostics)")
+        eval_rate = throughput(partial(evaluate, stacked, x_test, y_test, training), 2, runs * len(x_test), device)
+        return train_rate, eval_rate, fused.engine(stacked)
+
+    def show(name, train_rate, eval_rate, engine):
+        report(name, train_rate)
+        print(f"{'':>24}  relaxation: {engine}; evaluation: {eval_rate:.0f} test samples/s (with probe diagnostics)")
+
+    rates = {}
+    for runs in args.runs:
+        *rates[runs], engine = measure(runs)
+        show(f"htsep engine, R={runs}", *rates[runs], engine)
+    if fused.engine(net) == "fused-cpu":  # the same engine with PyTorch ops for the relaxation, for comparison
+        fused.enabled = False
+        show("htsep, PyTorch ops, R=1", *measure(1))
+        fused.enabled = True
     if naive:
         print(f"speed-up of the per-run engine (R=1) over naive autograd EP: {rates[min(rates)][0] / naive:.1f}x")
     grids = {"official splits (60k/10k x 3)": [(60000, 10000)] * 3,

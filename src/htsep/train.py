@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, fused
 from .data import as_tensors, dataset_label, load_split
 from .dynamics import relaxation_diagnostics
 from .files import write_json, write_table, write_torch
@@ -301,6 +301,7 @@ def summarize(run: dict, metrics: pd.DataFrame, net: EPNetwork, device, elapsed:
         "epochs_completed": int(len(metrics)),
         "wall_seconds": elapsed,
         "device": str(device),
+        "relaxation_engine": fused.engine(net),
         "dt_stats": dt_stats(net),
         "config": run,
         "versions": {"htsep": __version__, "torch": torch.__version__, "numpy": np.__version__,
