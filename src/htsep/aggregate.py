@@ -16,26 +16,39 @@ RUN_COLUMNS = RUN_KEYS + ["final_test_acc", "final_train_acc", "best_test_acc", 
                           "diverged_epoch", "epochs_completed", "wall_seconds", "device"]
 
 
-def collect(summary_paths: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(runs, epochs, dt_values) from run folders holding summary.json, metrics.csv and model.pt."""
-    runs, epochs, dts = [], [], []
+def run_tables(summary_paths: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, epochs) from run folders holding summary.json and metrics.csv."""
+    runs, epochs = [], []
     for path in map(Path, summary_paths):
         summary = json.loads(path.read_text())
-        keys = {k: summary[k] for k in RUN_KEYS}
         row = {k: summary[k] for k in RUN_COLUMNS}
         for stats in summary["dt_stats"]:
             row |= {f"dt_{stat}_l{stats['layer']}": stats[stat] for stat in ("mean", "std", "min", "max")}
         runs.append(row)
-        epochs.append(pd.read_csv(path.parent / "metrics.csv").assign(**keys))
-        state = torch.load(path.parent / "model.pt", map_location="cpu", weights_only=False)
-        for layer, dt in enumerate(state["network"]["dt"], start=1):
-            dts.append(pd.DataFrame({**keys, "layer": layer, "neuron": range(len(dt)), "dt": dt.double().numpy()}))
+        epochs.append(pd.read_csv(path.parent / "metrics.csv").assign(**{k: summary[k] for k in RUN_KEYS}))
     runs = pd.DataFrame(runs).sort_values(["dataset", "variant", "seed"], ignore_index=True)
     runs = runs.astype({"best_epoch": "Int64", "diverged_epoch": "Int64"})  # missing when no finite epoch / none
     epochs = pd.concat(epochs, ignore_index=True)
     epochs = epochs[RUN_KEYS + [c for c in epochs.columns if c not in RUN_KEYS]]
     epochs = epochs.sort_values(["dataset", "variant", "seed", "epoch"], ignore_index=True)
-    return runs, epochs, pd.concat(dts, ignore_index=True)
+    return runs, epochs
+
+
+def dt_table(summary_paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Every neuron's dt, from the model.pt beside each summary.json."""
+    dts = []
+    for path in map(Path, summary_paths):
+        keys = {k: json.loads(path.read_text())[k] for k in RUN_KEYS}
+        state = torch.load(path.parent / "model.pt", map_location="cpu", weights_only=False)
+        for layer, dt in enumerate(state["network"]["dt"], start=1):
+            dts.append(pd.DataFrame({**keys, "layer": layer, "neuron": range(len(dt)), "dt": dt.double().numpy()}))
+    return pd.concat(dts, ignore_index=True)
+
+
+def collect(summary_paths: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(runs, epochs, dt_values) from run folders holding summary.json, metrics.csv and model.pt."""
+    summary_paths = list(summary_paths)
+    return *run_tables(summary_paths), dt_table(summary_paths)
 
 
 def aggregate_runs(summary_paths: Iterable[str | Path], outputs: Mapping[str, str]) -> None:

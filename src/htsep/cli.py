@@ -46,11 +46,10 @@ def _train(args) -> None:
     paths = {split: root / args.dataset / f"{split}.pt" for split in ("train", "test")}
     if not all(p.exists() for p in paths.values()):
         paths = prepare_from_slice(data_slice(config, args.dataset), root)
+    folders = [args.out] if args.out else [Path(args.runs_dir) / args.dataset / v / f"seed{s}" for v, s in members]
     for start in range(0, len(runs), args.runs_per_job):
-        chunk = members[start:start + args.runs_per_job]
-        folders = [args.out] if args.out else [Path(args.runs_dir) / args.dataset / v / f"seed{s}" for v, s in chunk]
-        summaries = train_runs(runs[start:start + args.runs_per_job], paths, folders)
-        for summary in summaries:
+        stack = slice(start, start + args.runs_per_job)
+        for summary in train_runs(runs[stack], paths, folders[stack]):
             status = f"diverged at epoch {summary['diverged_epoch']}" if summary["diverged"] else "completed"
             print(f"{args.dataset}/{summary['variant']}/seed{summary['seed']}: {status}, final test accuracy "
                   f"{summary['final_test_acc']:.4f}, best {summary['best_test_acc']:.4f} "

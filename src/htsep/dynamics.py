@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from .model import EPNetwork, phi_gradients
+from .model import EPNetwork, per_neuron, phi_gradients, relaxation_step
 
 
 @torch.no_grad()
@@ -19,13 +19,13 @@ def relaxation_diagnostics(net: EPNetwork, x: torch.Tensor, steps: int, tol: flo
     - unconverged_frac: share of samples still moving by ``tol`` or more at step ``steps``;
     - oscillation: mean share of neurons whose update reverses direction from one step to the next.
     """
-    drives = net.drives(x)
+    drives, dt_rows = net.drives(x), [per_neuron(d) for d in net.dt]
     states = net.zero_states(x)
     last_above = torch.zeros(x.shape[:-1], dtype=torch.long, device=x.device)
     reversals = torch.zeros(x.shape[:-1], dtype=torch.float64, device=x.device)
     previous = None
     for t in range(1, steps + 1):
-        new = net.step(states, drives)
+        new = relaxation_step(states, net.weights, drives, dt_rows, net.sigma)
         delta = torch.cat([n - s for n, s in zip(new, states, strict=True)], -1)
         last_above = torch.where(delta.abs().amax(-1) >= tol, t, last_above)
         if previous is not None:

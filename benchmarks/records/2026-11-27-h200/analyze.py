@@ -1,29 +1,16 @@
 """Tables of the GPU runs: python analyze.py RUNS_DIR (the run folders of grid.tar.gz and more_seeds.tar.gz).
 
 Only metrics.csv and summary.json came back from the GPU machine (no model.pt), so this builds the runs and epochs
-tables from those two files and calls htsep.stats.analyze with config/config.yaml's analysis settings.
+tables alone (htsep.aggregate.run_tables) and calls htsep.stats.analyze with config/config.yaml's analysis settings.
 """
-import json
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from htsep.aggregate import RUN_COLUMNS, RUN_KEYS
+from htsep.aggregate import run_tables
 from htsep.config import load_config
 from htsep.stats import analyze
 
 HERE = Path(__file__).parent
-
-
-def tables(paths):
-    runs, epochs = [], []
-    for path in paths:
-        summary = json.loads(path.read_text())
-        runs.append({k: summary[k] for k in RUN_COLUMNS})
-        epochs.append(pd.read_csv(path.parent / "metrics.csv").assign(**{k: summary[k] for k in RUN_KEYS}))
-    runs = pd.DataFrame(runs).sort_values(["dataset", "variant", "seed"], ignore_index=True)
-    return runs.astype({"best_epoch": "Int64", "diverged_epoch": "Int64"}), pd.concat(epochs, ignore_index=True)
 
 
 def main(runs_dir: str) -> None:
@@ -32,7 +19,7 @@ def main(runs_dir: str) -> None:
     subsets = {"seeds0-9": lambda p: int(p.parent.name[4:]) < 10,  # the grid: 3 datasets x 5 variants x 10 seeds
                "seeds0-49": lambda p: p.parts[-4] != "kmnist"}   # MNIST and Fashion-MNIST with 40 more seeds
     for label, keep in subsets.items():
-        runs, epochs = tables([p for p in paths if keep(p)])
+        runs, epochs = run_tables([p for p in paths if keep(p)])
         stats, summary = analyze(runs, epochs, analysis)
         stats.to_csv(HERE / f"stats_{label}.csv", index=False)
         summary.to_csv(HERE / f"summary_{label}.csv", index=False)
