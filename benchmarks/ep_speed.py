@@ -5,8 +5,11 @@
 The engine is timed as training runs it (train_epoch: EP estimate, bookkeeping and SGD step; on CUDA the
 estimate is a replayed CUDA graph). Prints samples/s, seconds per 10,000 training samples, the FLOPs EP needs
 per sample and the achieved GFLOP/s, next to the machine's own fp32 matmul GFLOP/s measured in the same run;
-then the projected wall time of the full grid (3 datasets x 5 variants x 10 seeds x 20 epochs, training plus
-the per-epoch evaluation as train.evaluate does it) with runs stacked R at a time.
+then where one epoch's time goes (input drive, relaxation phases, gradient products, SGD step, evaluation and
+its probe diagnostics, as shares of a 60k-sample epoch with its 10k-sample evaluation), and the projected wall
+time of the full grid (3 datasets x 5 variants x 10 seeds x 20 epochs, training plus the per-epoch evaluation as
+train.evaluate does it) with runs stacked R at a time. The fused kernel's instruction set follows HTSEP_MARCH
+(e.g. ``HTSEP_MARCH=x86-64-v3`` measures the AVX2 build on an AVX-512 machine).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from functools import partial
 import torch
 
 from htsep import fused
-from htsep.model import EPNetwork, mse_loss, one_hot
+from htsep.dynamics import relaxation_diagnostics
+from htsep.model import EPNetwork, ep_parameter_gradients, mse_loss, one_hot
 from htsep.train import batch_estimator, evaluate, make_optimizer, train_epoch
 
 SIZES, T1, T2, BATCH, BETA = [784, 256, 10], 60, 12, 64, 0.1
@@ -71,6 +75,14 @@ def eval_flops_per_sample(sizes, free_steps) -> int:
     return 2 * sizes[0] * sizes[1] + free_steps * sum(2 * 2 * n_in * n_out for n_in, n_out in pairs[1:])
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -97,6 +109,48 @@ def matmul_gflops(device, n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+def seconds_per_call(f, repeats: int, device) -> float:
+    return 1 / throughput(f, repeats, 1, device)
+
+
+def epoch_breakdown(training, x_data, y_data, x_test, y_test, device, n_train=60000, n_test=10000):
+    """Seconds of one run's epoch (n_train training samples, then n_test evaluated) per part, from timing each
+    part alone on this machine; 'other' is the rest of train_epoch (indexing, bookkeeping, Python)."""
+    net = EPNetwork.stack([EPNetwork(SIZES, HTS, seed=0, device=device)])
+    optimizer = make_optimizer(net, training)
+    xb, yb = x_data[None, :BATCH], y_data[None, :BATCH]
+    target = one_hot(yb, SIZES[-1], xb.dtype)
+    drives = net.drives(xb)
+    free = net.relax(xb, T1)
+    plus = net.relax(xb, T2, BETA, yb, init=free)
+    est = net.ep_estimate(xb, yb, BETA, T1, T2)
+    for param, grad in zip(net.parameters, est.grad_weights + est.grad_biases, strict=True):
+        param.grad = grad
+    per_batch = {
+        "input drive W_1 x + b_1": lambda: net.drives(xb),
+        "free relaxation (T1)": lambda: net._relax(drives, net.zero_states(xb), T1),
+        "nudged relaxations (2 x T2)": lambda: [net._relax(net.nudged(drives, b, target), free, T2, b)
+                                                for b in (BETA, -BETA)],
+        "gradient products": lambda: ep_parameter_gradients(xb, plus, free, 2 * BETA),
+        "SGD step": optimizer.step,
+    }
+    batches = n_train / BATCH
+    parts = {name: batches * seconds_per_call(f, 50, device) for name, f in per_batch.items()}
+    orders = torch.randperm(len(x_data), device=device)[None]
+    epoch = partial(train_epoch, net, optimizer, batch_estimator(net, x_data, y_data, training), y_data, orders,
+                    training, "breakdown")
+    parts["other (indexing, bookkeeping)"] = n_train / len(x_data) * seconds_per_call(epoch, 2, device) - sum(
+        parts.values())
+    without_probe = dict(training, probe_size=0)
+    evaluation = n_test / len(x_test) * seconds_per_call(
+        partial(evaluate, net, x_test, y_test, without_probe), 2, device)
+    probe = x_test[None, :training["probe_size"]]
+    parts["evaluation (free phase)"] = evaluation
+    parts[f"probe diagnostics ({probe.shape[1]} samples)"] = seconds_per_call(
+        partial(relaxation_diagnostics, net, probe, T1, training["residual_tol"]), 2, device)
+    return parts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
@@ -114,7 +168,8 @@ def main() -> None:
     print(f"network {'-'.join(map(str, SIZES))}, T1={T1}, T2={T2} (symmetric), batch {BATCH}, "
           f"{args.threads} thread(s), {device}, torch {torch.__version__}")
     print(f"EP FLOPs per training sample: {flops / 1e6:.2f} MFLOP; per evaluated sample: {eval_flops / 1e6:.2f}")
-    print(f"machine fp32 matmul (1024^3): {peak:.1f} GFLOP/s")
+    print(f"machine fp32 matmul (1024^3): {peak:.1f} GFLOP/s; CPU: {cpu_model()}")
+    print(f"fused relaxation kernel: {fused.kernel_id() or 'unavailable'}")
 
     def report(name, rate):
         print(f"{name:>24}: {rate:9.0f} samples/s  {1e4 / rate:7.3f} s per 10k samples  "
@@ -155,6 +210,12 @@ def main() -> None:
         fused.enabled = False
         show("htsep, PyTorch ops, R=1", *measure(1))
         fused.enabled = True
+    if device.type == "cpu":
+        parts = epoch_breakdown(dict(training, probe_size=1000), x_data, y_data, x_test, y_test, device)
+        total = sum(parts.values())
+        print(f"one run's epoch (60k training samples + 10k evaluated, R=1): {total:.2f} s")
+        for name, seconds in parts.items():
+            print(f"{name:>36}: {seconds:6.3f} s  {100 * seconds / total:5.1f}%")
     if naive:
         print(f"speed-up of the per-run engine (R=1) over naive autograd EP: {rates[min(rates)][0] / naive:.1f}x")
     grids = {"official splits (60k/10k x 3)": [(60000, 10000)] * 3,

@@ -1,6 +1,9 @@
 """The fused CPU relaxation computes what the PyTorch ops compute, and is used exactly where it applies."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -74,3 +77,67 @@ def test_pytorch_ops_run_where_the_kernel_does_not_apply():
     drives = net.drives(x)
     assert not fused.applies(net, drives, [s.requires_grad_() for s in net.zero_states(x)])  # autograd
     assert not fused.applies(net, [d.expand(2, -1, -1) for d in drives], net.zero_states(x.expand(2, -1, -1)))
+
+
+def cpu_has(*flags: str) -> bool:
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return all(f" {flag}" in text for flag in flags)
+
+
+EP_GRADIENTS = """
+import sys, torch
+from htsep import fused
+from htsep.model import EPNetwork
+net = EPNetwork([784, 256, 10], {hts!r}, seed=1)
+gen = torch.Generator().manual_seed(4)
+x, y = torch.rand(37, 784, generator=gen), torch.randint(0, 10, (37,), generator=gen)
+gw, gb = net.ep_gradients(x, y, 0.1, 60, 12)
+print(fused.kernel_id())
+torch.save([*gw, *gb], sys.argv[1])
+"""
+
+
+@needs_kernel
+@pytest.mark.skipif(not cpu_has("avx2", "fma"), reason="needs an AVX2 machine to run the x86-64-v3 build")
+def test_avx2_build_gives_exactly_the_numbers_of_the_native_build(tmp_path):
+    """One lane per sample, same operation order at every vector width: the instruction set changes no bit."""
+    results = {}
+    for march in ("native", "x86-64-v3"):
+        env = {**os.environ, "HTSEP_MARCH": march}
+        out = subprocess.run([sys.executable, "-c", EP_GRADIENTS.format(hts=HTS), str(tmp_path / march)], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        results[march] = out.strip().splitlines()[-1], torch.load(tmp_path / march)
+    assert "avx2, 8 lanes" in results["x86-64-v3"][0]
+    assert results["native"][0] != results["x86-64-v3"][0] or not cpu_has("avx512f")
+    assert all(torch.equal(a, b) for a, b in zip(results["native"][1], results["x86-64-v3"][1], strict=True))
+
+
+@needs_kernel
+def test_a_built_kernel_is_loaded_in_a_fresh_process_without_building(tmp_path):
+    fused._extension()  # built (or already in the cache) here
+    probe = ("import torch.utils.cpp_extension as ext\n"
+             "def refuse(*a, **k): raise AssertionError('rebuilt')\n"
+             "ext.load = refuse\n"
+             "from htsep import fused\n"
+             "assert fused._extension() is not None\n"
+             "print(fused.kernel_id())")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == fused.kernel_id()
+
+
+def test_build_key_names_source_and_flags_not_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.setenv("HTSEP_MARCH", "native")
+    key = fused.build_key()
+    copy = tmp_path / "elsewhere" / fused.SOURCE.name
+    copy.parent.mkdir()
+    copy.write_bytes(fused.SOURCE.read_bytes())
+    monkeypatch.setattr(fused, "SOURCE", copy)
+    assert fused.build_key() == key  # a second checkout of the same source shares the build
+    monkeypatch.setenv("HTSEP_MARCH", "x86-64-v3")
+    avx2 = fused.build_key()
+    copy.write_bytes(copy.read_bytes() + b"\n// edited\n")
+    assert len({key, avx2, fused.build_key()}) == 3

@@ -22,10 +22,11 @@ from torchvision.datasets import KMNIST, MNIST, FashionMNIST
 from torchvision.datasets import utils as tv_utils
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
+from .splits import dataset_label
+
 FORMAT = 1
 SPLITS = ("official", "test-holdout")
 SYNTHETIC_DEFAULTS = {"n_train": 2000, "n_test": 500, "seed": 0}
-_LABELS = {"mnist": "MNIST", "kmnist": "KMNIST", "fashion_mnist": "Fashion-MNIST", "synthetic": "Synthetic"}
 _STEMS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "t10k": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -53,12 +54,6 @@ DATASETS: dict[str, type[MNIST]] = {
 
 class DatasetError(RuntimeError):
     """Dataset archives are missing, corrupt, or could not be downloaded."""
-
-
-def dataset_label(name: str, split: str = "official") -> str:
-    """Display name, e.g. ``"Fashion-MNIST"`` or ``"KMNIST (test-set holdout)"``."""
-    label = _LABELS[name]
-    return f"{label} (test-set holdout)" if split == "test-holdout" else label
 
 
 @contextmanager
@@ -309,17 +304,3 @@ def prepare_dataset(
             }
             torch.save({"images": images, "labels": labels, "index": index, "provenance": provenance}, tmp)
     return paths
-
-
-def load_split(path: str | os.PathLike) -> dict:
-    """A prepared split: ``images`` uint8 [N,28,28], ``labels`` int64 [N], ``index`` (rows of the source
-    IDX file) and ``provenance``."""
-    return torch.load(path, weights_only=True)
-
-
-def as_tensors(split: dict, normalize: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x float32 [N,784], y int64 [N])``: x = images / 255, then ``(x - mean) / std`` if ``normalize``."""
-    x = split["images"].reshape(len(split["images"]), -1).to(torch.float32).div_(255)
-    if normalize is not None:
-        x.sub_(normalize["mean"]).div_(normalize["std"])
-    return x, split["labels"].to(torch.int64)

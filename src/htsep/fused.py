@@ -1,19 +1,26 @@
 """The CPU fast path of the relaxation: one compiled loop instead of ~6 PyTorch ops per step.
 
 For the paper's networks (one hidden layer, hard sigmoid, float32 on the CPU, no autograd) EPNetwork._relax hands
-its phases to ``csrc/relax_one_hidden.cpp``, which relaxes each sample with its states in L1 cache and forms
-both products with W_2 in one pass per step. It computes what relaxation_step computes (the tests compare them);
-only the order of float sums differs. The extension is compiled on first use (torch.utils.cpp_extension, cached);
-without a C++ compiler, or with HTSEP_FUSED=0, the PyTorch ops run instead. ``engine(net)`` names what runs
-(training records it in summary.json).
+its phases to ``csrc/relax_one_hidden.cpp``, which relaxes blocks of samples, one per vector lane, with their
+states in L1 cache. It computes what relaxation_step computes (the tests compare them); only the order of float
+sums differs, and each sample's arithmetic is the same whatever the vector width, so AVX2 and AVX-512 builds give
+identical numbers. Without a C++ compiler, or with HTSEP_FUSED=0, the PyTorch ops run instead. ``engine(net)``
+names what runs and ``kernel_id()`` which build (training records both in summary.json).
+
+Builds: the extension is compiled once per (source, compiler flags, torch version, CPU kind) into its own folder
+of the kernel cache, ``$HTSEP_KERNEL_CACHE`` (default ``~/.cache/htsep/kernels``), and later processes load the
+built module directly. ``HTSEP_MARCH`` sets the target (default ``native``; ``x86-64-v3`` builds the AVX2 kernel,
+``x86-64-v4`` the AVX-512 one, e.g. to measure the AVX2 build on an AVX-512 machine).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import platform
+import shutil
 from functools import cache
 from pathlib import Path
 
@@ -35,17 +42,61 @@ def _cpu_tag() -> str:
     return hashlib.sha1(flags.encode()).hexdigest()[:8]
 
 
+def compiler_flags() -> list[str]:
+    march = os.environ.get("HTSEP_MARCH", "native")
+    return ["-O3", f"-march={march}", "-ffp-contract=fast"]
+
+
+def kernel_cache() -> Path:
+    return Path(os.environ.get("HTSEP_KERNEL_CACHE", Path.home() / ".cache" / "htsep" / "kernels"))
+
+
+def build_key() -> str:
+    """What a build depends on: the kernel source, the flags, torch, and the CPU kind where -march=native."""
+    flags = compiler_flags()
+    parts = [SOURCE.read_bytes(), " ".join(flags).encode(), torch.__version__.encode()]
+    if "-march=native" in flags:
+        parts.append(_cpu_tag().encode())
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+def _import(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @cache
 def _extension():
-    """The compiled module, or None where it cannot be built."""
+    """The compiled module (built on first use in its own cache folder), or None where it cannot be built."""
+    name = f"htsep_relax_{build_key()}"
+    folder = kernel_cache() / name
+    built = folder / f"{name}.so"
+    if built.exists():
+        try:
+            return _import(name, built)
+        except ImportError:  # e.g. another process is still linking it: build (under torch's lock) below
+            pass
     try:
         from torch.utils.cpp_extension import load
 
-        return load(f"htsep_relax_one_hidden_{_cpu_tag()}", [str(SOURCE)],
-                    extra_cflags=["-O3", "-march=native", "-fopenmp-simd"])
+        folder.mkdir(parents=True, exist_ok=True)
+        source = folder / SOURCE.name  # compiled from a copy: the build command is the same for every checkout
+        if not source.exists():
+            shutil.copyfile(SOURCE, source)
+        return load(name, [str(source)], extra_cflags=compiler_flags(), build_directory=str(folder))
     except Exception as err:  # no compiler, no headers: the PyTorch ops give the same results
         log.warning("fused CPU relaxation unavailable (%s); using PyTorch ops", err)
         return None
+
+
+def kernel_id() -> str | None:
+    """Which build relaxes on this machine, e.g. 'relax_one_hidden 3f2a... (avx512, 16 lanes; -march=native)'."""
+    ext = _extension() if enabled else None
+    if ext is None:
+        return None
+    return f"relax_one_hidden {build_key()} ({ext.target()}; {' '.join(compiler_flags()[1:2])})"
 
 
 def engine(net) -> str:

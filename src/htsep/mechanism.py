@@ -34,10 +34,10 @@ import pandas as pd
 import torch
 
 from .config import ConfigError, canonical, deep_update, run_slice, variant_by_name
-from .data import as_tensors, dataset_label, load_split
 from .dynamics import ACTIVATION_DERIVATIVES, fixed_point_residual, relaxation_diagnostics, relaxation_spectrum
 from .files import write_table, write_text
 from .model import EPNetwork, phi_gradients
+from .splits import as_tensors, dataset_label, load_split
 from .timesteps import TimeStepSpecError, validate_spec
 
 log = logging.getLogger(__name__)

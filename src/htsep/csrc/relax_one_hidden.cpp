@@ -1,57 +1,60 @@
-// The free or nudged relaxation of a one-hidden-layer EP network, fused: each sample's states stay in L1 cache
-// for all T steps, and one pass over the hidden units per step forms both products with W (see htsep/fused.py).
+// The free or nudged relaxation of a one-hidden-layer EP network, fused (see htsep/fused.py).
 //
 //   u_h = d + W^T s_o          d = W_1 x + b_1                     (old s_o)
 //   u_o = c + W s_h - beta s_o  c = b_2 (+ beta y when nudged)      (old s_h: a synchronous step)
 //   s <- s + dt * (clamp(u, 0, 1) - s)
+//
+// Layout: one vector lane per sample. A block of kLanes samples of one run is transposed into [hidden][lane]
+// buffers and relaxed for all steps there (L1-resident: 2 x hidden x kLanes floats, plus W). Per step, one pass
+// over the hidden units j: the O outputs' states and partial sums W s_h stay in registers, and each weight
+// W[i][j], loaded once as a broadcast, feeds 2 kLanes-wide FMAs (one per product). Every sample's arithmetic
+// happens in its own lane in a fixed order, so results do not depend on the block a sample falls in.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace {
 
-constexpr int64_t kLanes = 16;  // hidden units per vector chunk
+#if defined(__AVX512F__)
+constexpr int64_t kLanes = 16;
+#else
+constexpr int64_t kLanes = 8;  // AVX2 (and the generic fallback)
+#endif
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 
-inline float hard_sigmoid(float u) { return std::min(std::max(u, 0.f), 1.f); }
+inline Vec splat(float v) { return Vec{} + v; }
+inline Vec hard_sigmoid(Vec u) {
+  const Vec zero = splat(0.f), one = splat(1.f);
+  u = u > zero ? u : zero;
+  return u < one ? u : one;
+}
 
+// One block: sh [hidden][kLanes] and so [O] (both in/out), d [hidden][kLanes], c [O], wt [hidden][O] (W^T).
 template <int64_t O>
-void relax_sample(float* sh, float* so, const float* d, const float* c, const float* w, const float* dt_h,
-                  const float* dt_o, int64_t hidden, int64_t steps, float beta) {
+void relax_block(Vec* sh, Vec* so_io, const Vec* d, const Vec* c, const float* wt, const float* dt_h,
+                 const float* dt_o, int64_t hidden, int64_t steps, float beta) {
+  Vec so[O], dto[O];
+  for (int64_t i = 0; i < O; ++i) so[i] = so_io[i], dto[i] = splat(dt_o[i]);
+  const Vec neg_beta = splat(-beta);
   for (int64_t t = 0; t < steps; ++t) {
-    float acc[O][kLanes] = {};  // partial sums of W s_h, one vector per output
-    float tail[O] = {};
-    int64_t j0 = 0;
-    for (; j0 + kLanes <= hidden; j0 += kLanes) {
-      float u[kLanes];
-#pragma omp simd
-      for (int64_t k = 0; k < kLanes; ++k) u[k] = d[j0 + k];
+    Vec acc[O];  // u_o, accumulated over the hidden units
+    for (int64_t i = 0; i < O; ++i) acc[i] = c[i] + neg_beta * so[i];
+    for (int64_t j = 0; j < hidden; ++j) {
+      const float* w = wt + j * O;
+      const Vec s = sh[j];
+      Vec u = d[j];
       for (int64_t i = 0; i < O; ++i) {
-        const float* wi = w + i * hidden + j0;
-        const float si = so[i];
-#pragma omp simd
-        for (int64_t k = 0; k < kLanes; ++k) {
-          acc[i][k] += wi[k] * sh[j0 + k];
-          u[k] += si * wi[k];
-        }
+        const Vec wij = splat(w[i]);
+        acc[i] += wij * s;
+        u += wij * so[i];
       }
-#pragma omp simd
-      for (int64_t k = 0; k < kLanes; ++k) sh[j0 + k] += dt_h[j0 + k] * (hard_sigmoid(u[k]) - sh[j0 + k]);
+      sh[j] = s + splat(dt_h[j]) * (hard_sigmoid(u) - s);
     }
-    for (int64_t j = j0; j < hidden; ++j) {
-      float u = d[j];
-      for (int64_t i = 0; i < O; ++i) {
-        tail[i] += w[i * hidden + j] * sh[j];
-        u += so[i] * w[i * hidden + j];
-      }
-      sh[j] += dt_h[j] * (hard_sigmoid(u) - sh[j]);
-    }
-    for (int64_t i = 0; i < O; ++i) {
-      float wsh = tail[i];
-      for (int64_t k = 0; k < kLanes; ++k) wsh += acc[i][k];
-      so[i] += dt_o[i] * (hard_sigmoid(c[i] + wsh - beta * so[i]) - so[i]);
-    }
+    for (int64_t i = 0; i < O; ++i) so[i] += dto[i] * (hard_sigmoid(acc[i]) - so[i]);
   }
+  for (int64_t i = 0; i < O; ++i) so_io[i] = so[i];
 }
 
 template <int64_t O>
@@ -59,16 +62,35 @@ void relax_all(torch::Tensor& s_h, torch::Tensor& s_o, const torch::Tensor& d, c
                const torch::Tensor& w, const torch::Tensor& dt_h, const torch::Tensor& dt_o, int64_t steps,
                float beta) {
   const int64_t runs = s_h.size(0), batch = s_h.size(1), hidden = s_h.size(2);
+  const int64_t blocks = (batch + kLanes - 1) / kLanes;
   const bool c_per_sample = c.size(1) == batch;
-  float* sh = s_h.data_ptr<float>();
-  float* so = s_o.data_ptr<float>();
+  float* psh = s_h.data_ptr<float>();
+  float* pso = s_o.data_ptr<float>();
   const float *pd = d.data_ptr<float>(), *pc = c.data_ptr<float>(), *pw = w.data_ptr<float>();
   const float *pdt_h = dt_h.data_ptr<float>(), *pdt_o = dt_o.data_ptr<float>();
-  at::parallel_for(0, runs * batch, 1, [&](int64_t begin, int64_t end) {
+  std::vector<float> wt(runs * hidden * O);  // W^T per run: the O weights of hidden unit j are adjacent
+  for (int64_t r = 0; r < runs; ++r)
+    for (int64_t i = 0; i < O; ++i)
+      for (int64_t j = 0; j < hidden; ++j) wt[(r * hidden + j) * O + i] = pw[(r * O + i) * hidden + j];
+  at::parallel_for(0, runs * blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<Vec> buf(2 * hidden + 2 * O);  // sh, d, so, c of one block, lane-major (padding lanes zero)
+    Vec *sh = buf.data(), *dv = sh + hidden, *so = dv + hidden, *cv = so + O;
     for (int64_t n = begin; n < end; ++n) {
-      const int64_t r = n / batch;
-      relax_sample<O>(sh + n * hidden, so + n * O, pd + n * hidden, pc + (c_per_sample ? n : r) * O,
-                      pw + r * O * hidden, pdt_h + r * hidden, pdt_o + r * O, hidden, steps, beta);
+      const int64_t r = n / blocks, b0 = (n % blocks) * kLanes, lanes = std::min(kLanes, batch - b0);
+      std::fill(buf.begin(), buf.end(), Vec{});
+      for (int64_t k = 0; k < lanes; ++k) {
+        const int64_t row = r * batch + b0 + k;
+        for (int64_t j = 0; j < hidden; ++j) sh[j][k] = psh[row * hidden + j], dv[j][k] = pd[row * hidden + j];
+        const float* ck = pc + (c_per_sample ? row : r) * O;
+        for (int64_t i = 0; i < O; ++i) so[i][k] = pso[row * O + i], cv[i][k] = ck[i];
+      }
+      relax_block<O>(sh, so, dv, cv, wt.data() + r * hidden * O, pdt_h + r * hidden, pdt_o + r * O, hidden, steps,
+                     beta);
+      for (int64_t k = 0; k < lanes; ++k) {
+        const int64_t row = r * batch + b0 + k;
+        for (int64_t j = 0; j < hidden; ++j) psh[row * hidden + j] = sh[j][k];
+        for (int64_t i = 0; i < O; ++i) pso[row * O + i] = so[i][k];
+      }
     }
   });
 }
@@ -97,4 +119,18 @@ void relax(torch::Tensor s_h, torch::Tensor s_o, torch::Tensor d, torch::Tensor 
   }
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("relax", &relax, "fused relaxation of a one-hidden-layer EP net"); }
+// The instruction set this build targets and its vector width, for benchmarks and run summaries.
+std::string target() {
+#if defined(__AVX512F__)
+  return "avx512, 16 lanes";
+#elif defined(__AVX2__)
+  return "avx2, 8 lanes";
+#else
+  return "generic, 8 lanes";
+#endif
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("relax", &relax, "fused relaxation of a one-hidden-layer EP net");
+  m.def("target", &target, "instruction set and lanes of this build");
+}
