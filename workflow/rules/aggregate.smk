@@ -10,6 +10,8 @@ rule aggregate:
         epochs_csv="results/tables/epochs.csv",
         epochs="results/tables/epochs.parquet",
         dt="results/tables/dt_values.parquet",
+    params:
+        code=code("aggregate.py"),
     log:
         "results/logs/aggregate.log",
     benchmark:

@@ -28,6 +28,7 @@ rule stats:
         stats=report(f"{TABLES}/stats.csv", category="Tables", caption="../report/stats.rst"),
         summary=report(f"{TABLES}/summary.csv", category="Tables", caption="../report/summary.rst"),
     params:
+        code=code("stats.py"),
         analysis=config["analysis"],
     log:
         "results/logs/stats.log",
@@ -49,6 +50,7 @@ rule figure_accuracy_curves:
     output:
         **FIGURE_OUTPUTS["accuracy_curves"],
     params:
+        code=code("figure_accuracy_curves.py"),
         analysis=config["analysis"],
         **FIGURE_ORDER,
     log:
@@ -71,6 +73,7 @@ rule figure_final_accuracy:
     output:
         **FIGURE_OUTPUTS["final_accuracy"],
     params:
+        code=code("figure_final_accuracy.py"),
         **FIGURE_ORDER,
     log:
         "results/logs/figures/final_accuracy.log",
@@ -92,6 +95,7 @@ rule figure_seed_spread:
     output:
         **FIGURE_OUTPUTS["seed_spread"],
     params:
+        code=code("figure_seed_spread.py"),
         analysis=config["analysis"],
         **FIGURE_ORDER,
     log:
@@ -114,6 +118,7 @@ rule figure_dt_distributions:
     output:
         **FIGURE_OUTPUTS["dt_distributions"],
     params:
+        code=code("figure_dt_distributions.py"),
         **FIGURE_ORDER,
     log:
         "results/logs/figures/dt_distributions.log",
@@ -135,6 +140,7 @@ rule figure_instability_counts:
     output:
         **FIGURE_OUTPUTS["instability_counts"],
     params:
+        code=code("figure_instability_counts.py"),
         analysis=config["analysis"],
         **FIGURE_ORDER,
     log:
@@ -157,6 +163,7 @@ rule figure_free_residual:
     output:
         **FIGURE_OUTPUTS["free_residual"],
     params:
+        code=code("figure_free_residual.py"),
         **FIGURE_ORDER,
     log:
         "results/logs/figures/free_residual.log",

@@ -4,6 +4,7 @@ rule prepare_data:
         train=f"{DATA}/{{dataset}}/train.pt",
         test=f"{DATA}/{{dataset}}/test.pt",
     params:
+        code=code("prepare_data.py"),
         dataset=lambda w: data_slice(config, w.dataset),
     log:
         "results/logs/prepare_data/{dataset}.log",

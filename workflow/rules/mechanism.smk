@@ -36,6 +36,7 @@ rule mech_spectral:
         **{f"radius_{k}": v for k, v in MECH_FIGURES["spectral_radius"].items()},
         **{f"moduli_{k}": v for k, v in MECH_FIGURES["eigenvalue_moduli"].items()},
     params:
+        code=code("mech_spectral.py"),
         spectral=MECH["spectral"],
         variants=config["variants"],
         datasets=MECH["spectral"]["datasets"],
@@ -59,6 +60,7 @@ rule mech_relaxation:
     output:
         **MECH_FIGURES["relaxation"],
     params:
+        code=code("mech_relaxation.py"),
         datasets=config["datasets"],
         variants=config["variants"],
         free_steps=config["training"]["free_steps"],
@@ -85,6 +87,7 @@ rule mech_landscape_train:
          for std in map(fmt, MECH["landscape"]["stds"])
          for seed in MECH["landscape"]["seeds"] for name in MECH_RUN_FILES],
     params:
+        code=code("mech_train_sweep.py"),
         runs=lambda w: [run for _, run in LANDSCAPE_PLAN[w.mean]],
         folders=lambda w: [folder for folder, _ in LANDSCAPE_PLAN[w.mean]],
     wildcard_constraints:
@@ -114,6 +117,7 @@ rule mech_landscape:
         table=report(f"{MECH_DIR}/landscape.csv", category="Mechanism", caption="../report/mech_landscape_table.rst"),
         **MECH_FIGURES["landscape"],
     params:
+        code=code("mech_landscape.py"),
         landscape=MECH["landscape"],
         analysis=MECH_ANALYSIS,
         chance_acc=MECH["chance_acc"],
@@ -141,6 +145,7 @@ rule mech_stress_train:
          for variant in MECH["stress"]["variants"]
          for seed in MECH["stress"]["seeds"] for name in MECH_RUN_FILES],
     params:
+        code=code("mech_train_sweep.py"),
         runs=lambda w: [run for _, run in STRESS_PLAN[w.lr]],
         folders=lambda w: [folder for folder, _ in STRESS_PLAN[w.lr]],
     wildcard_constraints:
@@ -172,6 +177,7 @@ rule mech_stress:
         compare=f"{MECH_DIR}/stress_compare.csv",
         **MECH_FIGURES["stress"],
     params:
+        code=code("mech_stress.py"),
         stress=MECH["stress"],
         variants=config["variants"],
         analysis=MECH_ANALYSIS,
@@ -200,6 +206,7 @@ rule mechanism_paper:
     output:
         "paper/generated/mechanism.tex",
     params:
+        code=code("mech_paper.py"),
         spectral=MECH["spectral"],
         landscape=MECH["landscape"],
         stress=MECH["stress"],

@@ -24,6 +24,7 @@ rule paper_macros:
     output:
         **{name: f"paper/generated/{name}.tex" for name in PAPER_GENERATED},
     params:
+        code=code("paper_macros.py"),
         setup=PAPER_SETUP,
         analysis=config["analysis"],
     log:
@@ -52,6 +53,8 @@ rule paper:
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",
+    params:
+        code=code("paper.py"),
     log:
         "results/logs/paper.log",
     benchmark:

@@ -18,6 +18,7 @@ if not EXECUTION.get("batch_runs", False):
             summary=f"{RUNS}/summary.json",
             model=f"{RUNS}/model.pt",
         params:
+            code=code("train.py"),
             run=lambda w: run_slice(config, w.dataset, w.variant, int(w.seed)),
         log:
             f"results/logs/train/{{dataset}}/{{variant}}/seed{{seed}}.log",
@@ -52,6 +53,7 @@ else:
                 output:
                     [f"{folder}/{name}" for folder in folders for name in RUN_FILES],
                 params:
+                    code=code("train_batch.py"),
                     runs=[run_slice(config, dataset, v, s) for v, s in chunk],
                     folders=folders,
                 log:
