@@ -16,7 +16,7 @@ configfile: "config/config.yaml"
 validate(config, "config/schema.yaml")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from htsep.config import check_config, data_slice, run_slice  # noqa: E402
+from htsep.config import check_config, data_slice, run_slice, validation_slice  # noqa: E402
 
 check_config(config)
 

@@ -23,7 +23,7 @@ import torch
 
 from htsep import fused
 from htsep.dynamics import relaxation_diagnostics
-from htsep.model import EPNetwork, ep_parameter_gradients, mse_loss, one_hot
+from htsep.model import EPNetwork, energy, ep_parameter_gradients, one_hot
 from htsep.train import batch_estimator, evaluate, make_optimizer, train_epoch
 
 SIZES, T1, T2, BATCH, BETA = [784, 256, 10], 60, 12, 64, 0.1
@@ -41,19 +41,14 @@ def ep_flops_per_sample(sizes, free_steps, nudged_steps, symmetric=True) -> int:
 
 
 def naive_ep_step(net: EPNetwork, x, y, free_steps, nudged_steps, beta):
-    """The reference codes' approach: every step rebuilds Phi(x, s) and differentiates it with autograd."""
+    """The reference codes' approach: every step rebuilds Phi(x, s) (model.energy) and differentiates it."""
     target = one_hot(y, net.sizes[-1], x.dtype)
-
-    def phi(states, b):
-        layers = [x, *states]
-        value = sum(((layers[l] @ net.weights[l].T + net.biases[l]) * layers[l + 1]).sum()
-                    for l in range(len(states)))
-        return value - b * mse_loss(states[-1], target).sum() if b else value
 
     def relax(states, steps, b):
         for _ in range(steps):
             states = [s.detach().requires_grad_(True) for s in states]
-            grads = torch.autograd.grad(phi(states, b), states)
+            phi = energy(states, x, net.weights, net.biases, target, b).sum()
+            grads = torch.autograd.grad(phi, states)
             states = [torch.lerp(s, net.sigma(g), d) for s, g, d in zip(states, grads, net.dt, strict=True)]
         return [s.detach() for s in states]
 
@@ -61,12 +56,7 @@ def naive_ep_step(net: EPNetwork, x, y, free_steps, nudged_steps, beta):
     plus, minus = relax(free, nudged_steps, beta), relax(free, nudged_steps, -beta)
     params = [p.detach().requires_grad_(True) for p in net.parameters]
     weights, biases = params[:len(net.weights)], params[len(net.weights):]
-
-    def phi_params(states):
-        layers = [x, *states]
-        return sum(((layers[l] @ weights[l].T + biases[l]) * layers[l + 1]).sum() for l in range(len(states)))
-
-    delta = torch.autograd.grad(phi_params(plus) - phi_params(minus), params)
+    delta = torch.autograd.grad((energy(plus, x, weights, biases) - energy(minus, x, weights, biases)).sum(), params)
     return [-g / (2 * beta * len(x)) for g in delta]
 
 

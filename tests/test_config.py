@@ -29,6 +29,18 @@ def test_shipped_configs_validate():
      "variants.0.dt"),
     ("model: {hidden: [256, 128]}", "training.lr"),
     ("datasets: [mnist, cifar]", "datasets.1"),
+    ("run_protocols: [lab, calibratd]", "run_protocols"),
+    ("protocols: {fast: {learning_rate: [0.1, 0.1]}}", "protocols.fast.learning_rate"),
+    ("protocols: {long: {epochs: 40}}", "protocols.long.epochs"),
+    ("protocols: {bad: {beta: -1}}", "training.beta"),
+    ("protocols: {deep: {lr: [0.1]}}", "protocols.deep.lr"),
+    ("calibration: {search: {beta: []}}", "calibration.search"),
+    ("calibration: {search: {epochs: [1, 2]}}", "calibration.search.epochs"),
+    ("calibration: {variant: uniform_0.7}", "variants"),
+    ("calibration: {backprop_search: {lr: [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]], momentum: [0, 0.5, 0.9],"
+     " loss: [mse, cross_entropy]}}", "calibration.backprop_search"),
+    ("data: {fashion_mnist: {validation_per_class: 3001}}", "data.fashion_mnist.validation_per_class"),
+    ("data: {subset: 600}", "data.fashion_mnist.validation_per_class"),
 ])
 def test_bad_config_names_the_key(tmp_path, override, key):
     with pytest.raises(ConfigError, match=f"config key {key}"):
@@ -42,9 +54,9 @@ def test_duplicate_variant_names_rejected(tmp_path):
 
 
 def test_defaults_filled_and_later_files_win(tmp_path):
-    config = load_config(with_override(tmp_path, "training: {beta: 0.2}\ndata: {subset: 100}"))
+    config = load_config(with_override(tmp_path, "training: {beta: 0.2}\ndata: {subset: 1000}"))
     assert config["training"]["beta"] == 0.2 and config["training"]["free_steps"] == 60
-    assert config["data"]["subset"] == 100 and config["data"]["mnist"]["split"] == "official"
+    assert config["data"]["subset"] == 1000 and config["data"]["mnist"]["split"] == "official"
 
 
 def test_run_slice_changes_only_with_its_own_variant(tmp_path):
@@ -61,3 +73,12 @@ def test_run_slice_changes_only_with_its_own_variant(tmp_path):
 def test_mirror_is_not_part_of_a_run(tmp_path):
     offline = load_config(with_override(tmp_path, "data: {mirror: /somewhere}"))
     assert run_slice(offline, "mnist", "uniform_0.2", 1) == run_slice(load_config([BASE]), "mnist", "uniform_0.2", 1)
+
+
+def test_protocols_override_training_and_name_their_runs(tmp_path):
+    config = load_config(with_override(tmp_path, "protocols: {lab: {}, calm: {momentum: 0.0, beta: 0.5}}\n"
+                                                  "run_protocols: [lab, calm]"))
+    lab, calm = (run_slice(config, "mnist", "uniform_0.2", 0, p) for p in ("lab", "calm"))
+    assert lab["training"] == run_slice(config, "mnist", "uniform_0.2", 0)["training"]  # the lab recipe unchanged
+    assert (lab["protocol"], calm["protocol"]) == ("lab", "calm")
+    assert calm["training"] == {**lab["training"], "momentum": 0.0, "beta": 0.5}

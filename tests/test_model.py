@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from htsep.model import EPNetwork, mse_loss, one_hot, per_neuron, relaxation_step
+from htsep.model import EPNetwork, mse_loss, one_hot, per_neuron, phi_gradients, relaxation_step
 
 HTS = {"distribution": "normal", "mean": 0.3, "std": 0.1, "clip_min": 0.1, "clip_max": 0.5}
 
@@ -103,3 +103,34 @@ def test_states_stay_in_unit_interval():
     net.weights = [10 * w for w in net.weights]
     for s in net.relax(torch.randn(4, 6) * 5, 50):
         assert float(s.min()) >= 0 and float(s.max()) <= 1
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.7, -0.4], ids=["free", "nudged", "nudged-negative"])
+@pytest.mark.parametrize("stacked", [False, True], ids=["one", "stacked"])
+def test_phi_gradients_are_the_gradient_of_the_energy(beta, stacked):
+    """The hand-derived dPhi/ds the engine relaxes with is autograd's gradient of Phi (model.energy)."""
+    nets = [small_net(HTS, seed=s) for s in range(2 if stacked else 1)]
+    net = EPNetwork.stack(nets) if stacked else nets[0]
+    gen = torch.Generator().manual_seed(5)
+    lead = (2,) if stacked else ()
+    x = torch.rand(*lead, 6, 12, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 4, (*lead, 6), generator=gen)
+    states = [torch.rand(*lead, 6, n, generator=gen, dtype=torch.float64).requires_grad_() for n in net.sizes[1:]]
+    phi = net.energy(states, x, beta, y if beta else None)
+    assert phi.shape == (*lead, 6)
+    expected = torch.autograd.grad(phi.sum(), states)
+    drives = net.drives(x, beta, one_hot(y, 4, x.dtype))
+    got = phi_gradients([s.detach() for s in states], net.weights, drives, beta)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
+
+
+def test_energy_is_what_the_free_relaxation_climbs_to_a_stationary_point():
+    """At the free phase's fixed point no unsaturated unit can raise Phi: dPhi/ds = s there."""
+    net, x = small_net(0.5), torch.rand(5, 12, dtype=torch.float64)
+    fixed = [s.requires_grad_() for s in net.relax(x, 400)]
+    grads = torch.autograd.grad(net.energy(fixed, x).sum(), fixed)
+    for s, g in zip(fixed, grads, strict=True):
+        inside = (s > 1e-6) & (s < 1 - 1e-6)
+        assert inside.any()
+        torch.testing.assert_close(g[inside], s.detach()[inside], rtol=0, atol=1e-8)

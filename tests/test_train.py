@@ -145,3 +145,19 @@ def test_cli_out_names_a_single_run(tmp_path, capsys):
     assert code == 2
     assert "--out names one run folder, but 3 runs were asked for" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_checkpoint_of_other_training_code_is_not_resumed(run, data_paths, tmp_path, monkeypatch, caplog):
+    """After an engine edit (another code fingerprint) a rerun retrains; it never rewrites the old numbers."""
+    run["training"]["epochs"] = 1
+    train.train_run(run, data_paths, tmp_path)
+    ckpt = torch.load(tmp_path / train.CHECKPOINT, weights_only=False)
+    assert ckpt["code"] == train.training_code()
+    assert json.loads((tmp_path / "summary.json").read_text())["code_fingerprint"] == train.training_code()
+    poisoned = {**ckpt, "metrics": [{**row, "test_acc": -1.0} for row in ckpt["metrics"]]}
+    torch.save(poisoned, tmp_path / train.CHECKPOINT)  # a resume would report test_acc -1
+    monkeypatch.setattr(train, "training_code", lambda: "edited-engine")
+    with caplog.at_level("WARNING"):
+        train.train_run(run, data_paths, tmp_path)
+    assert "other training code" in caplog.text
+    assert (metrics(tmp_path)["test_acc"] > 0).all()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from itertools import product
 from pathlib import Path
 
 import jsonschema
@@ -18,6 +19,10 @@ from .timesteps import TimeStepSpecError, layer_specs
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
 N_PIXELS, N_CLASSES = 28 * 28, 10
+PROTOCOL_KEYS = ("lr", "momentum", "weight_decay", "beta", "symmetric", "free_steps", "nudged_steps", "loss")
+# Smallest class of each official split (MNIST's digit 5 has 5,421 training and digit 5 892 test images).
+TRAIN_PER_CLASS = {"mnist": 5421, "kmnist": 6000, "fashion_mnist": 6000}
+TEST_PER_CLASS = {"mnist": 892, "kmnist": 1000, "fashion_mnist": 1000}
 
 
 class ConfigError(ValueError):
@@ -71,6 +76,93 @@ def check_config(config: Mapping) -> None:
     for name in config["datasets"]:
         if name not in config["data"]:
             raise ConfigError(f"config key data.{name}: dataset {name!r} is listed in datasets but not configured")
+    for name, overrides in config["protocols"].items():
+        protocol_training(config, name, overrides)
+    for name in config["run_protocols"]:
+        if name not in config["protocols"]:
+            raise ConfigError(f"config key run_protocols: protocol {name!r} is not defined under protocols "
+                              f"(defined: {sorted(config['protocols'])})")
+    check_calibration(config)
+
+
+def train_per_class(config: Mapping, dataset: str) -> int:
+    """Training images in the smallest class of ``dataset`` as configured (split, subset)."""
+    data = config["data"][dataset]
+    if dataset == "synthetic":
+        n = data.get("n_train", 2000) // N_CLASSES  # labels are arange(n) % 10, permuted
+    elif data.get("split", "official") == "test-holdout":
+        n = TEST_PER_CLASS[dataset] - round(data.get("holdout_fraction", 0.2) * TEST_PER_CLASS[dataset])
+    else:
+        n = TRAIN_PER_CLASS[dataset]
+    return min(n, config["data"].get("subset") or n)
+
+
+def check_validation_size(config: Mapping, dataset: str) -> None:
+    taken = config["data"][dataset].get("validation_per_class", 500)
+    available = train_per_class(config, dataset)
+    if available - taken < taken:
+        raise ConfigError(f"config key data.{dataset}.validation_per_class: {taken} per class would leave fewer "
+                          f"training images per class than it takes ({dataset} has {available} in its smallest "
+                          f"class as configured); use at most {available // 2}")
+
+
+def protocol_training(config: Mapping, name: str, overrides: Mapping | None = None) -> dict:
+    """The training config of protocol ``name``: config training with the protocol's overrides."""
+    if overrides is None:
+        if name not in config["protocols"]:
+            raise ConfigError(f"unknown protocol {name!r}: config key protocols defines {sorted(config['protocols'])}")
+        overrides = config["protocols"][name]
+    for key in overrides:
+        if key not in config["training"]:
+            raise ConfigError(f"config key protocols.{name}.{key}: {key!r} is not a training key")
+        if key not in PROTOCOL_KEYS:
+            raise ConfigError(f"config key protocols.{name}.{key}: a protocol overrides only {', '.join(PROTOCOL_KEYS)}"
+                              f" (data, sizes, epochs and batch stay shared)")
+    training = deep_update(copy.deepcopy(dict(config["training"])), overrides)
+    try:
+        validate_schema({**config, "training": training})
+    except ConfigError as err:
+        raise ConfigError(f"protocol {name}: {err}") from None
+    n_layers = len(config["model"]["hidden"]) + 1
+    if len(training["lr"]) != n_layers:
+        raise ConfigError(f"config key protocols.{name}.lr: need one learning rate per layer ({n_layers}), got "
+                          f"{len(training['lr'])}")
+    return training
+
+
+def check_calibration(config: Mapping) -> None:
+    calibration = config["calibration"]
+    where = "config key calibration"
+    if calibration["dataset"] not in config["data"]:
+        raise ConfigError(f"{where}.dataset: {calibration['dataset']!r} is not configured under data")
+    check_validation_size(config, calibration["dataset"])  # the split the pipeline carves
+    variant_by_name(config, calibration["variant"])
+    for key, search in (("search", calibration["search"]), ("backprop_search", calibration["backprop_search"])):
+        if not search or any(len(values) == 0 for values in search.values()):
+            raise ConfigError(f"{where}.{key}: the search space is empty; give each key at least one value")
+    for key in calibration["search"]:
+        if key not in PROTOCOL_KEYS:
+            raise ConfigError(f"{where}.search.{key}: searchable keys are {', '.join(PROTOCOL_KEYS)}")
+    for point in calibration_points(config):
+        protocol_training(config, f"calibration point {point_name(point)}", point)
+    if len(list(product(*calibration["backprop_search"].values()))) > len(calibration_points(config)):
+        raise ConfigError(f"{where}.backprop_search: larger than the EP search ({len(calibration_points(config))} "
+                          f"points); the reference may not be tuned harder than EP")
+
+
+def calibration_points(config: Mapping, search_key: str = "search") -> list[dict]:
+    """Every point of a calibration search (the product of its value lists, in declared order)."""
+    search = config["calibration"][search_key]
+    return [dict(zip(search, values, strict=True)) for values in product(*search.values())]
+
+
+def point_name(point: Mapping) -> str:
+    """A path-safe name of a search point, e.g. 'beta0.5_momentum0_lr0.1-0.05'."""
+    def text(value):
+        if isinstance(value, list | tuple):
+            return "-".join(text(v) for v in value)
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    return "_".join(f"{key}{text(value)}" for key, value in point.items())
 
 
 def load_config(paths, schema_path: Path = SCHEMA_PATH) -> dict:
@@ -96,9 +188,16 @@ def canonical(obj):
 
 
 def data_slice(config: Mapping, dataset: str) -> dict:
-    """What preparing ``dataset`` depends on."""
+    """What preparing ``dataset`` depends on (not its validation split: see validation_slice)."""
     data = config["data"]
-    return canonical({"name": dataset, "mirror": data.get("mirror"), "subset": data.get("subset"), **data[dataset]})
+    own = {k: v for k, v in data[dataset].items() if k != "validation_per_class"}
+    return canonical({"name": dataset, "mirror": data.get("mirror"), "subset": data.get("subset"), **own})
+
+
+def validation_slice(config: Mapping, dataset: str) -> dict:
+    """What the validation split of ``dataset`` depends on, besides its prepared training set."""
+    return {"per_class": config["data"][dataset].get("validation_per_class", 500),
+            "seed": config["data"].get("validation_seed", 0)}
 
 
 def variant_by_name(config: Mapping, name: str) -> dict:
@@ -108,13 +207,35 @@ def variant_by_name(config: Mapping, name: str) -> dict:
     raise ConfigError(f"variant {name!r} is not in config key variants {[v['name'] for v in config['variants']]}")
 
 
-def run_slice(config: Mapping, dataset: str, variant: str, seed: int) -> dict:
-    """Everything one training run depends on (its effective config)."""
-    return canonical({
+def model_slice(config: Mapping) -> dict:
+    return {"sizes": [N_PIXELS, *config["model"]["hidden"], N_CLASSES],
+            "activation": config["model"].get("activation", "hard_sigmoid")}
+
+
+def run_slice(config: Mapping, dataset: str, variant: str, seed: int, protocol: str | None = None,
+              training: Mapping | None = None) -> dict:
+    """Everything one training run depends on (its effective config). With ``protocol`` the run trains under
+    that protocol (and carries its name); ``training`` replaces the training config (calibration points)."""
+    if training is None:
+        training = config["training"] if protocol is None else protocol_training(config, protocol)
+    run = {
         "dataset": {k: v for k, v in data_slice(config, dataset).items() if k != "mirror"},  # where, not what
         "variant": variant_by_name(config, variant),
         "seed": int(seed),
-        "model": {"sizes": [N_PIXELS, *config["model"]["hidden"], N_CLASSES],
-                  "activation": config["model"].get("activation", "hard_sigmoid")},
-        "training": config["training"],
+        "model": model_slice(config),
+        "training": training,
+    }
+    return canonical(run | ({"protocol": protocol} if protocol else {}))
+
+
+def backprop_slice(config: Mapping, dataset: str, seed: int, setting: Mapping | None = None) -> dict:
+    """What one backprop reference run depends on: the EP grid's data, network, init seed, epochs and batch, with
+    the loss and optimiser of ``setting`` (default: config key backprop)."""
+    training = config["training"]
+    shared = {k: training[k] for k in ("epochs", "batch_size", "eval_batch_size", "device", "threads")}
+    return canonical({
+        "dataset": {k: v for k, v in data_slice(config, dataset).items() if k != "mirror"},
+        "seed": int(seed),
+        "model": model_slice(config),
+        "training": shared | {"weight_decay": 0.0} | dict(setting or config["backprop"]),
     })

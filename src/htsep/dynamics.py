@@ -39,6 +39,33 @@ def relaxation_diagnostics(net: EPNetwork, x: torch.Tensor, steps: int, tol: flo
     }
 
 
+@torch.no_grad()
+def dead_units(net: EPNetwork, x: torch.Tensor, y: torch.Tensor, training: dict) -> dict[str, torch.Tensor]:
+    """Units that EP can no longer train, on a probe batch (x [R, batch, n_in], labels y [batch]), per run.
+
+    - dead_frac_l{l}: share of layer l's units whose state is identical in both nudged phases on every sample,
+      so their bias (and, when stuck at 0, their incoming weights) get an EP update of exactly zero;
+      dead0_frac_l{l} / dead1_frac_l{l}: those stuck at 0 / at 1 on every sample;
+    - out_dead_analytic_frac: output units whose free-state drive W_L s_{L-1} + b_L is below -beta on every
+      sample: even their own class's nudge (+beta (1 - s)) leaves their input below 0, an absorbing state of the
+      hard sigmoid under MSE.
+    """
+    beta, free_steps, nudged_steps = training["beta"], training["free_steps"], training["nudged_steps"]
+    target = y.expand(*x.shape[:-1])
+    free = net.relax(x, free_steps)
+    plus = net.relax(x, nudged_steps, beta, target, init=free)
+    minus = net.relax(x, nudged_steps, -beta, target, init=free) if training["symmetric"] else free
+    out = {}
+    for l, (p, m) in enumerate(zip(plus, minus, strict=True), start=1):
+        dead = (p == m).all(-2)
+        out[f"dead_frac_l{l}"] = dead.double().mean(-1)
+        out[f"dead0_frac_l{l}"] = (dead & (p == 0).all(-2)).double().mean(-1)
+        out[f"dead1_frac_l{l}"] = (dead & (p == 1).all(-2)).double().mean(-1)
+    drive = [x, *free][-2] @ net.weights[-1].mT + per_neuron(net.biases[-1])
+    out["out_dead_analytic_frac"] = (drive < -beta).all(-2).double().mean(-1)
+    return out
+
+
 # ------------------------------------------------------------------------------ linear stability at a state
 #
 # The relaxation map F(s) = (1 - D) s + D sigma(u(s)), u = dPhi/ds, has the Jacobian

@@ -48,6 +48,16 @@ def add_matmul(c: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tenso
     return torch.baddbmm(c, a, b) if a.dim() == 3 else torch.addmm(c, a, b)
 
 
+def energy(states: States, x: torch.Tensor, weights, biases, target=None, beta: float = 0.0) -> torch.Tensor:
+    """Phi per sample [..., batch]: sum_l s_l . (W_l s_{l-1} + b_l) - beta * 0.5 * ||s_L - y||^2 (s_0 = x).
+
+    The executable specification of the model: phi_gradients is its gradient in the states (tested with autograd).
+    """
+    layers = [x, *states]
+    phi = sum((s * (layers[l] @ weights[l].mT + per_neuron(biases[l]))).sum(-1) for l, s in enumerate(states))
+    return phi - beta * mse_loss(states[-1], target) if beta else phi
+
+
 def phi_gradients(states: States, weights, drives, beta: float = 0.0) -> States:
     """dPhi/ds_l for every free layer.
 
@@ -161,6 +171,12 @@ class EPNetwork:
 
     def zero_states(self, x: torch.Tensor) -> States:
         return [x.new_zeros(*x.shape[:-1], n) for n in self.sizes[1:]]
+
+    def energy(self, states: States, x, beta: float = 0.0, target=None) -> torch.Tensor:
+        """Phi of ``states`` for input ``x`` (see energy)."""
+        if target is not None:
+            target = one_hot(target, self.sizes[-1], x.dtype)
+        return energy(states, x, self.weights, self.biases, target, beta)
 
     def step(self, states: States, drives, beta: float = 0.0) -> States:
         """One relaxation step of this network (see relaxation_step)."""

@@ -9,6 +9,8 @@ import os
 
 import torch
 
+from .files import write_torch
+
 _LABELS = {"mnist": "MNIST", "kmnist": "KMNIST", "fashion_mnist": "Fashion-MNIST", "synthetic": "Synthetic"}
 
 
@@ -30,3 +32,36 @@ def as_tensors(split: dict, normalize: dict | None = None) -> tuple[torch.Tensor
     if normalize is not None:
         x.sub_(normalize["mean"]).div_(normalize["std"])
     return x, split["labels"].to(torch.int64)
+
+
+def carve_validation(split: dict, per_class: int, seed: int) -> tuple[dict, dict]:
+    """(fit, validation): a stratified, seeded ``per_class`` images of each class set aside from a prepared
+    training split, the rest kept for fitting. Calibration trains on ``fit`` and scores on ``validation``, so the
+    test set never takes part in a choice. Both keep the source rows (``index``) and record the carving."""
+    labels = split["labels"]
+    rng = torch.Generator().manual_seed(seed)
+    held = []
+    for c in labels.unique().tolist():
+        rows = (labels == c).nonzero().flatten()
+        if len(rows) - per_class < per_class:
+            raise ValueError(f"validation_per_class={per_class} would leave fewer training images than it takes: "
+                             f"class {c} has {len(rows)}")
+        held.append(rows[torch.randperm(len(rows), generator=rng)[:per_class]])
+    validation = torch.zeros(len(labels), dtype=torch.bool)
+    validation[torch.cat(held)] = True
+    carving = {"per_class": per_class, "seed": seed, "n_validation": int(validation.sum()),
+               "n_fit": int((~validation).sum())}
+
+    def part(mask, name):
+        provenance = {**split["provenance"], "part": name, "validation_split": carving}
+        return {"images": split["images"][mask], "labels": labels[mask], "index": split["index"][mask],
+                "provenance": provenance}
+
+    return part(~validation, "fit"), part(validation, "validation")
+
+
+def write_validation_split(train_path: str | os.PathLike, outputs: dict, per_class: int, seed: int) -> None:
+    """Carve ``outputs['validation']`` from the prepared training split; the rest goes to ``outputs['fit']``."""
+    fit, validation = carve_validation(load_split(train_path), per_class, seed)
+    write_torch(outputs["fit"], fit)
+    write_torch(outputs["validation"], validation)

@@ -20,8 +20,9 @@ import torch
 from tqdm import tqdm
 
 from . import __version__, fused
-from .dynamics import relaxation_diagnostics
+from .dynamics import dead_units, relaxation_diagnostics
 from .files import write_json, write_table, write_torch
+from .fingerprint import code_fingerprint
 from .model import EPNetwork, mse_loss, one_hot
 from .seeding import torch_rng
 from .splits import as_tensors, dataset_label, load_split
@@ -29,6 +30,12 @@ from .splits import as_tensors, dataset_label, load_split
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+
+
+def training_code() -> str:
+    """Fingerprint of the code a training run executes (this module and all it imports, the kernel source too):
+    part of a run's identity in its checkpoint and summary, so an engine edit retrains instead of resuming."""
+    return code_fingerprint("train")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -54,7 +61,7 @@ def leading(net: EPNetwork) -> int:
 @torch.no_grad()
 def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
     """Per-run test metrics at the end of the free phase, its residual mean |s_T1 - s_{T1-1}|, and the
-    relaxation diagnostics of the first ``probe_size`` test samples.
+    relaxation diagnostics and dead units (htsep.dynamics) of the first ``probe_size`` test samples.
 
     Test samples are relaxed ``eval_batch_size`` at a time over all R stacked runs (eval_batch_size // R per
     run), so the states stay in cache however many runs are stacked.
@@ -72,14 +79,15 @@ def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
         loss += mse_loss(out, one_hot(yb, n_classes, out.dtype)).sum(-1)
         predicted.append(out.argmax(-1))
     predicted = torch.cat(predicted, -1)
-    probe = x[:training["probe_size"]]
+    probe, probe_labels = x[:training["probe_size"]], y[:training["probe_size"]]
     diagnostics = {}
-    for start in range(0, len(probe), step):  # every diagnostic is a mean over probe samples
+    for start in range(0, len(probe), step):  # relaxation diagnostics are means over probe samples
         chunk = probe[start:start + step]
         part = relaxation_diagnostics(net, chunk.expand(runs, -1, -1), training["free_steps"],
                                       training["residual_tol"])
         for key, value in part.items():
             diagnostics[key] = diagnostics.get(key, 0) + value * (len(chunk) / len(probe))
+    diagnostics |= dead_units(net, probe.expand(runs, -1, -1), probe_labels, training)  # over the whole probe
     counts = torch.nn.functional.one_hot(predicted, n_classes).sum(-2).double()
     share = counts / counts.sum(-1, keepdim=True)
     return {
@@ -197,6 +205,9 @@ def load_checkpoints(runs, out_dirs, device):
     if any(c["run"] != run for c, run in zip(ckpts, runs, strict=True)) or len({c["epoch"] for c in ckpts}) > 1:
         log.warning("checkpoints in %s do not match this config; starting afresh", out_dirs)
         return None
+    if any(c.get("code") != training_code() for c in ckpts):
+        log.warning("checkpoints in %s were written by other training code; starting afresh", out_dirs)
+        return None
     return ckpts
 
 
@@ -267,7 +278,8 @@ def train_runs(runs: list[dict], data_paths: dict, out_dirs: list) -> list[dict]
             if epoch in training["snapshot_epochs"]:
                 snapshots[r][epoch] = {"weights": member.weights, "biases": member.biases}
             write_torch(Path(out_dir) / CHECKPOINT, {
-                "run": run, "network": member.state_dict(), "optimizer": optimizer_member(opt_state, r),
+                "run": run, "code": training_code(), "network": member.state_dict(),
+                "optimizer": optimizer_member(opt_state, r),
                 "epoch": epoch, "metrics": rows[r], "elapsed": elapsed, "snapshots": snapshots[r]})
 
     summaries = []
@@ -282,15 +294,17 @@ def train_runs(runs: list[dict], data_paths: dict, out_dirs: list) -> list[dict]
     return summaries
 
 
-def summarize(run: dict, metrics: pd.DataFrame, net: EPNetwork, device, elapsed: float) -> dict:
+def run_summary(run: dict, metrics: pd.DataFrame, device, elapsed: float) -> dict:
+    """What every run's summary.json holds (EP and backprop alike): identity, outcome, wall time, versions.
+    ``best_test_acc`` is chosen on the test set: descriptive only (post hoc), never used for a choice."""
     finite = metrics[~metrics["diverged"]]
     diverged = bool(metrics["diverged"].any())
     best = finite.loc[finite["test_acc"].idxmax()] if len(finite) else None
     return {
+        "protocol": run.get("protocol"),
         "dataset": run["dataset"]["name"],
         "dataset_label": dataset_label(run["dataset"]["name"], run["dataset"]["split"]),
         "split": run["dataset"]["split"],
-        "variant": run["variant"]["name"],
         "seed": run["seed"],
         "final_test_acc": math.nan if diverged else float(metrics["test_acc"].iloc[-1]),
         "final_train_acc": math.nan if diverged else float(metrics["train_acc"].iloc[-1]),
@@ -301,10 +315,17 @@ def summarize(run: dict, metrics: pd.DataFrame, net: EPNetwork, device, elapsed:
         "epochs_completed": int(len(metrics)),
         "wall_seconds": elapsed,
         "device": str(device),
-        "relaxation_engine": fused.engine(net),
-        "relaxation_kernel": fused.kernel_id() if fused.engine(net) == "fused-cpu" else None,
-        "dt_stats": dt_stats(net),
         "config": run,
         "versions": {"htsep": __version__, "torch": torch.__version__, "numpy": np.__version__,
                      "python": sys.version.split()[0], "platform": platform.platform()},
+    }
+
+
+def summarize(run: dict, metrics: pd.DataFrame, net: EPNetwork, device, elapsed: float) -> dict:
+    return run_summary(run, metrics, device, elapsed) | {
+        "variant": run["variant"]["name"],
+        "relaxation_engine": fused.engine(net),
+        "relaxation_kernel": fused.kernel_id() if fused.engine(net) == "fused-cpu" else None,
+        "code_fingerprint": training_code(),
+        "dt_stats": dt_stats(net),
     }

@@ -17,3 +17,27 @@ rule prepare_data:
         "../../environment.yml"
     script:
         "../scripts/prepare_data.py"
+
+
+rule validation_split:
+    """Set a stratified, seeded part of each class aside from the training set: calibration fits on the rest and
+    scores on it, so the test set never takes part in a choice (the study grid trains on the whole set)."""
+    input:
+        train=rules.prepare_data.output.train,
+    output:
+        fit=f"{DATA}/{{dataset}}/fit.pt",
+        validation=f"{DATA}/{{dataset}}/validation.pt",
+    params:
+        code=code("validation_split.py"),
+        validation=lambda w: validation_slice(config, w.dataset),
+    log:
+        "results/logs/validation_split/{dataset}.log",
+    benchmark:
+        "results/benchmarks/validation_split/{dataset}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/validation_split.py"
