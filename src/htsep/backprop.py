@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .config import BACKPROP
 from .files import write_json, write_table, write_torch
 from .fingerprint import code_fingerprint
 from .model import EPNetwork
@@ -27,7 +28,6 @@ from .train import make_optimizer, resolve_device, run_summary
 
 log = logging.getLogger(__name__)
 
-NAME = "backprop"
 ACTIVATIONS = {"hard_sigmoid": lambda u: F.hardtanh(u, 0.0, 1.0), "sigmoid": torch.sigmoid}
 LOSSES = {
     "mse": lambda logits, y: 0.5 * (logits - F.one_hot(y, logits.shape[-1]).to(logits.dtype)).pow(2).sum(-1),
@@ -95,8 +95,8 @@ def train_backprop(run: dict, data_paths: dict, out_dir: str | Path) -> dict:
         if diverged:
             break
     metrics = pd.DataFrame(rows)
-    summary = run_summary({**run, "protocol": NAME}, metrics, device, elapsed) | {
-        "variant": NAME, "dt_stats": [], "code_fingerprint": code_fingerprint("backprop")}
+    summary = run_summary({**run, "protocol": BACKPROP}, metrics, device, elapsed) | {
+        "variant": BACKPROP, "dt_stats": [], "code_fingerprint": code_fingerprint("backprop")}
     write_table(out_dir / "metrics.csv", metrics)
     write_json(out_dir / "summary.json", summary)
     write_torch(out_dir / "model.pt", {"run": run, "weights": [w.detach() for w in net.weights],

@@ -19,6 +19,7 @@ from .timesteps import TimeStepSpecError, layer_specs
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
 N_PIXELS, N_CLASSES = 28 * 28, 10
+BACKPROP = "backprop"  # protocol and variant name of the backprop reference runs
 PROTOCOL_KEYS = ("lr", "momentum", "weight_decay", "beta", "symmetric", "free_steps", "nudged_steps", "loss")
 # Smallest class of each official split (MNIST's digit 5 has 5,421 training and digit 5 892 test images).
 TRAIN_PER_CLASS = {"mnist": 5421, "kmnist": 6000, "fashion_mnist": 6000}
@@ -77,12 +78,18 @@ def check_config(config: Mapping) -> None:
         if name not in config["data"]:
             raise ConfigError(f"config key data.{name}: dataset {name!r} is listed in datasets but not configured")
     for name, overrides in config["protocols"].items():
+        if name == BACKPROP:
+            raise ConfigError(f"config key protocols.{BACKPROP}: the name is reserved for the backprop reference")
         protocol_training(config, name, overrides)
     for name in config["run_protocols"]:
         if name not in config["protocols"]:
             raise ConfigError(f"config key run_protocols: protocol {name!r} is not defined under protocols "
                               f"(defined: {sorted(config['protocols'])})")
     check_calibration(config)
+    spectral = config.get("mechanism", {}).get("spectral", {}).get("protocol", "lab")
+    if spectral not in config["run_protocols"]:
+        raise ConfigError(f"config key mechanism.spectral.protocol: {spectral!r} is not in run_protocols "
+                          f"{config['run_protocols']}")
 
 
 def train_per_class(config: Mapping, dataset: str) -> int:
@@ -150,10 +157,27 @@ def check_calibration(config: Mapping) -> None:
                           f"points); the reference may not be tuned harder than EP")
 
 
+CALIBRATED = {"ep": "search", "backprop": "backprop_search"}  # what calibration selects -> its search key
+
+
 def calibration_points(config: Mapping, search_key: str = "search") -> list[dict]:
     """Every point of a calibration search (the product of its value lists, in declared order)."""
     search = config["calibration"][search_key]
     return [dict(zip(search, values, strict=True)) for values in product(*search.values())]
+
+
+def search_points(config: Mapping, kind: str) -> dict[str, dict]:
+    """Point name -> values of the search that calibrates ``kind`` ('ep' or 'backprop'), in search order."""
+    return {point_name(p): p for p in calibration_points(config, CALIBRATED[kind])}
+
+
+def calibration_run(config: Mapping, kind: str, point: str, seed: int) -> dict:
+    """The run one (kind, search point, seed) of the calibration trains."""
+    calibration, values = config["calibration"], search_points(config, kind)[point]
+    if kind == "backprop":
+        return backprop_slice(config, calibration["dataset"], seed, values)
+    return run_slice(config, calibration["dataset"], calibration["variant"], seed,
+                     training={**config["training"], **values})
 
 
 def point_name(point: Mapping) -> str:

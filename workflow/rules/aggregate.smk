@@ -1,9 +1,12 @@
 rule aggregate:
-    """Per-run and per-epoch tables of the whole grid (tidy, CSV and parquet), plus every run's sampled dt."""
+    """Per-run and per-epoch tables of the whole grid and the backprop reference (tidy, CSV and parquet), plus
+    every EP run's sampled dt."""
     input:
         summaries=run_files("summary.json"),
         metrics=run_files("metrics.csv"),
         models=run_files("model.pt"),
+        backprop=backprop_files("summary.json"),
+        backprop_metrics=backprop_files("metrics.csv"),
     output:
         runs_csv=report("results/tables/runs.csv", category="Tables", caption="../report/runs.rst"),
         runs="results/tables/runs.parquet",

@@ -9,7 +9,7 @@ TRAIN_RESOURCES = dict(
 if not EXECUTION.get("batch_runs", False):
 
     rule train:
-        """Train one (dataset, dt variant, seed) run; the run's effective config is its params (rerun trigger)."""
+        """Train one (protocol, dataset, dt variant, seed) run; its effective config is its params (rerun trigger)."""
         input:
             train=rules.prepare_data.output.train,
             test=rules.prepare_data.output.test,
@@ -19,11 +19,11 @@ if not EXECUTION.get("batch_runs", False):
             model=f"{RUNS}/model.pt",
         params:
             code=code("train.py"),
-            run=lambda w: run_slice(config, w.dataset, w.variant, int(w.seed)),
+            run=lambda w: run_slice(config, w.dataset, w.variant, int(w.seed), w.protocol),
         log:
-            f"results/logs/train/{{dataset}}/{{variant}}/seed{{seed}}.log",
+            "results/logs/train/{protocol}/{dataset}/{variant}/seed{seed}.log",
         benchmark:
-            f"results/benchmarks/train/{{dataset}}/{{variant}}/seed{{seed}}.tsv"
+            "results/benchmarks/train/{protocol}/{dataset}/{variant}/seed{seed}.tsv"
         threads: config["training"].get("threads", 1)
         resources:
             **TRAIN_RESOURCES,
@@ -37,16 +37,16 @@ if not EXECUTION.get("batch_runs", False):
 else:
     # Stacked training: each job trains `runs_per_job` runs of one dataset as one network with a leading run
     # axis, still writing one folder per run. Changing one run's config reruns its whole job.
-    for dataset in config["datasets"]:
+    for protocol, dataset in [(p, d) for p in config["run_protocols"] for d in config["datasets"]]:
         members = [(v, s) for v in VARIANTS for s in config["seeds"]]
         size = EXECUTION.get("runs_per_job", 50)
         for index, start in enumerate(range(0, len(members), size)):
             chunk = members[start : start + size]
-            folders = [RUNS.format(dataset=dataset, variant=v, seed=s) for v, s in chunk]
+            folders = [RUNS.format(protocol=protocol, dataset=dataset, variant=v, seed=s) for v, s in chunk]
 
             rule:
                 name:
-                    f"train_batch_{dataset}_{index}"
+                    f"train_batch_{protocol}_{dataset}_{index}"
                 input:
                     train=f"{DATA}/{dataset}/train.pt",
                     test=f"{DATA}/{dataset}/test.pt",
@@ -54,12 +54,12 @@ else:
                     [f"{folder}/{name}" for folder in folders for name in RUN_FILES],
                 params:
                     code=code("train_batch.py"),
-                    runs=[run_slice(config, dataset, v, s) for v, s in chunk],
+                    runs=[run_slice(config, dataset, v, s, protocol) for v, s in chunk],
                     folders=folders,
                 log:
-                    f"results/logs/train_batch/{dataset}_{index}.log",
+                    f"results/logs/train_batch/{protocol}_{dataset}_{index}.log",
                 benchmark:
-                    f"results/benchmarks/train_batch/{dataset}_{index}.tsv"
+                    f"results/benchmarks/train_batch/{protocol}_{dataset}_{index}.tsv"
                 threads: config["training"].get("threads", 1)
                 resources:
                     **TRAIN_RESOURCES,
@@ -67,3 +67,31 @@ else:
                     "../../environment.yml"
                 script:
                     "../scripts/train_batch.py"
+
+
+rule train_backprop:
+    """The backprop reference of one (dataset, seed): same network, init, data, epochs and batch as EP, its own
+    loss and optimiser (config key backprop, selected on the validation split); independent of the EP protocol."""
+    input:
+        train=rules.prepare_data.output.train,
+        test=rules.prepare_data.output.test,
+    output:
+        metrics=f"{BACKPROP_RUNS}/metrics.csv",
+        summary=f"{BACKPROP_RUNS}/summary.json",
+        model=f"{BACKPROP_RUNS}/model.pt",
+    params:
+        code=code("train_backprop.py"),
+        run=lambda w: backprop_slice(config, w.dataset, int(w.seed)),
+    log:
+        "results/logs/train/backprop/{dataset}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/backprop/{dataset}/seed{seed}.tsv"
+    threads: config["training"].get("threads", 1)
+    resources:
+        **TRAIN_RESOURCES,
+    group:
+        "train"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/train_backprop.py"

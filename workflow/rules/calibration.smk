@@ -1,0 +1,76 @@
+# The calibration search behind the calibrated protocol and the backprop setting (htsep.calibration):
+# snakemake calibrate. Trains on the calibration dataset's fit split and scores on its validation split.
+
+from htsep.config import CALIBRATED, calibration_run, search_points  # noqa: E402
+
+CALIBRATION = "results/calibration"
+CALIBRATION_DATA = f"{DATA}/{config['calibration']['dataset']}"
+CALIBRATION_SLICE = {"calibration": config["calibration"]}  # all the table and the selection depend on
+
+
+def calibration_summaries():
+    return [f"{CALIBRATION}/{kind}/{point}/seed{seed}/summary.json"
+            for kind in CALIBRATED for point in search_points(config, kind)
+            for seed in config["calibration"]["seeds"]]
+
+
+rule calibrate_run:
+    """One (kind, search point, seed) of the calibration: trained on the fit split, scored on validation."""
+    input:
+        train=f"{CALIBRATION_DATA}/fit.pt",
+        test=f"{CALIBRATION_DATA}/validation.pt",
+    output:
+        metrics=f"{CALIBRATION}/{{kind}}/{{point}}/seed{{seed}}/metrics.csv",
+        summary=f"{CALIBRATION}/{{kind}}/{{point}}/seed{{seed}}/summary.json",
+        model=f"{CALIBRATION}/{{kind}}/{{point}}/seed{{seed}}/model.pt",
+    wildcard_constraints:
+        kind="ep|backprop",
+        point="[A-Za-z0-9_.-]+",
+    params:
+        code=code("calibrate_run.py"),
+        kind=lambda w: w.kind,
+        run=lambda w: calibration_run(config, w.kind, w.point, int(w.seed)),
+    log:
+        f"results/logs/calibration/{{kind}}/{{point}}/seed{{seed}}.log",
+    benchmark:
+        f"results/benchmarks/calibration/{{kind}}/{{point}}/seed{{seed}}.tsv"
+    threads: config["training"].get("threads", 1)
+    resources:
+        **TRAIN_RESOURCES,
+    group:
+        "train"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/calibrate_run.py"
+
+
+rule calibration:
+    """The search table, the selected settings with the rule that selected them, and the figure."""
+    input:
+        calibration_summaries(),
+    output:
+        table=report(f"{CALIBRATION}/calibration.csv", category="Calibration", caption="../report/calibration.rst"),
+        selection=f"{CALIBRATION}/selection.json",
+        pdf="figures/calibration.pdf",
+        png=report("figures/calibration.png", category="Calibration", caption="../report/calibration.rst"),
+    params:
+        code=code("calibration.py"),
+        config=CALIBRATION_SLICE,
+    log:
+        "results/logs/calibration.log",
+    benchmark:
+        "results/benchmarks/calibration.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/calibration.py"
+
+
+rule calibrate:
+    """Target: the calibration search and its selection."""
+    input:
+        rules.calibration.output,
