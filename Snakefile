@@ -40,21 +40,15 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/mechanism.smk"
 
-# Light rules run where snakemake runs, not as cluster jobs (only training goes to SLURM).
+# Light rules run where snakemake runs, not as cluster jobs (only training goes to SLURM); so do the figure rules
+# (localrule: True where analysis.smk makes them).
 localrules:
     all,
     prepare_data,
     aggregate,
     stats,
-    figure_accuracy_curves,
-    figure_final_accuracy,
-    figure_seed_spread,
-    figure_dt_distributions,
-    figure_instability_counts,
-    figure_free_residual,
     paper_macros,
     paper,
-    mech_relaxation,
     mech_landscape,
     mech_stress,
     mechanism_paper,
@@ -66,5 +60,5 @@ rule all:
     input:
         rules.aggregate.output,
         rules.stats.output,
-        expand("figures/{figure}.{ext}", figure=FIGURE_TABLES, ext=["pdf", "png"]),
+        [figure.path(ext) for figure in FIGURES for ext in ("pdf", "png")],
         rules.paper.output.pdf,

@@ -1,8 +1,9 @@
-"""The study's figures, each written as PDF and PNG (atomically) from the aggregated tables.
+"""The grid's figures, drawn from the aggregated tables, and the style every figure of the study shares.
 
 Every figure uses one palette and one label per variant, set by the variant's dt spec: uniform (constant dt)
 variants in greys and blues, heterogeneous ones in warm colours, in the order of the config's ``variants``.
-Datasets are shown by their ``dataset_label`` (which names a substitute split when one is used).
+Datasets are shown by their ``dataset_label`` (which names a substitute split when one is used). Each plotting
+function takes its tables and config parts as keyword arguments and returns the figure (see ``htsep.figures``).
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ UNIFORM_COLOURS = ["#4d4d4d", "#2166ac", "#92c5de", "#969696", "#053061"]
 HTS_COLOURS = ["#d7301f", "#fd8d3c", "#c99700", "#8c2d04", "#e7298a", "#fdbb84"]
 PANEL = (3.3, 2.6)  # inches per dataset panel (narrower when there are many: the page is about 7 in wide)
 PAGE_WIDTH = 7.2
-FIGURES = ("accuracy_curves", "final_accuracy", "seed_spread", "dt_distributions", "instability_counts",
-           "free_residual")
 
 
 # ------------------------------------------------------------------------------------------- labels, colours
@@ -72,6 +71,14 @@ def variant_labels(variants: Sequence[Mapping], tex: bool = False) -> dict[str, 
     return {k: f"{lab} [{name(k)}]" if counts[lab] > 1 else lab for k, lab in labels.items()}
 
 
+def variant_specs(names: Sequence[str], variants: Sequence[Mapping]) -> list[Mapping]:
+    """The config's specs of the variants ``names`` in config order, then names the config lacks (sorted, with an
+    unknown dt)."""
+    known = [v for v in variants if v["name"] in set(names)]
+    extra = sorted(set(names) - {v["name"] for v in variants})
+    return known + [{"name": n, "dt": {"distribution": "unknown"}} for n in extra]
+
+
 def variant_colours(variants: Sequence[Mapping]) -> dict[str, str]:
     """Uniform variants in greys/blues, heterogeneous ones in warm colours, each in config order."""
     colours, n_uniform, n_hts = {}, 0, 0
@@ -92,9 +99,7 @@ class Order:
         present = set(frame["dataset"])
         self.datasets = [d for d in datasets if d in present] + sorted(present - set(datasets))
         self.dataset_labels = dict(zip(frame["dataset"], frame["dataset_label"], strict=False))
-        known = [v for v in variants if v["name"] in set(frame["variant"])]
-        extra = sorted(set(frame["variant"]) - {v["name"] for v in variants})
-        self.variant_specs = known + [{"name": n, "dt": {"distribution": "unknown"}} for n in extra]
+        self.variant_specs = variant_specs(frame["variant"].unique(), variants)
         self.variants = [v["name"] for v in self.variant_specs]
         self.labels = variant_labels(self.variant_specs)
         self.colours = variant_colours(self.variant_specs)
@@ -103,7 +108,8 @@ class Order:
         return [Line2D([], [], color=self.colours[v], lw=2, label=self.labels[v]) for v in self.variants]
 
 
-def _style() -> None:
+def set_style() -> None:
+    """The seaborn theme and font sizes of every figure."""
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.0,
                   rc={"axes.titlesize": 9, "axes.labelsize": 8.5, "legend.fontsize": 8, "xtick.labelsize": 7.5,
                       "ytick.labelsize": 7.5, "grid.linewidth": 0.5, "pdf.fonttype": 42})
@@ -115,7 +121,7 @@ def _panels(n: int, sharey: bool = False, per: tuple[float, float] = PANEL):
     return fig, list(axes[0])
 
 
-def _legend(fig, order: Order) -> None:
+def legend_below(fig, order: Order) -> None:
     """One legend for all panels, below them, in as many columns as the figure's width holds."""
     longest = max(len(order.labels[v]) for v in order.variants)
     per_item = 0.65 + 0.068 * longest  # inches: line sample + text at legend.fontsize 8
@@ -134,7 +140,8 @@ def _finite_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
     return epochs[~epochs["diverged"].astype(bool)].sort_values(["dataset", "variant", "seed", "epoch"])
 
 
-def _epoch_axis(ax, epochs: pd.DataFrame) -> None:
+def epoch_axis(ax, epochs: pd.DataFrame) -> None:
+    """Integer epoch ticks spanning the epochs of ``epochs``."""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
     lo, hi = int(epochs["epoch"].min()), int(epochs["epoch"].max())
     ax.set_xlim(lo - 0.2, hi + 0.2)
@@ -144,9 +151,10 @@ def _epoch_axis(ax, epochs: pd.DataFrame) -> None:
 # -------------------------------------------------------------------------------------------------- figures
 
 
-def accuracy_curves(epochs: pd.DataFrame, order: Order, analysis: Mapping):
+def accuracy_curves(epochs: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping], analysis: Mapping):
     """Test accuracy vs epoch per dataset: mean over seeds with its bootstrap CI band, thin per-seed lines."""
-    _style()
+    set_style()
+    order = Order(epochs, datasets, variants)
     curves = stats.epoch_curves(epochs, analysis, "test_acc")
     finite = _finite_epochs(epochs)
     fig, axes = _panels(len(order.datasets))
@@ -164,15 +172,16 @@ def accuracy_curves(epochs: pd.DataFrame, order: Order, analysis: Mapping):
             ax.fill_between(c["epoch"], 100 * c["ci_low"], 100 * c["ci_high"], color=colour, alpha=0.2, lw=0)
             ax.plot(c["epoch"], 100 * c["mean"], color=colour, lw=1.6)
         ax.set_title(order.dataset_labels[dataset])
-        _epoch_axis(ax, epochs)
+        epoch_axis(ax, epochs)
     axes[0].set_ylabel("Test accuracy (%)")
-    _legend(fig, order)
+    legend_below(fig, order)
     return fig
 
 
-def final_accuracy(runs: pd.DataFrame, order: Order):
+def final_accuracy(runs: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping]):
     """Final test accuracy per seed (points) and its distribution (box) per variant, one panel per dataset."""
-    _style()
+    set_style()
+    order = Order(runs, datasets, variants)
     data = runs.assign(acc=100 * runs["final_test_acc"])
     fig, axes = _panels(len(order.datasets), per=(max(PANEL[0], 0.75 * len(order.variants) + 0.8), PANEL[1] + 0.4))
     for ax, dataset in zip(axes, order.datasets, strict=True):
@@ -193,9 +202,10 @@ def final_accuracy(runs: pd.DataFrame, order: Order):
     return fig
 
 
-def seed_spread(epochs: pd.DataFrame, order: Order, analysis: Mapping):
+def seed_spread(epochs: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping], analysis: Mapping):
     """Across-seed standard deviation of test accuracy at each epoch."""
-    _style()
+    set_style()
+    order = Order(epochs, datasets, variants)
     curves = stats.epoch_curves(epochs, analysis, "test_acc", ci=False)
     fig, axes = _panels(len(order.datasets))
     for ax, dataset in zip(axes, order.datasets, strict=True):
@@ -204,15 +214,16 @@ def seed_spread(epochs: pd.DataFrame, order: Order, analysis: Mapping):
             ax.plot(c["epoch"], 100 * c["std"], color=order.colours[variant], lw=1.4, marker="o", ms=2.5)
         ax.set_title(order.dataset_labels[dataset])
         ax.set_ylim(bottom=0)
-        _epoch_axis(ax, epochs)
+        epoch_axis(ax, epochs)
     axes[0].set_ylabel("Across-seed s.d. of test acc. (pp)")
-    _legend(fig, order)
+    legend_below(fig, order)
     return fig
 
 
-def dt_distributions(dt: pd.DataFrame, order: Order):
+def dt_distributions(dt: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping]):
     """Histogram of the dt values the runs used, one panel per variant (pooled over datasets, seeds, layers)."""
-    _style()
+    set_style()
+    order = Order(dt, datasets, variants)
     n = len(order.variants)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
@@ -239,9 +250,11 @@ def dt_distributions(dt: pd.DataFrame, order: Order):
     return fig
 
 
-def instability_counts(runs: pd.DataFrame, epochs: pd.DataFrame, order: Order, analysis: Mapping):
+def instability_counts(runs: pd.DataFrame, epochs: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping],
+                       analysis: Mapping):
     """Runs with a collapse, a divergence, or classes never predicted at the end, per dataset and variant."""
-    _style()
+    set_style()
+    order = Order(runs, datasets, variants)
     a = stats.settings(analysis)
     measures = stats.run_measures(runs, epochs, a["collapse_drop"])
     events = {"collapsed": f"collapsed\n(drop > {100 * a['collapse_drop']:g} pp)", "diverged": "diverged",
@@ -265,13 +278,14 @@ def instability_counts(runs: pd.DataFrame, epochs: pd.DataFrame, order: Order, a
         ax.set_title(order.dataset_labels[dataset])
         ax.grid(axis="x", visible=False)
     axes[0].set_ylabel("Runs")
-    _legend(fig, order)
+    legend_below(fig, order)
     return fig
 
 
-def free_residual(epochs: pd.DataFrame, order: Order):
+def free_residual(epochs: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping]):
     """Free-phase residual mean |s_T1 - s_(T1-1)| on the test set vs epoch: per-seed lines and their mean."""
-    _style()
+    set_style()
+    order = Order(epochs, datasets, variants)
     finite = _finite_epochs(epochs)
     fig, axes = _panels(len(order.datasets))
     positive = finite.loc[finite["free_residual"] > 0, "free_residual"]
@@ -288,33 +302,7 @@ def free_residual(epochs: pd.DataFrame, order: Order):
         elif len(positive):
             ax.set_yscale("symlog", linthresh=float(positive.min()))
         ax.set_title(order.dataset_labels[dataset])
-        _epoch_axis(ax, epochs)
+        epoch_axis(ax, epochs)
     axes[0].set_ylabel("Free-phase residual (mean |Δs|)")
-    _legend(fig, order)
+    legend_below(fig, order)
     return fig
-
-
-# ------------------------------------------------------------------------------------------ rule entry point
-
-
-def make_figure(name: str, inputs: Mapping[str, str], outputs: Mapping[str, str], params: Mapping) -> None:
-    """Read the rule's input tables, draw figure ``name`` and write ``outputs["pdf"]`` and ``outputs["png"]``."""
-    tables = {key: pd.read_parquet(path) for key, path in inputs.items()}
-    frame = next(iter(tables.values()))
-    order = Order(frame, params["datasets"], params["variants"])
-    analysis = params.get("analysis", {})
-    if name == "accuracy_curves":
-        fig = accuracy_curves(tables["epochs"], order, analysis)
-    elif name == "final_accuracy":
-        fig = final_accuracy(tables["runs"], order)
-    elif name == "seed_spread":
-        fig = seed_spread(tables["epochs"], order, analysis)
-    elif name == "dt_distributions":
-        fig = dt_distributions(tables["dt"], order)
-    elif name == "instability_counts":
-        fig = instability_counts(tables["runs"], tables["epochs"], order, analysis)
-    elif name == "free_residual":
-        fig = free_residual(tables["epochs"], order)
-    else:
-        raise ValueError(f"unknown figure {name!r}; known: {FIGURES}")
-    save(fig, outputs["pdf"], outputs["png"])

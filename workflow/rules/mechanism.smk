@@ -1,25 +1,16 @@
-# Mechanism experiments (htsep.mechanism): relaxation spectra of the grid's trained runs, relaxation over training,
-# a dt mean x spread landscape and a learning-rate x beta stress sweep (own short runs), and the paper's
-# Mechanism macros. `snakemake mechanism` builds all of it (and only the grid runs the spectra need).
+# Mechanism experiments: relaxation spectra of the grid's trained runs (htsep.spectra), a dt mean x spread
+# landscape and a learning-rate x beta stress sweep of their own short runs (planned by htsep.sweeps, trained by
+# htsep.sweep_training, tabled by htsep.outcomes), and the paper's Mechanism macros (htsep.paper_mechanism); their
+# figures are drawn by the figure rules (analysis.smk). `snakemake mechanism` builds all of it (and only the grid
+# runs the spectra need).
 
-from htsep.mechanism import LANDSCAPE_DIR, STRESS_DIR, fmt, landscape_plan, spectral_runs, stress_plan
+from htsep.sweeps import LANDSCAPE_DIR, STRESS_DIR, fmt, landscape_plan, spectral_runs, stress_plan
 
 MECH = config["mechanism"]
-MECH_DIR = "results/mechanism"
 MECH_ANALYSIS = {k: config["analysis"][k] for k in ("collapse_drop", "alpha", "reference", "mean_matched")}
-MECH_RUN_FILES = ["metrics.csv", "summary.json", "model.pt"]
 SPECTRAL_RUNS = spectral_runs(config)
 LANDSCAPE_PLAN = landscape_plan(config)
 STRESS_PLAN = stress_plan(config)
-
-
-MECH_FIGURES = {
-    name: {
-        "pdf": f"figures/mechanism/{name}.pdf",
-        "png": report(f"figures/mechanism/{name}.png", category="Mechanism", caption=f"../report/mech_{name}.rst"),
-    }
-    for name in ("spectral_radius", "eigenvalue_moduli", "relaxation", "landscape", "stress")
-}
 
 
 rule mech_spectral:
@@ -29,17 +20,14 @@ rule mech_spectral:
         models=[f"{RUNS}/model.pt".format(dataset=d, variant=v, seed=s) for d, v, s in SPECTRAL_RUNS],
         test=[f"{DATA}/{d}/test.pt" for d in MECH["spectral"]["datasets"]],
     output:
-        table=f"{MECH_DIR}/spectral.parquet",
-        table_csv=report(f"{MECH_DIR}/spectral.csv", category="Mechanism", caption="../report/mech_spectral.rst"),
-        samples=f"{MECH_DIR}/spectral_samples.parquet",
-        hist=f"{MECH_DIR}/eigenvalue_hist.parquet",
-        **{f"radius_{k}": v for k, v in MECH_FIGURES["spectral_radius"].items()},
-        **{f"moduli_{k}": v for k, v in MECH_FIGURES["eigenvalue_moduli"].items()},
+        table=f"{MECHANISM_TABLES}/spectral.parquet",
+        table_csv=report(f"{MECHANISM_TABLES}/spectral.csv", category="Mechanism",
+                         caption="../report/mech_spectral.rst"),
+        samples=f"{MECHANISM_TABLES}/spectral_samples.parquet",
+        hist=f"{MECHANISM_TABLES}/eigenvalue_hist.parquet",
     params:
         code=code("mech_spectral.py"),
         spectral=MECH["spectral"],
-        variants=config["variants"],
-        datasets=MECH["spectral"]["datasets"],
     log:
         "results/logs/mechanism/spectral.log",
     benchmark:
@@ -53,30 +41,6 @@ rule mech_spectral:
         "../scripts/mech_spectral.py"
 
 
-rule mech_relaxation:
-    """Settle time, unconverged share and oscillation of the free relaxation over training, per variant."""
-    input:
-        epochs=f"{TABLES}/epochs.parquet",
-    output:
-        **MECH_FIGURES["relaxation"],
-    params:
-        code=code("mech_relaxation.py"),
-        datasets=config["datasets"],
-        variants=config["variants"],
-        free_steps=config["training"]["free_steps"],
-    log:
-        "results/logs/mechanism/relaxation.log",
-    benchmark:
-        "results/benchmarks/mechanism/relaxation.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../environment.yml"
-    script:
-        "../scripts/mech_relaxation.py"
-
-
 rule mech_landscape_train:
     """All runs of one dt mean of the landscape (every spread x seed), stacked in one process."""
     input:
@@ -85,7 +49,7 @@ rule mech_landscape_train:
     output:
         [f"{LANDSCAPE_DIR}/{MECH['landscape']['dataset']}/mean{{mean}}_std{std}/seed{seed}/{name}"
          for std in map(fmt, MECH["landscape"]["stds"])
-         for seed in MECH["landscape"]["seeds"] for name in MECH_RUN_FILES],
+         for seed in MECH["landscape"]["seeds"] for name in RUN_FILES],
     params:
         code=code("mech_train_sweep.py"),
         runs=lambda w: [run for _, run in LANDSCAPE_PLAN[w.mean]],
@@ -107,18 +71,17 @@ rule mech_landscape_train:
 
 
 rule mech_landscape:
-    """Landscape tables (per run; per dt mean x spread with break rates) and heatmaps."""
+    """Landscape tables: per run, and per dt mean x spread with break rates."""
     input:
         summaries=[f"{folder}/summary.json" for jobs in LANDSCAPE_PLAN.values() for folder, _ in jobs],
         metrics=[f"{folder}/metrics.csv" for jobs in LANDSCAPE_PLAN.values() for folder, _ in jobs],
     output:
-        runs=f"{MECH_DIR}/landscape_runs.parquet",
-        runs_csv=f"{MECH_DIR}/landscape_runs.csv",
-        table=report(f"{MECH_DIR}/landscape.csv", category="Mechanism", caption="../report/mech_landscape_table.rst"),
-        **MECH_FIGURES["landscape"],
+        runs=f"{MECHANISM_TABLES}/landscape_runs.parquet",
+        runs_csv=f"{MECHANISM_TABLES}/landscape_runs.csv",
+        table=report(f"{MECHANISM_TABLES}/landscape.csv", category="Mechanism",
+                     caption="../report/mech_landscape_table.rst"),
     params:
         code=code("mech_landscape.py"),
-        landscape=MECH["landscape"],
         analysis=MECH_ANALYSIS,
         chance_acc=MECH["chance_acc"],
     log:
@@ -143,7 +106,7 @@ rule mech_stress_train:
         [f"{STRESS_DIR}/{MECH['stress']['dataset']}/lr{{lr}}_beta{beta}/{variant}/seed{seed}/{name}"
          for beta in map(fmt, MECH["stress"]["betas"])
          for variant in MECH["stress"]["variants"]
-         for seed in MECH["stress"]["seeds"] for name in MECH_RUN_FILES],
+         for seed in MECH["stress"]["seeds"] for name in RUN_FILES],
     params:
         code=code("mech_train_sweep.py"),
         runs=lambda w: [run for _, run in STRESS_PLAN[w.lr]],
@@ -165,21 +128,19 @@ rule mech_stress_train:
 
 
 rule mech_stress:
-    """Stress tables (per run; break rates with exact and Wilson CIs per setting x variant; Fisher tests against
-    the reference variant, Holm-corrected) and figure."""
+    """Stress tables: per run; break rates with exact and Wilson CIs per setting x variant; Fisher tests against
+    the reference variant, Holm-corrected."""
     input:
         summaries=[f"{folder}/summary.json" for jobs in STRESS_PLAN.values() for folder, _ in jobs],
         metrics=[f"{folder}/metrics.csv" for jobs in STRESS_PLAN.values() for folder, _ in jobs],
     output:
-        runs=f"{MECH_DIR}/stress_runs.parquet",
-        runs_csv=f"{MECH_DIR}/stress_runs.csv",
-        table=report(f"{MECH_DIR}/stress.csv", category="Mechanism", caption="../report/mech_stress_table.rst"),
-        compare=f"{MECH_DIR}/stress_compare.csv",
-        **MECH_FIGURES["stress"],
+        runs=f"{MECHANISM_TABLES}/stress_runs.parquet",
+        runs_csv=f"{MECHANISM_TABLES}/stress_runs.csv",
+        table=report(f"{MECHANISM_TABLES}/stress.csv", category="Mechanism", caption="../report/mech_stress_table.rst"),
+        compare=f"{MECHANISM_TABLES}/stress_compare.csv",
     params:
         code=code("mech_stress.py"),
         stress=MECH["stress"],
-        variants=config["variants"],
         analysis=MECH_ANALYSIS,
         chance_acc=MECH["chance_acc"],
     log:
@@ -230,7 +191,7 @@ rule mechanism:
     """Every mechanism output: tables, figures and the paper macros."""
     input:
         rules.mech_spectral.output,
-        rules.mech_relaxation.output,
         rules.mech_landscape.output,
         rules.mech_stress.output,
+        [figure.path(ext) for figure in FIGURES if figure.mechanism for ext in ("pdf", "png")],
         rules.mechanism_paper.output,

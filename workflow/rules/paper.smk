@@ -1,4 +1,7 @@
-# The manuscript: generated LaTeX parts from the tables and config, then latexmk (see htsep.paper).
+# The manuscript: generated LaTeX parts from the tables and config (htsep.paper, its templates in
+# src/htsep/templates), then latexmk.
+
+from htsep.paper import GENERATED
 
 PAPER_SETUP = {
     "datasets": config["datasets"],
@@ -11,7 +14,6 @@ PAPER_SETUP = {
     "model": config["model"],
     "training": {k: v for k, v in config["training"].items() if k not in ("device", "threads", "eval_batch_size")},
 }
-PAPER_GENERATED = ["macros", "variants_table", "summary_table", "stats_table", "results", "abstract", "limitations"]
 
 
 rule paper_macros:
@@ -22,7 +24,7 @@ rule paper_macros:
         stats=rules.stats.output.stats,
         summary=rules.stats.output.summary,
     output:
-        **{name: f"paper/generated/{name}.tex" for name in PAPER_GENERATED},
+        **{name: f"paper/generated/{name}.tex" for name in GENERATED},
     params:
         code=code("paper_macros.py"),
         setup=PAPER_SETUP,
@@ -46,10 +48,9 @@ rule paper:
         tex="paper/paper.tex",
         bib="paper/references.bib",
         generated=rules.paper_macros.output,
-        figures=expand("figures/{figure}.pdf", figure=FIGURE_TABLES),
+        figures=[figure.path("pdf") for figure in FIGURES],
         mechanism_tex="paper/mechanism.tex",
         mechanism_generated="paper/generated/mechanism.tex",
-        mechanism_figures=expand("figures/mechanism/{figure}.pdf", figure=MECHANISM_FIGURES),
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",

@@ -1,5 +1,5 @@
-from htsep.mechanism import landscape_analysis
+from htsep.outcomes import landscape_tables
 from htsep.pipeline import run_rule
 
-run_rule(snakemake, lambda: landscape_analysis(snakemake.input.summaries, snakemake.output,
-                                               dict(snakemake.params.items())))
+run_rule(snakemake, lambda: landscape_tables(snakemake.input.summaries, snakemake.output,
+                                             dict(snakemake.params.items())))

@@ -1,5 +1,4 @@
-from htsep.mechanism import stress_analysis
+from htsep.outcomes import stress_tables
 from htsep.pipeline import run_rule
 
-run_rule(snakemake, lambda: stress_analysis(snakemake.input.summaries, snakemake.output,
-                                            dict(snakemake.params.items())))
+run_rule(snakemake, lambda: stress_tables(snakemake.input.summaries, snakemake.output, dict(snakemake.params.items())))

@@ -1,0 +1,137 @@
+"""Every figure of the study, defined once: its name, the tables it reads, the config parts it needs, the function
+that draws it and its report caption.
+
+The workflow makes one rule per figure from ``FIGURES`` (``workflow/rules/analysis.smk``), writing
+``figures/<name>.pdf|png`` (grid figures) or ``figures/mechanism/<name>.pdf|png`` (mechanism figures); the
+paper rule and the tests read the same list. Adding a figure is one entry here and its plotting function, which
+takes the entry's tables (as DataFrames) and config parts as keyword arguments and returns the figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import plots, plots_mechanism
+
+TABLES = "results/tables"
+MECHANISM_TABLES = "results/mechanism"
+
+# The config parts a figure can ask for, by the keyword its plotting function takes.
+SETTINGS: dict[str, Callable[[Mapping], object]] = {
+    "datasets": lambda config: config["datasets"],
+    "variants": lambda config: config["variants"],
+    "analysis": lambda config: config["analysis"],
+    "free_steps": lambda config: config["training"]["free_steps"],
+    "spectral": lambda config: config["mechanism"]["spectral"],
+    "landscape": lambda config: config["mechanism"]["landscape"],
+    "stress": lambda config: config["mechanism"]["stress"],
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: ``plot(**tables, **settings)`` draws it from ``tables`` (keyword -> parquet or CSV file) and the
+    config parts named in ``settings`` (see ``SETTINGS``)."""
+
+    name: str
+    tables: Mapping[str, str]
+    settings: tuple[str, ...]
+    plot: Callable
+    caption: str
+    mechanism: bool = False
+    mem_mb: int = 2000  # what drawing it may take
+
+    @property
+    def stem(self) -> str:
+        """Output path without extension."""
+        return f"figures/mechanism/{self.name}" if self.mechanism else f"figures/{self.name}"
+
+    def path(self, ext: str) -> str:
+        return f"{self.stem}.{ext}"
+
+    @property
+    def rule(self) -> str:
+        """Name of the workflow rule that draws it."""
+        return f"mech_figure_{self.name}" if self.mechanism else f"figure_{self.name}"
+
+
+ORDER = ("datasets", "variants")  # the config's order and labels of datasets and variants
+FIGURES = (
+    Figure("accuracy_curves", {"epochs": f"{TABLES}/epochs.parquet"}, (*ORDER, "analysis"), plots.accuracy_curves,
+           "Test accuracy vs epoch per dataset: mean over seeds (thick) with its bootstrap confidence band, and every "
+           "seed (thin); a cross marks the last finite epoch of a diverged run."),
+    Figure("final_accuracy", {"runs": f"{TABLES}/runs.parquet"}, ORDER, plots.final_accuracy,
+           "Final test accuracy of every seed (points) and its distribution (box: quartiles, whiskers 1.5 IQR) per dt "
+           "variant and dataset; diverged runs have no final accuracy and are counted below the box."),
+    Figure("seed_spread", {"epochs": f"{TABLES}/epochs.parquet"}, (*ORDER, "analysis"), plots.seed_spread,
+           "Across-seed standard deviation of test accuracy (percentage points) at each epoch, per dataset and dt "
+           "variant."),
+    Figure("dt_distributions", {"dt": f"{TABLES}/dt_values.parquet"}, ORDER, plots.dt_distributions,
+           "The per-neuron time steps the runs actually used (read from the saved models), pooled over datasets, "
+           "seeds and layers, one panel per variant.", mem_mb=4000),
+    Figure("instability_counts", {"runs": f"{TABLES}/runs.parquet", "epochs": f"{TABLES}/epochs.parquet"},
+           (*ORDER, "analysis"), plots.instability_counts,
+           "Number of runs per dataset and variant with a collapse (an epoch-to-epoch test-accuracy drop above the "
+           "configured threshold), a divergence (non-finite weights or loss), or a class never predicted at the end "
+           "of training."),
+    Figure("free_residual", {"epochs": f"{TABLES}/epochs.parquet"}, ORDER, plots.free_residual,
+           "Free-phase residual mean abs(s_T1 - s_(T1-1)) on the test set after each epoch (how far the relaxation "
+           "is from its fixed point), per seed (thin) and mean over seeds (thick)."),
+    Figure("spectral_radius", {"table": f"{MECHANISM_TABLES}/spectral.parquet"}, ("spectral", "variants"),
+           plots_mechanism.spectral_radius_figure,
+           "Linear stability of the free relaxation at the state it reaches after T1 steps (means over the probe, "
+           "per run). Top: over training with each run's own dt, the slowest mode of the coupled (unsaturated) "
+           "units, i.e. the largest eigenvalue of the Jacobian J = I - D + D diag(sigma') H restricted to them, and "
+           "the dt-free coupling gain, the largest eigenvalue of H on those units (1 or more: no stable fixed point "
+           "for any dt); thin = run, thick = mean over seeds. Bottom: at the end of training, the full spectral "
+           "radius and the slowest coupled mode of each weights variant with its own dt and with swapped dt (HTS "
+           "weights with uniform dt; uniform weights with the HTS dt of the same seed); one point per run, bar = "
+           "median over runs. J is similar to a symmetric matrix, so its spectrum is real; saturated units "
+           "contribute 1 - dt_i.", mechanism=True),
+    Figure("eigenvalue_moduli", {"hist": f"{MECHANISM_TABLES}/eigenvalue_hist.parquet"}, ("spectral", "variants"),
+           plots_mechanism.eigenvalue_moduli_figure,
+           "Distribution of the moduli of the relaxation Jacobian's eigenvalues at the end of training (own dt, "
+           "state after T1 steps), pooled over seeds and probe samples, per variant: all free units (saturated "
+           "units give 1 - dt_i) and the coupled units' modes only. Moduli at or above 1 (dashed line) are modes "
+           "that do not contract.", mechanism=True),
+    Figure("relaxation", {"epochs": f"{TABLES}/epochs.parquet"}, (*ORDER, "free_steps"),
+           plots_mechanism.relaxation_figure,
+           "Free-phase relaxation over training on a probe of test images (recorded every epoch of the grid runs): "
+           "mean steps until max abs(s_t - s_(t-1)) stays below the tolerance, share of samples still moving after "
+           "T1 steps, and share of neurons whose update reverses direction between steps; per seed (thin) and mean "
+           "over seeds (thick).", mechanism=True),
+    Figure("landscape", {"summary": f"{MECHANISM_TABLES}/landscape.csv"}, ("landscape",),
+           plots_mechanism.landscape_figure,
+           "dt landscape: short runs over dt mean (rows) x spread (columns; 0 = uniform), the spread being the s.d. "
+           "of a clipped distribution. Mean final test accuracy over seeds, its s.d. across seeds, and runs that "
+           "broke (diverged, collapsed = an epoch-to-epoch test-accuracy drop above collapse_drop, or chance-level "
+           "final accuracy) as k/n.", mechanism=True),
+    Figure("stress", {"runs": f"{MECHANISM_TABLES}/stress_runs.parquet", "summary": f"{MECHANISM_TABLES}/stress.csv"},
+           ("stress", "variants"), plots_mechanism.stress_figure,
+           "Stress sweep: learning rates multiplied (x axis) and nudging strength beta (columns) for the reference "
+           "uniform variant and the heterogeneous one(s). Top: share of runs that broke (diverged, collapsed or "
+           "chance-level) with exact 95% Clopper-Pearson intervals; bottom: final test accuracy per seed (x = "
+           "diverged) and the median.", mechanism=True),
+)
+BY_NAME = {figure.name: figure for figure in FIGURES}
+
+
+def figure_params(figure: Figure, config: Mapping) -> dict:
+    """The config parts ``figure`` is drawn with (its rule's params, so that a change redraws it)."""
+    return {name: SETTINGS[name](config) for name in figure.settings}
+
+
+def _read_table(path: str | Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if Path(path).suffix == ".parquet" else pd.read_csv(path)
+
+
+def make_figure(name: str, inputs: Mapping[str, str], outputs: Mapping[str, str], params: Mapping) -> None:
+    """Draw figure ``name`` from the rule's input tables and params; write ``outputs["pdf"]`` and ``outputs["png"]``."""
+    figure = BY_NAME[name]
+    tables = {key: _read_table(inputs[key]) for key in figure.tables}
+    fig = figure.plot(**tables, **{key: params[key] for key in figure.settings})
+    plots.save(fig, outputs["pdf"], outputs["png"])

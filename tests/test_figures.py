@@ -1,0 +1,44 @@
+"""The figure registry (htsep.figures): each figure once, drawn by a function that takes exactly its tables and
+config parts, made by one workflow rule, shown in the paper and captioned in the report."""
+
+import inspect
+import re
+
+import pytest
+
+from htsep.config import load_config
+from htsep.figures import BY_NAME, FIGURES, SETTINGS, figure_params
+
+from .conftest import REPO, copy_workflow, snakemake
+
+
+def test_names_rules_and_files_are_unique():
+    for key in ("name", "rule", "stem"):
+        values = [getattr(figure, key) for figure in FIGURES]
+        assert len(set(values)) == len(values), key
+    assert BY_NAME == {figure.name: figure for figure in FIGURES}
+
+
+@pytest.mark.parametrize("figure", FIGURES, ids=lambda f: f.name)
+def test_plot_takes_the_tables_and_config_parts(figure):
+    parameters = inspect.signature(figure.plot).parameters
+    assert list(parameters) == [*figure.tables, *figure.settings]
+    assert all(p.default is inspect.Parameter.empty for p in parameters.values())
+    assert set(figure.settings) <= set(SETTINGS) and figure.caption.strip()
+    assert all(path.endswith((".parquet", ".csv")) for path in figure.tables.values())
+    config = load_config([REPO / "config/config.yaml", REPO / "config/test.yaml"])
+    assert list(figure_params(figure, config)) == list(figure.settings)
+
+
+def test_the_paper_shows_every_figure_once():
+    tex = (REPO / "paper/paper.tex").read_text() + (REPO / "paper/mechanism.tex").read_text()
+    shown = re.findall(r"\\(?:figwidth|includegraphics)(?:\[[^\]]*\])?\{(?:\.\./figures/)?([^}]+)\.pdf\}", tex)
+    assert sorted(shown) == sorted(figure.stem.removeprefix("figures/") for figure in FIGURES)
+
+
+def test_one_rule_per_figure_captioned_from_the_registry(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    listed = snakemake(workdir, "--configfile", "config/test.yaml", "--list-rules").stdout.split()
+    assert all(figure.rule in listed for figure in FIGURES)
+    caption = (REPO / "workflow/report/figure.rst").read_text()
+    assert caption.strip() == "{{ snakemake.params.caption }}"

@@ -1,4 +1,0 @@
-from htsep.pipeline import run_rule
-from htsep.plots import make_figure
-
-run_rule(snakemake, lambda: make_figure("instability_counts", snakemake.input, snakemake.output, snakemake.params))
