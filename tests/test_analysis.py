@@ -1,4 +1,4 @@
-"""htsep.stats, htsep.plots and htsep.paper on small hand-made tables (no workflow run)."""
+"""htsep.stats, htsep.plots and htsep.paper (with its templates) on small hand-made tables (no workflow run)."""
 
 import math
 
@@ -212,6 +212,12 @@ def _study(table_edit=None):
     return paper.Study(runs, summary, table.fillna({"note": ""}), dt, setup, ANALYSIS)
 
 
+def variance_sentence(study, dataset, variant, baseline):
+    """The variance sentence of the results template for one comparison."""
+    results = paper.template("results").make_module({"datasets": []})
+    return str(results.variance_sentence(paper.comparison(study, dataset, variant, baseline)))
+
+
 def test_paper_sentences_follow_the_stats_table():
     def set_p(value):
         def edit(table):
@@ -219,14 +225,14 @@ def test_paper_sentences_follow_the_stats_table():
             return table.assign(p_holm=np.where(bf, value, table["p_holm"]))
         return edit
 
-    lower = paper.variance_sentence(_study(set_p(0.01)), "mnist", "hts_normal", "uniform_0.2")
+    lower = variance_sentence(_study(set_p(0.01)), "mnist", "hts_normal", "uniform_0.2")
     assert "significantly lower across-seed variance" in lower and r"$p=0.010$" in lower
-    same = paper.variance_sentence(_study(set_p(0.2)), "mnist", "hts_normal", "uniform_0.2")
+    same = variance_sentence(_study(set_p(0.2)), "mnist", "hts_normal", "uniform_0.2")
     assert "statistically indistinguishable" in same and "significantly" not in same
     def wider(table):
         return set_p(0.01)(table).assign(effect_size=np.where(table["test"] == "brown_forsythe", 2.0,
                                                               table["effect_size"]))
-    higher = paper.variance_sentence(_study(wider), "mnist", "hts_normal", "uniform_0.2")
+    higher = variance_sentence(_study(wider), "mnist", "hts_normal", "uniform_0.2")
     assert "significantly higher across-seed variance" in higher
     generated = paper.generate(_study(set_p(0.01)))
     assert set(generated) == set(paper.GENERATED)
@@ -240,7 +246,7 @@ def test_paper_holdout_limitation_and_escaping():
     study = _study()
     holdout = {"split": "test-holdout", "holdout_fraction": 0.2, "split_seed": 0}
     study.setup = {**study.setup, "data": {"mnist": holdout}}
-    text = paper.limitations_text(study)
+    text = paper.generate(study)["limitations"]
     assert "80\\,\\% of the official test set" in text and "remaining 20\\,\\%" in text
     assert paper.tex_escape("a_b & 5%") == r"a\_b \& 5\%"
     assert paper.pval(0.0004) == r"$<$0.001" and paper.pval(float("nan")) == "--" and paper.pval(0.0456) == "0.046"

@@ -2,8 +2,10 @@
 
 ``write_generated`` turns the study's tables and its configuration into ``paper/generated/*.tex``: a macros file
 (every number the text quotes), the variants, summary and statistics tables, and the results, abstract and
-limitation sentences, whose direction and significance are read from ``stats.csv`` (nothing is hard-coded).
-``build_pdf`` runs latexmk on ``paper/paper.tex``.
+limitation sentences. The text is in the templates ``htsep/templates/<name>.tex.j2`` (LaTeX with ``\\VAR{...}``
+values and ``\\BLOCK{...}`` statements); this module computes what they show: numbers, p-values and the direction
+of each comparison, read from ``stats.csv`` (nothing is hard-coded). ``build_pdf`` runs latexmk on
+``paper/paper.tex``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
+import jinja2
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
@@ -29,16 +32,7 @@ log = logging.getLogger(__name__)
 
 GENERATED = ("macros", "variants_table", "summary_table", "stats_table", "results", "abstract", "limitations")
 LATEX_PACKAGES = "latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended"
-TEST_NAMES = {"brown_forsythe": "Brown--Forsythe", "mann_whitney": "Mann--Whitney", "welch_t": "Welch",
-              "fisher_unstable": "Fisher"}
-HOLM_FAMILIES = {
-    "test": "one family per test, across all datasets, variants and baselines",
-    "dataset_test": "one family per test and dataset",
-    "all": "one family of all tests of the study",
-}
-CITATIONS = {"mnist": "lecun1998gradient", "kmnist": "clanuwat2018kmnist", "fashion_mnist": "xiao2017fashion"}
-ACTIVATIONS = {"hard_sigmoid": r"hard sigmoid $\sigma(u)=\min(\max(u,0),1)$",
-               "sigmoid": r"logistic sigmoid $\sigma(u)=1/(1+e^{-u})$"}
+TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
 # ------------------------------------------------------------------------------------------------- formatting
@@ -88,49 +82,46 @@ def p_eq(p, sub: str = "") -> str:
     return f"${name}<0.001$" if p < 0.001 else f"${name}={p:.3f}$"
 
 
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _thousands(n: int) -> str:
-    return f"{int(n):,}".replace(",", "{,}")
-
-
-def _join(items: Sequence[str]) -> str:
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _seed_text(seeds: Sequence[int]) -> str:
-    seeds = sorted(int(s) for s in seeds)
-    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}--{seeds[-1]}"
-    return ", ".join(map(str, seeds))
-
-
-def _number(x) -> str:
+def number(x) -> str:
+    """Shortest form of a config number: 0.30 -> '0.3', 1e-4 -> '0.0001', 5.0 -> '5'."""
     return f"{x:g}"
 
 
-def spec_text(dt) -> str:
-    """A dt spec (or per-layer list) in words and maths."""
-    if isinstance(dt, list | tuple):
-        if all(spec == dt[0] for spec in dt):
-            return spec_text(dt[0])
-        return "; ".join(f"layer {i}: {spec_text(spec)}" for i, spec in enumerate(dt, start=1))
-    name = dt["distribution"]
-    clip = ""
-    if "clip_min" in dt or "clip_max" in dt:
-        clip = f", clipped to $[{_number(dt.get('clip_min', 1e-3))}, {_number(dt.get('clip_max', 1.0))}]$"
-    if name == "constant":
-        return f"$\\Delta t_i={_number(dt['value'])}$ for every neuron"
-    if name == "uniform":
-        return f"$\\mathcal{{U}}({_number(dt['low'])}, {_number(dt['high'])})${clip}"
-    if name == "normal":
-        return f"$\\mathcal{{N}}(\\mu={_number(dt['mean'])}, \\sigma={_number(dt['std'])})${clip}"
-    return f"{name}, mean ${_number(dt['mean'])}$, s.d.\\ ${_number(dt['std'])}$ (moment-matched){clip}"
+def thousands(n: int) -> str:
+    """10000 -> '10{,}000'."""
+    return f"{int(n):,}".replace(",", "{,}")
+
+
+def cap(text: str) -> str:
+    """The text with its first letter in upper case (the rest unchanged)."""
+    return text[:1].upper() + text[1:]
+
+
+def sep(loop) -> str:
+    """What follows an item in a Jinja loop for 'a, b and c'."""
+    return "" if loop.last else " and " if loop.revindex == 2 else ", "
+
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+    block_start_string=r"\BLOCK{", block_end_string="}",
+    variable_start_string=r"\VAR{", variable_end_string="}",
+    comment_start_string=r"\#{", comment_end_string="}",
+    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+    undefined=jinja2.StrictUndefined,
+)
+TEMPLATES.filters |= {"tex": tex_escape, "pct": pct, "num": num, "pval": pval, "p_eq": p_eq, "number": number,
+                      "thousands": thousands, "cap": cap, "sep": sep}
+
+
+def template(name: str) -> jinja2.Template:
+    """The template ``templates/<name>.tex.j2``."""
+    return TEMPLATES.get_template(f"{name}.tex.j2")
+
+
+def template_path(name: str) -> Path:
+    """The file of template ``name`` (a rule input: editing a template rewrites what it generates)."""
+    return TEMPLATE_DIR / f"{name}.tex.j2"
 
 
 # ------------------------------------------------------------------------------------------------- the study
@@ -189,311 +180,137 @@ class Study:
             return "lower" if effect < 1 else "higher"
         return "higher" if (effect > 0) == higher_when_positive else "lower"
 
-
-# ----------------------------------------------------------------------------------------------- generators
-
-
-def macros(study: Study) -> str:
-    s, a, runs = study.setup, study.a, study.runs
-    training, model = s["training"], s["model"]
-    sizes = [28 * 28, *model["hidden"], 10]
-    hours = runs["wall_seconds"].sum() / 3600
-    devices = sorted(set(runs["device"]))
-    lines = [
-        "% Generated by htsep.paper from the study's config and tables; do not edit.",
-        ("NDatasets", len(study.datasets)),
-        ("DatasetList", _join([study.dlabel(d) for d in study.datasets])),
-        ("DatasetListCited", _join([study.dlabel(d) + (f"~\\citep{{{CITATIONS[d]}}}" if d in CITATIONS else "")
-                                    for d in study.datasets])),
-        ("NVariants", len(study.variants)),
-        ("NHTSVariants", len(study.hts)),
-        ("NSeeds", len(s["seeds"])),
-        ("SeedList", _seed_text(s["seeds"])),
-        ("NRuns", len(runs)),
-        ("NEpochs", training["epochs"]),
-        ("LayerSizes", "--".join(map(str, sizes))),
-        ("NHidden", _join([str(h) for h in model["hidden"]]) or "no"),
-        ("Activation", ACTIVATIONS.get(model.get("activation", "hard_sigmoid"), tex_escape(model.get("activation")))),
-        ("FreeSteps", training["free_steps"]),
-        ("NudgedSteps", training["nudged_steps"]),
-        ("Beta", _number(training["beta"])),
-        ("LearningRates", _join([f"${_number(lr)}$" for lr in training["lr"]])),
-        ("Momentum", _number(training["momentum"])),
-        ("WeightDecay", _number(training["weight_decay"])),
-        ("BatchSize", training["batch_size"]),
-        ("Nudging", r"symmetric (two nudged phases at $\pm\beta$)" if training.get("symmetric", True)
-         else r"one-sided (one nudged phase at $+\beta$)"),
-        ("CollapseDropPP", _number(100 * a["collapse_drop"])),
-        ("Alpha", _number(a["alpha"])),
-        ("NBootstrap", _thousands(a["bootstrap"])),
-        ("BootstrapMethod", tex_escape(a["bootstrap_method"])),
-        ("CILevelPct", _number(100 * a["ci_level"])),
-        ("HolmFamily", HOLM_FAMILIES[a["holm_family"]]),
-        ("ReferenceLabel", study.label(a["reference"])),
-        ("MeanMatchedLabel", study.label(a["mean_matched"])),
-        ("NDiverged", int(runs["diverged"].sum())),
-        ("NUnstable", int(study.summary["n_unstable"].sum())),
-        ("NCollapsed", int(study.summary["n_collapsed"].sum())),
-        ("NDeadClasses", int(study.summary["n_dead_classes"].sum())),
-        ("ComputeTime", f"{hours:.1f} hours" if hours >= 1 else f"{60 * hours:.1f} minutes" if hours >= 1 / 60
-         else f"{3600 * hours:.1f} seconds"),
-        ("Devices", _join([r"\texttt{" + tex_escape(d) + "}" for d in devices])),
-    ]
-    out = []
-    for line in lines:
-        if isinstance(line, str):
-            out.append(line)
-        else:
-            out.append(f"\\newcommand{{\\{line[0]}}}{{{line[1]}}}")
-    out.append("% \\htsepvalue{dataset}{variant}{column}: one formatted summary.csv value (accuracies in %).")
-    out.append(r"\newcommand{\htsepvalue}[3]{\csname htsep/#1/#2/#3\endcsname}")
-    for row in study.summary.itertuples(index=False):
-        values = {"final_acc_mean": pct(row.final_acc_mean), "final_acc_std": pct(row.final_acc_std),
-                  "best_acc_mean": pct(row.best_acc_mean), "n_unstable": row.n_unstable,
-                  "n_diverged": row.n_diverged, "n_runs": row.n_runs}
-        for key, value in values.items():
-            out.append(f"\\expandafter\\def\\csname htsep/{row.dataset}/{row.variant}/{key}\\endcsname{{{value}}}")
-    return "\n".join(out) + "\n"
+    def tally(self, baseline: str, test: str) -> dict[str, int]:
+        """How many (dataset, heterogeneous variant) comparisons against ``baseline`` went which way (and in all)."""
+        counts = {"lower": 0, "higher": 0, "indistinguishable": 0, "untestable": 0}
+        for dataset in self.datasets:
+            for variant in self.hts:
+                if (variant, baseline) in self.pairs(dataset):
+                    counts[self.direction(self.test(dataset, variant, baseline, test))] += 1
+        return counts | {"total": sum(counts.values())}
 
 
-def variants_table(study: Study) -> str:
+# ------------------------------------------------------------------------------ what each template is shown
+
+
+def _test_values(study: Study, row: pd.Series | None) -> dict:
+    """One stats row for the text: its direction, p-values, effect size, significance and note."""
+    if row is None:
+        return {"direction": "untestable", "p": math.nan, "p_holm": math.nan, "effect": math.nan,
+                "significant": False, "note": ""}
+    return {"direction": study.direction(row), "p": row["p"], "p_holm": row["p_holm"], "effect": row["effect_size"],
+            "significant": study.significant(row), "note": row["note"]}
+
+
+def macros_values(study: Study) -> dict:
+    s, runs = study.setup, study.runs
+    seeds = sorted(int(seed) for seed in s["seeds"])
+    model = s["model"]
+    return {
+        "datasets": [{"name": d, "label": study.dlabel(d)} for d in study.datasets],
+        "n_variants": len(study.variants), "n_hts": len(study.hts),
+        "seeds": seeds, "seeds_consecutive": len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)),
+        "n_runs": len(runs), "training": s["training"], "analysis": study.a,
+        "layer_sizes": [28 * 28, *model["hidden"], 10], "hidden": model["hidden"],
+        "activation": model.get("activation", "hard_sigmoid"),
+        "reference_label": study.label(study.a["reference"]),
+        "mean_matched_label": study.label(study.a["mean_matched"]),
+        "n_diverged": int(runs["diverged"].sum()), "n_unstable": int(study.summary["n_unstable"].sum()),
+        "n_collapsed": int(study.summary["n_collapsed"].sum()),
+        "n_dead_classes": int(study.summary["n_dead_classes"].sum()),
+        "hours": runs["wall_seconds"].sum() / 3600, "devices": sorted(set(runs["device"])),
+        "summary": study.summary.to_dict("records"),
+        "verdict": verdict_values(study),
+    }
+
+
+def verdict_values(study: Study) -> dict | None:
+    """The reference comparisons the verdict is read from (None without heterogeneous or reference runs)."""
+    ref = study.a["reference"]
+    if not study.hts or ref not in study.variants:
+        return None
+    return {"reference_label": study.label(ref), "variance": study.tally(ref, "brown_forsythe"),
+            "accuracy": study.tally(ref, "mann_whitney")}
+
+
+def variants_table_values(study: Study) -> dict:
     rows = []
     for v in study.variant_specs:
         x = study.dt.loc[study.dt["variant"] == v["name"], "dt"].to_numpy(float)
-        skew = sps.skew(x) if len(x) and np.ptp(x) > 0 else math.nan
-        role = []
-        if v["name"] == study.a["reference"]:
-            role.append("reference")
-        if v["name"] == study.a["mean_matched"]:
-            role.append("mean-matched")
-        name = study.label(v["name"]) + (f" ({', '.join(role)})" if role else "")
-        stats = [num(x.mean(), 3), num(x.std(), 3), num(skew, 2), num(x.min(), 3), num(x.max(), 3)] if len(x) \
-            else ["--"] * 5
-        rows.append(f"{name} & {spec_text(v['dt'])} & " + " & ".join(stats) + r" \\")
-    return "\n".join([
-        r"\begin{tabular}{@{}>{\raggedright\arraybackslash}p{0.27\linewidth}"
-        r">{\raggedright\arraybackslash}p{0.33\linewidth}rrrrr@{}}",
-        r"\toprule",
-        r"Variant & $\Delta t_i$ drawn from & mean & s.d. & skew & min & max \\",
-        r"\midrule",
-        *rows,
-        r"\bottomrule",
-        r"\end{tabular}",
-    ]) + "\n"
+        roles = [role for role, name in (("reference", study.a["reference"]), ("mean-matched", study.a["mean_matched"]))
+                 if v["name"] == name]
+        dt = v["dt"]
+        layers = [dt[0]] if isinstance(dt, list | tuple) and all(spec == dt[0] for spec in dt) else \
+            list(dt) if isinstance(dt, list | tuple) else [dt]
+        stats = {"mean": x.mean(), "std": x.std(), "skew": sps.skew(x) if np.ptp(x) > 0 else math.nan,
+                 "min": x.min(), "max": x.max()} if len(x) else None
+        rows.append({"label": study.label(v["name"]), "roles": roles, "layers": layers, "stats": stats})
+    return {"variants": rows}
 
 
-def summary_table(study: Study) -> str:
-    ncol = 9
-    lines = [
-        r"\begin{tabular}{@{}lrrrrrrrr@{}}",
-        r"\toprule",
-        r" & \multicolumn{4}{c}{Final test accuracy (\%)} & & \multicolumn{3}{c}{Runs} \\",
-        r"\cmidrule(lr){2-5}\cmidrule(l){7-9}",
-        r"Variant & mean $\pm$ s.d. & \CILevelPct\% CI & median & IQR & $\overline{\mathrm{sd}}_{\mathrm{epoch}}$ (pp)"
-        r" & collapsed & diverged & unstable \\",
-    ]
-    for dataset in study.datasets:
-        lines += [r"\midrule", f"\\multicolumn{{{ncol}}}{{@{{}}l}}{{\\textit{{{study.dlabel(dataset)}}}}} \\\\"]
-        for variant in study.variants:
-            c = study.cell(dataset, variant)
-            if c is None:
-                continue
-            n = int(c["n_runs"])
-            lines.append(
-                f"{study.label(variant)} & {pct(c['final_acc_mean'])} $\\pm$ {pct(c['final_acc_std'])} & "
-                f"[{pct(c['final_acc_ci_low'])}, {pct(c['final_acc_ci_high'])}] & {pct(c['final_acc_median'])} & "
-                f"{pct(c['final_acc_iqr'])} & {pct(c['seed_std_mean'])} & {int(c['n_collapsed'])}/{n} & "
-                f"{int(c['n_diverged'])}/{n} & {int(c['n_unstable'])}/{n} \\\\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+def summary_table_values(study: Study) -> dict:
+    return {"datasets": [{"label": study.dlabel(d),
+                          "cells": [{"label": study.label(v), **c.to_dict()} for v in study.variants
+                                    if (c := study.cell(d, v)) is not None]}
+                         for d in study.datasets]}
 
 
-def stats_table(study: Study) -> str:
-    ncol = 9
-
-    def cell(row, digits=2):
-        if row is None:
-            return "-- & --"
-        p = pval(row["p_holm"])
-        p = f"\\textbf{{{p}}}" if study.significant(row) else p
-        return f"{num(row['effect_size'], digits)} & {p}"
-
-    lines = [
-        r"\begin{tabular}{@{}llrrrrrrrr@{}}",
-        r"\toprule",
-        r" & & \multicolumn{2}{c}{Brown--Forsythe} & \multicolumn{2}{c}{Mann--Whitney} & "
-        r"\multicolumn{2}{c}{Welch $t$} & \multicolumn{2}{c}{Fisher (unstable)} \\",
-        r"\cmidrule(lr){3-4}\cmidrule(lr){5-6}\cmidrule(lr){7-8}\cmidrule(l){9-10}",
-        r"Variant & vs.\ baseline & sd ratio & $p_{\mathrm{Holm}}$ & Cliff's $\delta$ & $p_{\mathrm{Holm}}$ & "
-        r"Cohen's $d$ & $p_{\mathrm{Holm}}$ & $\Delta$rate & $p_{\mathrm{Holm}}$ \\",
-    ]
+def stats_table_values(study: Study) -> dict:
+    datasets = []
     for dataset in study.datasets:
         pairs = study.pairs(dataset)
-        if not pairs:
-            continue
-        lines += [r"\midrule", f"\\multicolumn{{{ncol + 1}}}{{@{{}}l}}{{\\textit{{{study.dlabel(dataset)}}}}} \\\\"]
-        for variant, baseline in pairs:
-            cells = [cell(study.test(dataset, variant, baseline, t)) for t in TEST_NAMES]
-            lines.append(f"{study.label(variant)} & {study.label(baseline)} & " + " & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+        if pairs:
+            datasets.append({"label": study.dlabel(dataset), "pairs": [
+                {"variant": study.label(v), "baseline": study.label(b),
+                 **{test: _test_values(study, study.test(dataset, v, b, test))
+                    for test in ("brown_forsythe", "mann_whitney", "welch_t", "fisher_unstable")}}
+                for v, b in pairs]})
+    return {"datasets": datasets}
 
 
-def variance_sentence(study: Study, dataset: str, variant: str, baseline: str) -> str:
-    row = study.test(dataset, variant, baseline, "brown_forsythe")
-    a, b = study.cell(dataset, variant), study.cell(dataset, baseline)
-    sds = f"s.d.\\ {pct(a['final_acc_std'])} vs.\\ {pct(b['final_acc_std'])}~pp"
-    direction = study.direction(row)
-    va, vb = study.label(variant), study.label(baseline)
-    if direction == "untestable":
-        note = f": {tex_escape(row['note'])}" if row is not None and row["note"] else ""
-        return f"The across-seed variances of {va} and {vb} could not be compared ({sds}{note})."
-    ps = f"Brown--Forsythe {p_eq(row['p'])}, Holm-corrected {p_eq(row['p_holm'])}"
-    if direction == "indistinguishable":
-        return (f"{_cap(va)} had across-seed variance of final accuracy statistically indistinguishable from {vb} "
-                f"({sds}; {ps}).")
-    return f"{_cap(va)} had significantly {direction} across-seed variance of final accuracy than {vb} ({sds}; {ps})."
+def comparison(study: Study, dataset: str, variant: str, baseline: str) -> dict:
+    """One variant against one baseline on one dataset: the summary cells and the tests the sentences quote."""
+    return {"variant": study.label(variant), "baseline": study.label(baseline),
+            "a": study.cell(dataset, variant).to_dict(), "b": study.cell(dataset, baseline).to_dict(),
+            **{test: _test_values(study, study.test(dataset, variant, baseline, test))
+               for test in ("brown_forsythe", "mann_whitney", "fisher_unstable")}}
 
 
-def accuracy_sentence(study: Study, dataset: str, variant: str, baseline: str) -> str:
-    mw = study.test(dataset, variant, baseline, "mann_whitney")
-    a, b = study.cell(dataset, variant), study.cell(dataset, baseline)
-    means = f"mean {pct(a['final_acc_mean'])} vs.\\ {pct(b['final_acc_mean'])}\\,\\%"
-    direction = study.direction(mw)
-    if direction == "untestable":
-        note = f": {tex_escape(mw['note'])}" if mw is not None and mw["note"] else ""
-        return f"Final accuracies could not be compared ({means}{note})."
-    detail = f"Mann--Whitney {p_eq(mw['p_holm'], 'Holm')}, Cliff's $\\delta={num(mw['effect_size'], math_mode=True)}$"
-    if direction == "indistinguishable":
-        return f"Its final accuracy was not significantly different ({means}; {detail})."
-    return f"Its final accuracy was significantly {direction} ({means}; {detail})."
-
-
-def instability_sentence(study: Study, dataset: str, variant: str, baseline: str) -> str:
-    row = study.test(dataset, variant, baseline, "fisher_unstable")
-    a, b = study.cell(dataset, variant), study.cell(dataset, baseline)
-    counts = (f"unstable runs (collapse or divergence): {int(a['n_unstable'])}/{int(a['n_runs'])} vs.\\ "
-              f"{int(b['n_unstable'])}/{int(b['n_runs'])}")
-    if row is None or _missing(row["p"]):
-        note = f" ({tex_escape(row['note'])})" if row is not None and row["note"] else ""
-        return f"{_cap(counts)}{note}."
-    return f"{_cap(counts)} (Fisher {p_eq(row['p_holm'], 'Holm')})."
-
-
-def results_text(study: Study) -> str:
-    out = ["% Generated by htsep.paper from summary.csv and stats.csv; do not edit."]
+def results_values(study: Study) -> dict:
+    datasets = []
     for dataset in study.datasets:
-        cells = [(v, study.cell(dataset, v)) for v in study.variants]
-        cells = [(v, c) for v, c in cells if c is not None]
-        accs = _join([f"{pct(c['final_acc_mean'])}\\,$\\pm$\\,{pct(c['final_acc_std'])}\\,\\% with {study.label(v)}"
-                      for v, c in cells])
-        best = max(cells, key=lambda vc: -math.inf if _missing(vc[1]["final_acc_mean"]) else vc[1]["final_acc_mean"])
-        out.append(f"\\paragraph{{{study.dlabel(dataset)}.}} Final test accuracy after \\NEpochs{{}} epochs "
-                   f"(mean $\\pm$ s.d.\\ over seeds) was {accs}; the highest mean was reached with "
-                   f"{study.label(best[0])}.")
-        pairs = study.pairs(dataset)
-        if not pairs:
-            out.append("No variant-versus-baseline comparison was possible (the baselines were not trained).")
-            continue
-        out.append(r"\begin{itemize}")
-        for variant, baseline in pairs:
-            out.append("\\item " + " ".join([variance_sentence(study, dataset, variant, baseline),
-                                   accuracy_sentence(study, dataset, variant, baseline),
-                                   instability_sentence(study, dataset, variant, baseline)]))
-        out.append(r"\end{itemize}")
-    return "\n".join(out) + "\n"
+        cells = [{"label": study.label(v), **c.to_dict()} for v in study.variants
+                 if (c := study.cell(dataset, v)) is not None]
+        best = max(cells, key=lambda c: -math.inf if _missing(c["final_acc_mean"]) else c["final_acc_mean"])
+        datasets.append({"label": study.dlabel(dataset), "cells": cells, "best": best["label"],
+                         "comparisons": [comparison(study, dataset, v, b) for v, b in study.pairs(dataset)]})
+    return {"datasets": datasets}
 
 
-def _tally(study: Study, baseline: str, test: str) -> dict[str, int]:
-    """How many (dataset, heterogeneous variant) comparisons against ``baseline`` went which way."""
-    counts = {"lower": 0, "higher": 0, "indistinguishable": 0, "untestable": 0}
-    for dataset in study.datasets:
-        for variant in study.hts:
-            if (variant, baseline) in study.pairs(dataset):
-                counts[study.direction(study.test(dataset, variant, baseline, test))] += 1
-    return counts
-
-
-def _tally_text(counts: Mapping[str, int]) -> str:
-    """'was significantly lower in 2, significantly higher in 0 and statistically indistinguishable in 4 of 6'."""
-    parts = [f"significantly lower in {counts['lower']}", f"significantly higher in {counts['higher']}",
-             f"statistically indistinguishable in {counts['indistinguishable']}"]
-    if counts["untestable"]:
-        parts.append(f"untestable in {counts['untestable']}")
-    return f"was {_join(parts)} of {sum(counts.values())}"
-
-
-def abstract_text(study: Study) -> str:
-    """The abstract's results sentences: counts of comparisons by direction, per baseline."""
+def abstract_values(study: Study) -> dict:
     ref, mm = study.a["reference"], study.a["mean_matched"]
-    if not study.hts:
-        return "No heterogeneous variant was trained in this configuration of the study.\n"
-    if ref not in study.variants:
-        return "The reference variant was not trained, so no comparison was made.\n"
-    var, acc = _tally(study, ref, "brown_forsythe"), _tally(study, ref, "mann_whitney")
-    text = (f"Against {study.label(ref)}, the across-seed variance of final test accuracy of the heterogeneous "
-            f"networks {_tally_text(var)} dataset--variant comparisons (Brown--Forsythe, Holm-corrected, "
-            f"$\\alpha=\\Alpha$), and their final accuracy {_tally_text(acc)} (Mann--Whitney).")
-    if mm in study.variants:
-        var_mm = _tally(study, mm, "brown_forsythe")
-        text += (f" Against the mean-matched control {study.label(mm)}, the variance "
-                 f"{_tally_text(var_mm)}.")
-    text += (" Of all \\NRuns{} runs, \\NDiverged{} diverged and \\NCollapsed{} showed a test-accuracy "
-             "collapse of more than \\CollapseDropPP{} percentage points between consecutive epochs.")
-    return text + "\n"
+    return {"hts": bool(study.hts), "reference_trained": ref in study.variants, "reference_label": study.label(ref),
+            "variance": study.tally(ref, "brown_forsythe"), "accuracy": study.tally(ref, "mann_whitney"),
+            "mean_matched": {"label": study.label(mm), "variance": study.tally(mm, "brown_forsythe")}
+            if mm in study.variants else None}
 
 
-def verdict_text(study: Study) -> str:
-    """Whether the stability and accuracy claims are reproduced, from the reference comparisons."""
-    ref = study.a["reference"]
-    if not study.hts or ref not in study.variants:
-        return "Without both heterogeneous and reference runs, the claims could not be tested.\n"
-    var, acc = _tally(study, ref, "brown_forsythe"), _tally(study, ref, "mann_whitney")
-    n = sum(var.values())
-    if n and var["lower"] == n:
-        claim = (f"Our runs reproduce the stability claim: every one of the {n} heterogeneous dataset--variant "
-                 f"comparisons had significantly lower across-seed variance than {study.label(ref)}.")
-    elif var["lower"]:
-        claim = (f"Our runs partially support the stability claim: the across-seed variance was significantly lower "
-                 f"than with {study.label(ref)} in {var['lower']} of {n} heterogeneous dataset--variant comparisons.")
-    else:
-        which = "the one heterogeneous dataset--variant comparison" if n == 1 else \
-            f"none of the {n} heterogeneous dataset--variant comparisons"
-        claim = (f"Our runs do not reproduce the stability claim at this number of seeds: {which} "
-                 f"{'did not show' if n == 1 else 'had'} significantly lower across-seed variance than "
-                 f"{study.label(ref)}.")
-    if var["higher"]:
-        claim += f" In {var['higher']} comparison{'s' if var['higher'] > 1 else ''} it was significantly higher."
-    if acc["lower"] == 0:
-        claim += (f" Accuracy was competitive: no heterogeneous variant had significantly lower final accuracy, "
-                  f"and {acc['higher']} of {sum(acc.values())} comparisons showed a significantly higher one.")
-    else:
-        claim += (f" Accuracy was significantly lower in {acc['lower']} and significantly higher in {acc['higher']} "
-                  f"of {sum(acc.values())} comparisons.")
-    return claim + "\n"
-
-
-def limitations_text(study: Study) -> str:
+def limitations_values(study: Study) -> dict:
     data = study.setup.get("data", {})
-    out = []
+    holdouts = []
     for dataset in study.datasets:
         d = data.get(dataset, {})
         if d.get("split") == "test-holdout":
             f = float(d.get("holdout_fraction", 0.2))
-            out.append(
-                f"\\item \\textbf{{{study.dlabel(dataset)}:}} the official training set was not available, so the "
-                f"networks were trained on a class-stratified {_number(100 * (1 - f))}\\,\\% of the official test "
-                f"set and evaluated on the remaining {_number(100 * f)}\\,\\% (split seed {d.get('split_seed', 0)}). "
-                f"These accuracies come from a much smaller training set and are not comparable to published "
-                f"{tex_escape(dataset.upper() if dataset != 'fashion_mnist' else 'Fashion-MNIST')} test accuracies.")
-    if data.get("subset"):
-        out.append(f"\\item Training used only the first {data['subset']} training images of each class.")
-    if "synthetic" in study.datasets:
-        out.append("\\item The synthetic dataset is a seeded stand-in used to exercise the pipeline; its numbers "
-                   "say nothing about the claims under test.")
-    if not out:
-        out.append("\\item All datasets were used with their official training and test splits.")
-    return "\n".join(out) + "\n"
+            holdouts.append({"label": study.dlabel(dataset), "train_pct": 100 * (1 - f), "test_pct": 100 * f,
+                             "split_seed": d.get("split_seed", 0),
+                             "name": dataset.upper() if dataset != "fashion_mnist" else "Fashion-MNIST"})
+    return {"holdouts": holdouts, "subset": data.get("subset"), "synthetic": "synthetic" in study.datasets}
+
+
+VALUES = {"macros": macros_values, "variants_table": variants_table_values, "summary_table": summary_table_values,
+          "stats_table": stats_table_values, "results": results_values, "abstract": abstract_values,
+          "limitations": limitations_values}
 
 
 # ---------------------------------------------------------------------------------------------------- rules
@@ -501,15 +318,7 @@ def limitations_text(study: Study) -> str:
 
 def generate(study: Study) -> dict[str, str]:
     """The text of every generated file, by name (see ``GENERATED``)."""
-    return {
-        "macros": macros(study) + "\\newcommand{\\Verdict}{" + verdict_text(study).strip() + "}\n",
-        "variants_table": variants_table(study),
-        "summary_table": summary_table(study),
-        "stats_table": stats_table(study),
-        "results": results_text(study),
-        "abstract": abstract_text(study),
-        "limitations": limitations_text(study),
-    }
+    return {name: template(name).render(**VALUES[name](study)) for name in GENERATED}
 
 
 def write_generated(inputs: Mapping[str, str], outputs: Mapping[str, str], setup: Mapping, analysis: Mapping) -> None:

@@ -1,7 +1,7 @@
 # The manuscript: generated LaTeX parts from the tables and config (htsep.paper, its templates in
 # src/htsep/templates), then latexmk.
 
-from htsep.paper import GENERATED
+from htsep.paper import GENERATED, template_path
 
 PAPER_SETUP = {
     "datasets": config["datasets"],
@@ -23,6 +23,7 @@ rule paper_macros:
         dt=f"{TABLES}/dt_values.parquet",
         stats=rules.stats.output.stats,
         summary=rules.stats.output.summary,
+        templates=[str(template_path(name)) for name in GENERATED],
     output:
         **{name: f"paper/generated/{name}.tex" for name in GENERATED},
     params:
