@@ -16,17 +16,25 @@ configfile: "config/config.yaml"
 validate(config, "config/schema.yaml")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from htsep.config import check_config, data_slice, run_slice, validation_slice  # noqa: E402
+from htsep.config import (  # noqa: E402
+    backprop_slice,
+    check_config,
+    data_slice,
+    run_slice,
+    validation_slice,
+)
 
 check_config(config)
 
 DATA = config["data"]["root"]
-RUNS = "results/runs/{dataset}/{variant}/seed{seed}"
+RUNS = "results/runs/{protocol}/{dataset}/{variant}/seed{seed}"
+BACKPROP_RUNS = "results/runs/backprop/{dataset}/seed{seed}"
 RUN_FILES = ["metrics.csv", "summary.json", "model.pt"]
 VARIANTS = [v["name"] for v in config["variants"]]
 
 
 wildcard_constraints:
+    protocol="[A-Za-z0-9_.-]+",
     dataset="mnist|kmnist|fashion_mnist|synthetic",
     variant="[A-Za-z0-9_.-]+",
     seed=r"\d+",
@@ -35,6 +43,7 @@ wildcard_constraints:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/calibration.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/paper.smk"
@@ -60,5 +69,5 @@ rule all:
     input:
         rules.aggregate.output,
         rules.stats.output,
-        [figure.path(ext) for figure in FIGURES for ext in ("pdf", "png")],
+        figure_files(config["run_protocols"]),
         rules.paper.output.pdf,

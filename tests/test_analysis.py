@@ -13,14 +13,14 @@ ANALYSIS = {"collapse_drop": 0.05, "bootstrap": 2000, "alpha": 0.05, "reference"
             "mean_matched": "uniform_0.3"}
 
 
-def make_tables(curves: dict, diverged_at: dict | None = None, dead: dict | None = None):
+def make_tables(curves: dict, diverged_at: dict | None = None, dead: dict | None = None, protocol: str = "lab"):
     """(runs, epochs) from {(dataset, variant, seed): [test_acc per epoch]}; ``diverged_at`` maps a run to the
     epoch it diverged in (that epoch's row has NaN metrics), ``dead`` to classes never predicted at its end."""
     diverged_at, dead = diverged_at or {}, dead or {}
     runs, epochs = [], []
     for (dataset, variant, seed), accs in curves.items():
-        key = {"dataset": dataset, "dataset_label": dataset.upper(), "split": "official", "variant": variant,
-               "seed": seed}
+        key = {"protocol": protocol, "dataset": dataset, "dataset_label": dataset.upper(), "split": "official",
+               "variant": variant, "seed": seed}
         div = diverged_at.get((dataset, variant, seed))
         rows = []
         for epoch, acc in enumerate(accs, start=1):
@@ -54,7 +54,7 @@ def grid():
 
 def test_summary_equals_numpy(grid):
     runs, epochs = grid
-    _, summary = stats.analyze(runs, epochs, ANALYSIS)
+    _, summary, _ = stats.analyze(runs, epochs, ANALYSIS)
     for variant, accs in FINAL.items():
         row = summary[summary["variant"] == variant].iloc[0]
         x = np.array(accs)
@@ -75,7 +75,7 @@ def test_summary_equals_numpy(grid):
 
 def test_brown_forsythe_is_levene_median(grid):
     runs, epochs = grid
-    table, _ = stats.analyze(runs, epochs, ANALYSIS)
+    table, _, _ = stats.analyze(runs, epochs, ANALYSIS)
     row = table[(table["variant"] == "hts_normal") & (table["baseline"] == "uniform_0.2")
                 & (table["test"] == "brown_forsythe")].iloc[0]
     expected = sps.levene(FINAL["hts_normal"], FINAL["uniform_0.2"], center="median")
@@ -104,10 +104,10 @@ def test_holm_known_values():
 def test_holm_family_is_per_test():
     runs, epochs = make_tables({("d1", v, s): [acc] for v, accs in FINAL.items() for s, acc in enumerate(accs)}
                                | {("d2", v, s): [acc] for v, accs in FINAL.items() for s, acc in enumerate(accs)})
-    table, _ = stats.analyze(runs, epochs, ANALYSIS)
+    table, _, _ = stats.analyze(runs, epochs, ANALYSIS)
     bf = table[table["test"] == "brown_forsythe"]
     assert bf["p_holm"].to_numpy() == pytest.approx(stats.holm(bf["p"].to_numpy()))
-    everything, _ = stats.analyze(runs, epochs, {**ANALYSIS, "holm_family": "all"})
+    everything, _, _ = stats.analyze(runs, epochs, {**ANALYSIS, "holm_family": "all"})
     assert everything["p_holm"].to_numpy() == pytest.approx(stats.holm(everything["p"].to_numpy()), nan_ok=True)
 
 
@@ -136,7 +136,7 @@ def test_collapse_detection():
 def test_divergence_is_counted_and_excluded_from_accuracy_tests():
     curves = {("mnist", v, s): [0.5, acc, acc] for v, accs in FINAL.items() for s, acc in enumerate(accs)}
     runs, epochs = make_tables(curves, diverged_at={("mnist", "hts_normal", 4): 3, ("mnist", "hts_normal", 1): 2})
-    table, summary = stats.analyze(runs, epochs, ANALYSIS)
+    table, summary, _ = stats.analyze(runs, epochs, ANALYSIS)
     row = summary[summary["variant"] == "hts_normal"].iloc[0]
     assert (row["n_diverged"], row["n_unstable"], row["n_finite"]) == (2, 2, 3)
     assert row["diverged_epochs"] == "2;3" and row["first_diverged_epoch"] == 2
@@ -161,7 +161,7 @@ def test_degenerate_groups_give_nan_and_note():
     assert math.isnan(stats.mann_whitney([np.nan, 0.9], [0.8, 0.7])["p"])  # one finite value left
     # the whole pipeline on a grid of one seed: NaN everywhere, notes, no crash
     runs, epochs = make_tables({("mnist", v, 0): [0.5, 0.9] for v in FINAL})
-    table, summary = stats.analyze(runs, epochs, ANALYSIS)
+    table, summary, _ = stats.analyze(runs, epochs, ANALYSIS)
     assert table["p"].isna().all() and table["p_holm"].isna().all() and (table["note"] != "").all()
     assert summary["final_acc_std"].isna().all() and summary["final_acc_ci_low"].isna().all()
 
@@ -198,23 +198,25 @@ def _study(table_edit=None):
     runs, epochs = make_tables({("mnist", v, s): [acc] for v, accs in values.items() for s, acc in enumerate(accs)})
     runs = runs.assign(device="cpu", dataset_label="MNIST")
     epochs = epochs.assign(dataset_label="MNIST")
-    table, summary = stats.analyze(runs, epochs, ANALYSIS)
+    table, summary, gaps = stats.analyze(runs, epochs, ANALYSIS)
     if table_edit:
         table = table_edit(table)
     variants = [{"name": "uniform_0.2", "dt": {"distribution": "constant", "value": 0.2}},
                 {"name": "hts_normal", "dt": {"distribution": "normal", "mean": 0.3, "std": 0.05}}]
-    dt = pd.DataFrame({"variant": ["uniform_0.2"] * 3 + ["hts_normal"] * 3, "dt": [0.2] * 3 + [0.25, 0.3, 0.35]})
+    dt = pd.DataFrame({"protocol": "lab", "variant": ["uniform_0.2"] * 3 + ["hts_normal"] * 3,
+                       "dt": [0.2] * 3 + [0.25, 0.3, 0.35]})
     setup = {"datasets": ["mnist"], "data": {"mnist": {"split": "official"}}, "variants": variants,
+             "protocols": {"lab": {}}, "run_protocols": ["lab"],
              "seeds": [0, 1, 2, 3, 4],
              "model": {"hidden": [256]}, "training": {"epochs": 1, "batch_size": 64, "lr": [0.4, 0.02], "momentum": 0.9,
                                                        "weight_decay": 0.0, "beta": 0.1, "free_steps": 60,
                                                        "nudged_steps": 12}}
-    return paper.Study(runs, summary, table.fillna({"note": ""}), dt, setup, ANALYSIS)
+    return paper.Study("lab", runs, summary, table.fillna({"note": ""}), gaps, dt, setup, ANALYSIS)
 
 
 def variance_sentence(study, dataset, variant, baseline):
     """The variance sentence of the results template for one comparison."""
-    results = paper.template("results").make_module({"datasets": []})
+    results = paper.template("results").make_module({"datasets": [], "protocol": {"label": "lab", "overrides": []}})
     return str(results.variance_sentence(paper.comparison(study, dataset, variant, baseline)))
 
 
@@ -234,7 +236,7 @@ def test_paper_sentences_follow_the_stats_table():
                                                               table["effect_size"]))
     higher = variance_sentence(_study(wider), "mnist", "hts_normal", "uniform_0.2")
     assert "significantly higher across-seed variance" in higher
-    generated = paper.generate(_study(set_p(0.01)))
+    generated = paper.generate([_study(set_p(0.01))])
     assert set(generated) == set(paper.GENERATED)
     assert "significantly lower in 1" in generated["abstract"]
     assert r"\newcommand{\NSeeds}{5}" in generated["macros"] and r"\newcommand{\LearningRates}" in generated["macros"]
@@ -246,7 +248,7 @@ def test_paper_holdout_limitation_and_escaping():
     study = _study()
     holdout = {"split": "test-holdout", "holdout_fraction": 0.2, "split_seed": 0}
     study.setup = {**study.setup, "data": {"mnist": holdout}}
-    text = paper.generate(study)["limitations"]
+    text = paper.generate([study])["limitations"]
     assert "80\\,\\% of the official test set" in text and "remaining 20\\,\\%" in text
     assert paper.tex_escape("a_b & 5%") == r"a\_b \& 5\%"
     assert paper.pval(0.0004) == r"$<$0.001" and paper.pval(float("nan")) == "--" and paper.pval(0.0456) == "0.046"
@@ -257,3 +259,32 @@ def test_missing_latex_names_the_debian_packages(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="latexmk texlive-latex-base texlive-latex-recommended "
                                            "texlive-latex-extra texlive-fonts-recommended"):
         paper.build_pdf(tmp_path / "paper.tex", tmp_path / "build" / "paper.pdf")
+
+
+def test_each_protocol_is_its_own_holm_family_and_backprop_is_not_tested(grid):
+    runs, epochs = grid
+    other_runs, other_epochs = (t.assign(protocol="calibrated") for t in grid)
+    bp_runs, bp_epochs = (t[t["variant"] == "uniform_0.2"].assign(protocol="backprop", variant="backprop")
+                          for t in grid)
+    both = [pd.concat(parts, ignore_index=True) for parts in ((runs, other_runs, bp_runs),
+                                                               (epochs, other_epochs, bp_epochs))]
+    alone, _, _ = stats.analyze(runs, epochs, ANALYSIS)
+    table, summary, gaps = stats.analyze(*both, ANALYSIS)
+    assert set(table["protocol"]) == {"lab", "calibrated"}  # no tests of the backprop reference
+    for protocol in ("lab", "calibrated"):  # identical families: identical Holm p-values, not diluted by pooling
+        np.testing.assert_allclose(table.loc[table["protocol"] == protocol, "p_holm"].to_numpy(),
+                                   alone["p_holm"].to_numpy())
+    assert set(summary["protocol"]) == {"lab", "calibrated", "backprop"}
+    assert list(gaps["protocol"]) == ["calibrated", "lab"] and (gaps["n_pairs"] == 5).all()
+    np.testing.assert_allclose(gaps["gap_mean"], 0.0, atol=1e-12)  # backprop rows were the reference's own runs
+
+
+def test_backprop_gap_is_the_mean_paired_difference(grid):
+    runs, epochs = grid
+    bp = runs[runs["variant"] == "uniform_0.2"].assign(protocol="backprop", variant="backprop")
+    bp = bp.assign(final_test_acc=bp["final_test_acc"] + np.array([0.01, 0.02, 0.0, 0.03, 0.04]))
+    bp_epochs = epochs[epochs["variant"] == "uniform_0.2"].assign(protocol="backprop", variant="backprop")
+    _, _, gaps = stats.analyze(pd.concat([runs, bp]), pd.concat([epochs, bp_epochs]), ANALYSIS)
+    row = gaps.iloc[0]
+    assert row["gap_mean"] == pytest.approx(-0.02) and row["n_pairs"] == 5
+    assert row["gap_ci_low"] < -0.02 < row["gap_ci_high"] and row["backprop_mean"] == pytest.approx(0.86)

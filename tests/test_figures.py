@@ -3,9 +3,11 @@ config parts, made by one workflow rule, shown in the paper and captioned in the
 
 import inspect
 import re
+from types import SimpleNamespace
 
 import pytest
 
+from htsep import paper
 from htsep.config import load_config
 from htsep.figures import BY_NAME, FIGURES, SETTINGS, figure_params
 
@@ -22,7 +24,7 @@ def test_names_rules_and_files_are_unique():
 @pytest.mark.parametrize("figure", FIGURES, ids=lambda f: f.name)
 def test_plot_takes_the_tables_and_config_parts(figure):
     parameters = inspect.signature(figure.plot).parameters
-    assert list(parameters) == [*figure.tables, *figure.settings]
+    assert list(parameters) == [*figure.tables, *(["reference"] if figure.reference else []), *figure.settings]
     assert all(p.default is inspect.Parameter.empty for p in parameters.values())
     assert set(figure.settings) <= set(SETTINGS) and figure.caption.strip()
     assert all(path.endswith((".parquet", ".csv")) for path in figure.tables.values())
@@ -32,13 +34,19 @@ def test_plot_takes_the_tables_and_config_parts(figure):
 
 def test_the_paper_shows_every_figure_once():
     tex = (REPO / "paper/paper.tex").read_text() + (REPO / "paper/mechanism.tex").read_text()
+    protocols = ["lab", "calibrated"]
+    tex += paper.template("grid_figures").render(
+        **paper.grid_figures_values(SimpleNamespace(setup={"run_protocols": protocols})))
     shown = re.findall(r"\\(?:figwidth|includegraphics)(?:\[[^\]]*\])?\{(?:\.\./figures/)?([^}]+)\.pdf\}", tex)
-    assert sorted(shown) == sorted(figure.stem.removeprefix("figures/") for figure in FIGURES)
+    assert sorted(shown) == sorted(stem.removeprefix("figures/") for figure in FIGURES
+                                   for _, stem in figure.outputs(protocols))
 
 
 def test_one_rule_per_figure_captioned_from_the_registry(tmp_path):
     workdir = copy_workflow(tmp_path)
     listed = snakemake(workdir, "--configfile", "config/test.yaml", "--list-rules").stdout.split()
-    assert all(figure.rule in listed for figure in FIGURES)
+    protocols = load_config([REPO / "config/config.yaml", REPO / "config/test.yaml"])["run_protocols"]
+    assert len(protocols) == 2
+    assert all(figure.rule(p) in listed for figure in FIGURES for p, _ in figure.outputs(protocols))
     caption = (REPO / "workflow/report/figure.rst").read_text()
     assert caption.strip() == "{{ snakemake.params.caption }}"

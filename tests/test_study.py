@@ -17,13 +17,17 @@ from htsep.paper import GENERATED, pct
 from .conftest import copy_workflow, snakemake
 
 VARIANTS = ["hts_normal", "uniform_0.2", "uniform_0.3"]
-PAPER_PAGES = 10  # of the manuscript built on config/test.yaml (one dataset, three variants)
+PAPER_PAGES = 14  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
 
 
-def per_run_files(workdir):
-    """(finals, curves) from the run folders: final test accuracy per (variant, seed), test_acc per epoch."""
+PROTOCOLS = ["lab", "calibrated"]
+
+
+def per_run_files(workdir, protocol):
+    """(finals, curves) from one protocol's run folders: final test accuracy per (variant, seed), test_acc per
+    epoch."""
     finals, curves = {}, {}
-    for summary_path in sorted(workdir.glob("results/runs/*/*/seed*/summary.json")):
+    for summary_path in sorted(workdir.glob(f"results/runs/{protocol}/*/*/seed*/summary.json")):
         summary = json.loads(summary_path.read_text())
         key = (summary["variant"], summary["seed"])
         finals[key] = summary["final_test_acc"]
@@ -31,10 +35,15 @@ def per_run_files(workdir):
     return finals, curves
 
 
-def test_summary_and_stats_equal_a_recomputation_from_the_run_files(test_study):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_summary_and_stats_equal_a_recomputation_from_the_run_files(test_study, protocol):
     summary = pd.read_csv(test_study / "results/tables/summary.csv")
     table = pd.read_csv(test_study / "results/tables/stats.csv", keep_default_na=True)
-    finals, curves = per_run_files(test_study)
+    assert list(table.columns) == ["protocol", "dataset", "dataset_label", "variant", "baseline", "test",
+                                   "statistic", "p", "p_holm", "effect_size", "effect_name", "n_variant",
+                                   "n_baseline", "note"]
+    summary, table = summary[summary["protocol"] == protocol], table[table["protocol"] == protocol]
+    finals, curves = per_run_files(test_study, protocol)
     assert len(finals) == 9 and sorted(summary["variant"]) == VARIANTS
     for variant in VARIANTS:
         row = summary[summary["variant"] == variant].iloc[0]
@@ -45,8 +54,6 @@ def test_summary_and_stats_equal_a_recomputation_from_the_run_files(test_study):
         spread = np.std(np.stack([curves[(variant, s)] for s in (0, 1, 2)]), axis=0, ddof=1)
         assert row["seed_std_mean"] == pytest.approx(spread.mean(), rel=1e-12)
         assert row["n_runs"] == 3 and row["dataset_label"] == "Synthetic"
-    assert list(table.columns) == ["dataset", "dataset_label", "variant", "baseline", "test", "statistic", "p",
-                                   "p_holm", "effect_size", "effect_name", "n_variant", "n_baseline", "note"]
     bf = table[(table["variant"] == "hts_normal") & (table["baseline"] == "uniform_0.2")
                & (table["test"] == "brown_forsythe")].iloc[0]
     expected = sps.levene([finals[("hts_normal", s)] for s in (0, 1, 2)],
@@ -59,9 +66,8 @@ def test_summary_and_stats_equal_a_recomputation_from_the_run_files(test_study):
 
 
 def test_every_figure_is_a_valid_image(test_study):
-    for figure in FIGURES:
-        name = figure.name
-        png, pdf = test_study / figure.path("png"), test_study / figure.path("pdf")
+    for name in [stem for figure in FIGURES for _, stem in figure.outputs(PROTOCOLS)]:
+        png, pdf = test_study / f"{name}.png", test_study / f"{name}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         image = matplotlib.image.imread(png)
         assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300 and image.shape[2] in (3, 4), name
@@ -78,17 +84,23 @@ def test_paper_is_built_from_the_generated_parts_and_figures(test_study):
     for name in GENERATED:
         assert (test_study / f"paper/generated/{name}.tex").stat().st_size > 0, name
     latex_log = (test_study / "paper/build/paper.log").read_text()
-    for figure in FIGURES:
-        graphicspath = figure.path("pdf").replace("figures/", "figures//", 1)  # \graphicspath{{../figures/}}
-        assert figure.path("pdf") in latex_log or graphicspath in latex_log, figure.name
+    shown = [f"{stem}.pdf" for figure in FIGURES for _, stem in figure.outputs(PROTOCOLS)]
+    for path in shown:
+        graphicspath = path.replace("figures/", "figures//", 1)  # \graphicspath{{../figures/}}
+        assert path in latex_log or graphicspath in latex_log, path
     assert not re.search(r"Warning: (Citation|Reference) .* undefined", latex_log)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
-    for number in range(1, len(FIGURES) + 1):
+    for number in range(1, len(shown) + 1):
         assert f"Figure {number}:" in text
     assert "Fraction of neurons" in text and "Final test accuracy (%)" in text  # text inside the vector figures
     summary = pd.read_csv(test_study / "results/tables/summary.csv")
     for mean in summary["final_acc_mean"]:
-        assert pct(mean) in text  # the accuracies quoted are the table's
+        assert pct(mean) in text  # the accuracies quoted are the table's, backprop's too
+    gaps = pd.read_csv(test_study / "results/tables/gaps.csv")
+    assert sorted(gaps["protocol"]) == sorted(PROTOCOLS)
+    for gap in gaps["gap_mean"]:
+        assert pct(gap) in text
+    assert all(f"Protocol {p}" in text for p in PROTOCOLS)
     assert "9 runs of 2 epochs" in " ".join(text.split())
 
 

@@ -11,16 +11,21 @@ import yaml
 
 from .conftest import REPO, copy_workflow, snakemake
 
-GRID = {"dataset": ["synthetic"], "variant": ["hts_normal", "uniform_0.2", "uniform_0.3"], "seed": [0, 1, 2]}
+GRID = {"protocol": ["calibrated", "lab"], "dataset": ["synthetic"],
+        "variant": ["hts_normal", "uniform_0.2", "uniform_0.3"], "seed": [0, 1, 2]}
 
 
 def test_runs_table_equals_the_run_files(test_study):
-    runs = pd.read_parquet(test_study / "results/tables/runs.parquet")
-    assert len(runs) == 9 and sorted(runs["variant"].unique()) == GRID["variant"]
-    pd.testing.assert_frame_equal(runs, pd.read_csv(test_study / "results/tables/runs.csv",
-                                                  dtype={"best_epoch": "Int64", "diverged_epoch": "Int64"}))
+    everything = pd.read_parquet(test_study / "results/tables/runs.parquet")
+    runs = everything[everything["protocol"] != "backprop"]
+    assert len(runs) == 18 and sorted(runs["variant"].unique()) == GRID["variant"]
+    assert sorted(runs["protocol"].unique()) == GRID["protocol"]
+    backprop = everything[everything["protocol"] == "backprop"]
+    assert len(backprop) == 3 and set(backprop["variant"]) == {"backprop"} and backprop["final_test_acc"].gt(0.3).all()
+    pd.testing.assert_frame_equal(everything, pd.read_csv(test_study / "results/tables/runs.csv",
+                                                        dtype={"best_epoch": "Int64", "diverged_epoch": "Int64"}))
     for row in runs.itertuples():
-        folder = test_study / f"results/runs/{row.dataset}/{row.variant}/seed{row.seed}"
+        folder = test_study / f"results/runs/{row.protocol}/{row.dataset}/{row.variant}/seed{row.seed}"
         summary = json.loads((folder / "summary.json").read_text())
         metrics = pd.read_csv(folder / "metrics.csv")
         assert row.final_test_acc == summary["final_test_acc"] == metrics["test_acc"].iloc[-1]
@@ -31,13 +36,15 @@ def test_runs_table_equals_the_run_files(test_study):
 
 def test_epoch_and_dt_tables(test_study):
     epochs = pd.read_parquet(test_study / "results/tables/epochs.parquet")
-    assert len(epochs) == 9 * 2 and set(epochs["epoch"]) == {1, 2}
+    assert len(epochs) == (18 + 3) * 2 and set(epochs["epoch"]) == {1, 2}
+    ep = epochs[epochs["protocol"] != "backprop"]
+    assert ep["out_dead_analytic_frac"].between(0, 1).all() and ep["dead_frac_l1"].between(0, 1).all()
     dt = pd.read_parquet(test_study / "results/tables/dt_values.parquet")
-    assert len(dt) == 9 * (32 + 10)
+    assert len(dt) == 18 * (32 + 10)
     for variant, value in (("uniform_0.2", 0.2), ("uniform_0.3", 0.3)):
         assert dt.loc[dt["variant"] == variant, "dt"].to_numpy() == pytest.approx(value)
-    hts = dt[(dt["variant"] == "hts_normal") & (dt["seed"] == 1)]
-    model = torch.load(test_study / "results/runs/synthetic/hts_normal/seed1/model.pt", weights_only=False)
+    hts = dt[(dt["protocol"] == "lab") & (dt["variant"] == "hts_normal") & (dt["seed"] == 1)]
+    model = torch.load(test_study / "results/runs/lab/synthetic/hts_normal/seed1/model.pt", weights_only=False)
     saved = torch.cat(model["network"]["dt"]).double().numpy()
     assert hts.sort_values(["layer", "neuron"])["dt"].to_numpy() == pytest.approx(saved)
     assert hts["dt"].between(0.2 - 1e-7, 0.4 + 1e-7).all() and hts["dt"].std() > 0.02
@@ -67,7 +74,8 @@ def test_changing_one_variant_reruns_only_its_runs(test_study):
     (test_study / "changed.yaml").write_text(yaml.safe_dump({"variants": config["variants"]}))
     result = snakemake(test_study, "--configfile", "config/test.yaml", "changed.yaml", "-n")
     jobs = planned_jobs(result.stdout)
-    assert len(jobs["train"]) == 3 and all("variant=hts_normal" in w for w in jobs["train"])
+    assert len(jobs["train"]) == 6 and all("variant=hts_normal" in w for w in jobs["train"])  # both protocols
+    assert "train_backprop" not in jobs
     assert "prepare_data" not in jobs and "aggregate" in jobs
 
 
@@ -87,10 +95,10 @@ def test_batched_execution_gives_the_same_tables(test_study, tmp_path):
     workdir = copy_workflow(tmp_path)
     (workdir / "batch.yaml").write_text("execution: {batch_runs: true, runs_per_job: 4}\n")
     result = snakemake(workdir, "results/tables/runs.parquet", "--configfile", "config/test.yaml", "batch.yaml")
-    assert "train_batch_synthetic_2" in result.stdout + result.stderr  # 9 runs in 3 stacked jobs
+    assert "train_batch_calibrated_synthetic_2" in result.stdout + result.stderr  # 9 runs in 3 stacked jobs
     batched = pd.read_parquet(workdir / "results/tables/runs.parquet")
     single = pd.read_parquet(test_study / "results/tables/runs.parquet")
-    columns = ["dataset", "variant", "seed", "final_test_acc", "best_test_acc", "dt_mean_l1", "dt_std_l1"]
+    columns = ["protocol", "dataset", "variant", "seed", "final_test_acc", "best_test_acc", "dt_mean_l1", "dt_std_l1"]
     pd.testing.assert_frame_equal(batched[columns], single[columns], rtol=1e-5)
 
 
@@ -115,4 +123,4 @@ def test_code_edits_rerun_exactly_the_rules_that_execute_the_code(test_study, tm
     assert "stats" in stats_edit and "paper" in stats_edit and "train" not in stats_edit
     assert "aggregate" not in stats_edit and "prepare_data" not in stats_edit
     model_edit = planned("model.py", "\nEDITED = True\n")
-    assert len(model_edit["train"]) == 9 and "prepare_data" not in model_edit
+    assert len(model_edit["train"]) == 18 and "prepare_data" not in model_edit

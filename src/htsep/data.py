@@ -23,6 +23,7 @@ from torchvision.datasets import utils as tv_utils
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from .splits import dataset_label
+from .subsets import first_per_class
 
 FORMAT = 1
 SPLITS = ("official", "test-holdout")
@@ -172,17 +173,6 @@ def _stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tup
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
 
 
-def _first_per_class(labels: torch.Tensor, n: int) -> np.ndarray:
-    """Sorted positions of the first ``n`` samples of each class."""
-    keep = []
-    for c in np.unique(labels.numpy()):
-        idx = np.flatnonzero(labels.numpy() == c)
-        if len(idx) < n:
-            raise ValueError(f"subset={n} exceeds the {len(idx)} training images of class {c}")
-        keep.append(idx[:n])
-    return np.sort(np.concatenate(keep))
-
-
 def _is_current(paths: dict[str, Path], request: dict) -> bool:
     """True when both prepared files exist and were made for exactly ``request``."""
     try:
@@ -282,7 +272,7 @@ def prepare_dataset(
         }
     if subset is not None:
         prefix, index = parts["train"]
-        parts["train"] = (prefix, index[_first_per_class(sets[prefix][1][index], subset)])
+        parts["train"] = (prefix, index[first_per_class(sets[prefix][1][index], subset)])
 
     out.mkdir(parents=True, exist_ok=True)
     with _staged(paths["train"]) as train_tmp, _staged(paths["test"]) as test_tmp:

@@ -2,8 +2,10 @@
 that draws it and its report caption.
 
 The workflow makes one rule per figure from ``FIGURES`` (``workflow/rules/analysis.smk``), writing
-``figures/<name>.pdf|png`` (grid figures) or ``figures/mechanism/<name>.pdf|png`` (mechanism figures); the
-paper rule and the tests read the same list. Adding a figure is one entry here and its plotting function, which
+``figures/<protocol>/<name>.pdf|png`` (grid figures, one per training protocol, drawn from that protocol's rows;
+``reference=True`` also hands them the backprop reference's rows), ``figures/<name>.pdf|png`` (figures of the
+grid as a whole) or ``figures/mechanism/<name>.pdf|png`` (mechanism figures); the paper rule and the tests read
+the same list. Adding a figure is one entry here and its plotting function, which
 takes the entry's tables (as DataFrames) and config parts as keyword arguments and returns the figure.
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import plots, plots_mechanism
+from .config import BACKPROP
 
 TABLES = "results/tables"
 MECHANISM_TABLES = "results/mechanism"
@@ -43,33 +46,48 @@ class Figure:
     plot: Callable
     caption: str
     mechanism: bool = False
+    per_protocol: bool = False  # one figure per training protocol, from that protocol's rows
+    reference: bool = False  # its plot also takes ``reference``: the backprop reference's rows of its first table
     mem_mb: int = 2000  # what drawing it may take
 
-    @property
-    def stem(self) -> str:
-        """Output path without extension."""
-        return f"figures/mechanism/{self.name}" if self.mechanism else f"figures/{self.name}"
+    def stem(self, protocol: str | None = None) -> str:
+        """Output path without extension (``protocol``: which protocol's figure, for per-protocol figures)."""
+        if self.mechanism:
+            return f"figures/mechanism/{self.name}"
+        return f"figures/{protocol}/{self.name}" if self.per_protocol else f"figures/{self.name}"
 
-    def path(self, ext: str) -> str:
-        return f"{self.stem}.{ext}"
+    def path(self, ext: str, protocol: str | None = None) -> str:
+        return f"{self.stem(protocol)}.{ext}"
 
-    @property
-    def rule(self) -> str:
+    def rule(self, protocol: str | None = None) -> str:
         """Name of the workflow rule that draws it."""
-        return f"mech_figure_{self.name}" if self.mechanism else f"figure_{self.name}"
+        if self.mechanism:
+            return f"mech_figure_{self.name}"
+        return f"figure_{self.name}_{protocol}" if self.per_protocol else f"figure_{self.name}"
+
+    def outputs(self, protocols) -> list[tuple[str | None, str]]:
+        """(protocol, stem) of every file set this figure has (one per protocol, or one)."""
+        return [(p, self.stem(p)) for p in protocols] if self.per_protocol else [(None, self.stem())]
 
 
 ORDER = ("datasets", "variants")  # the config's order and labels of datasets and variants
 FIGURES = (
     Figure("accuracy_curves", {"epochs": f"{TABLES}/epochs.parquet"}, (*ORDER, "analysis"), plots.accuracy_curves,
            "Test accuracy vs epoch per dataset: mean over seeds (thick) with its bootstrap confidence band, and every "
-           "seed (thin); a cross marks the last finite epoch of a diverged run."),
+           "seed (thin); a cross marks the last finite epoch of a diverged run.", per_protocol=True),
     Figure("final_accuracy", {"runs": f"{TABLES}/runs.parquet"}, ORDER, plots.final_accuracy,
            "Final test accuracy of every seed (points) and its distribution (box: quartiles, whiskers 1.5 IQR) per dt "
-           "variant and dataset; diverged runs have no final accuracy and are counted below the box."),
+           "variant and dataset; diverged runs have no final accuracy and are counted below the box. The dashed line "
+           "and band: the backprop reference (same network, init, data, epochs and batch), mean and range over "
+           "seeds.", per_protocol=True, reference=True),
+    Figure("dead_units", {"epochs": f"{TABLES}/epochs.parquet"}, ORDER, plots.dead_units,
+           "Units EP can no longer train, on the probe of test images after each epoch (mean over seeds): output "
+           "units whose state is identical in both nudged phases on every sample (solid) and those meeting the "
+           "analytic criterion, free-state drive below -beta on every sample (dashed); bottom: the same share for "
+           "the hidden units.", per_protocol=True),
     Figure("seed_spread", {"epochs": f"{TABLES}/epochs.parquet"}, (*ORDER, "analysis"), plots.seed_spread,
            "Across-seed standard deviation of test accuracy (percentage points) at each epoch, per dataset and dt "
-           "variant."),
+           "variant.", per_protocol=True),
     Figure("dt_distributions", {"dt": f"{TABLES}/dt_values.parquet"}, ORDER, plots.dt_distributions,
            "The per-neuron time steps the runs actually used (read from the saved models), pooled over datasets, "
            "seeds and layers, one panel per variant.", mem_mb=4000),
@@ -77,10 +95,10 @@ FIGURES = (
            (*ORDER, "analysis"), plots.instability_counts,
            "Number of runs per dataset and variant with a collapse (an epoch-to-epoch test-accuracy drop above the "
            "configured threshold), a divergence (non-finite weights or loss), or a class never predicted at the end "
-           "of training."),
+           "of training.", per_protocol=True),
     Figure("free_residual", {"epochs": f"{TABLES}/epochs.parquet"}, ORDER, plots.free_residual,
            "Free-phase residual mean abs(s_T1 - s_(T1-1)) on the test set after each epoch (how far the relaxation "
-           "is from its fixed point), per seed (thin) and mean over seeds (thick)."),
+           "is from its fixed point), per seed (thin) and mean over seeds (thick).", per_protocol=True),
     Figure("spectral_radius", {"table": f"{MECHANISM_TABLES}/spectral.parquet"}, ("spectral", "variants"),
            plots_mechanism.spectral_radius_figure,
            "Linear stability of the free relaxation at the state it reaches after T1 steps (means over the probe, "
@@ -120,9 +138,24 @@ FIGURES = (
 BY_NAME = {figure.name: figure for figure in FIGURES}
 
 
+def figure_files(protocols, exts=("pdf", "png"), mechanism: bool | None = None) -> list[str]:
+    """Every figure file of the study for these protocols (only mechanism or only grid figures if asked)."""
+    return [f"{stem}.{ext}" for figure in FIGURES if mechanism is None or figure.mechanism == mechanism
+            for _, stem in figure.outputs(protocols) for ext in exts]
+
+
 def figure_params(figure: Figure, config: Mapping) -> dict:
     """The config parts ``figure`` is drawn with (its rule's params, so that a change redraws it)."""
     return {name: SETTINGS[name](config) for name in figure.settings}
+
+
+def grid_protocol(figure: Figure, protocol: str | None, config: Mapping) -> str | None:
+    """The protocol whose grid rows ``figure`` shows: its own for per-protocol figures, the mechanism section's
+    (mechanism.spectral.protocol) for a mechanism figure of grid tables, else None (all rows)."""
+    if figure.per_protocol:
+        return protocol
+    reads_grid = any(path.startswith(TABLES) for path in figure.tables.values())
+    return config["mechanism"]["spectral"]["protocol"] if figure.mechanism and reads_grid else None
 
 
 def _read_table(path: str | Path) -> pd.DataFrame:
@@ -133,5 +166,11 @@ def make_figure(name: str, inputs: Mapping[str, str], outputs: Mapping[str, str]
     """Draw figure ``name`` from the rule's input tables and params; write ``outputs["pdf"]`` and ``outputs["png"]``."""
     figure = BY_NAME[name]
     tables = {key: _read_table(inputs[key]) for key in figure.tables}
-    fig = figure.plot(**tables, **{key: params[key] for key in figure.settings})
+    extra = {}
+    if figure.reference:
+        first = next(iter(tables.values()))
+        extra["reference"] = first[first["protocol"] == BACKPROP]
+    if params["protocol"] is not None:
+        tables = {key: t[t["protocol"] == params["protocol"]] for key, t in tables.items()}
+    fig = figure.plot(**tables, **extra, **{key: params[key] for key in figure.settings})
     plots.save(fig, outputs["pdf"], outputs["png"])

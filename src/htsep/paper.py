@@ -24,13 +24,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from .config import BACKPROP
+from .figures import FIGURES
 from .files import atomic_write, write_text
 from .plots import is_uniform, variant_labels
 from .stats import settings
 
 log = logging.getLogger(__name__)
 
-GENERATED = ("macros", "variants_table", "summary_table", "stats_table", "results", "abstract", "limitations")
+GENERATED = ("macros", "variants_table", "summary_table", "stats_table", "results", "abstract", "limitations",
+             "grid_figures")
 LATEX_PACKAGES = "latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -128,12 +131,20 @@ def template_path(name: str) -> Path:
 
 
 class Study:
-    """The tables and settings the generated text is written from, in config order."""
+    """The tables and settings the generated text of one training protocol is written from, in config order
+    (``backprop`` and ``gaps``: the backprop reference's summary rows and this protocol's EP-to-backprop gaps)."""
 
-    def __init__(self, runs: pd.DataFrame, summary: pd.DataFrame, stats: pd.DataFrame, dt: pd.DataFrame,
-                 setup: Mapping, analysis: Mapping):
-        self.runs, self.summary, self.stats, self.dt = runs, summary, stats, dt
+    def __init__(self, protocol: str, runs: pd.DataFrame, summary: pd.DataFrame, stats: pd.DataFrame,
+                 gaps: pd.DataFrame, dt: pd.DataFrame, setup: Mapping, analysis: Mapping):
+        def own(frame):
+            return frame[frame["protocol"] == protocol]
+
+        self.protocol, self.runs, self.summary, self.stats, self.gaps = protocol, own(runs), own(summary), \
+            own(stats), own(gaps)
+        self.backprop = summary[summary["protocol"] == BACKPROP]
+        self.dt = dt[dt["protocol"] == dt["protocol"].iloc[0]] if len(dt) else dt  # dt is the same in every protocol
         self.setup, self.a = setup, settings(analysis)
+        runs = self.runs
         present = list(dict.fromkeys(runs["dataset"]))
         self.datasets = [d for d in setup["datasets"] if d in present] + sorted(set(present) - set(setup["datasets"]))
         self.dataset_labels = dict(zip(runs["dataset"], runs["dataset_label"], strict=False))
@@ -202,6 +213,13 @@ def _test_values(study: Study, row: pd.Series | None) -> dict:
             "significant": study.significant(row), "note": row["note"]}
 
 
+def protocol_values(study: Study) -> dict:
+    """The protocol a part of the text is about: its name and how it differs from the training config."""
+    overrides = study.setup["protocols"][study.protocol]
+    return {"name": study.protocol, "label": tex_escape(study.protocol),
+            "overrides": [{"key": tex_escape(k), "value": tex_escape(str(v))} for k, v in overrides.items()]}
+
+
 def macros_values(study: Study) -> dict:
     s, runs = study.setup, study.runs
     seeds = sorted(int(seed) for seed in s["seeds"])
@@ -221,6 +239,7 @@ def macros_values(study: Study) -> dict:
         "hours": runs["wall_seconds"].sum() / 3600, "devices": sorted(set(runs["device"])),
         "summary": study.summary.to_dict("records"),
         "verdict": verdict_values(study),
+        "protocols": [tex_escape(p) for p in s["run_protocols"]],
     }
 
 
@@ -248,8 +267,19 @@ def variants_table_values(study: Study) -> dict:
     return {"variants": rows}
 
 
+def backprop_cell(study: Study, dataset: str) -> dict | None:
+    rows = study.backprop[study.backprop["dataset"] == dataset]
+    return rows.iloc[0].to_dict() if len(rows) else None
+
+
+def gap_values(study: Study, dataset: str) -> dict | None:
+    rows = study.gaps[study.gaps["dataset"] == dataset]
+    return rows.iloc[0].to_dict() | {"reference_label": study.label(study.a["reference"])} if len(rows) else None
+
+
 def summary_table_values(study: Study) -> dict:
-    return {"datasets": [{"label": study.dlabel(d),
+    return {"protocol": protocol_values(study),
+            "datasets": [{"label": study.dlabel(d), "backprop": backprop_cell(study, d),
                           "cells": [{"label": study.label(v), **c.to_dict()} for v in study.variants
                                     if (c := study.cell(d, v)) is not None]}
                          for d in study.datasets]}
@@ -265,7 +295,7 @@ def stats_table_values(study: Study) -> dict:
                  **{test: _test_values(study, study.test(dataset, v, b, test))
                     for test in ("brown_forsythe", "mann_whitney", "welch_t", "fisher_unstable")}}
                 for v, b in pairs]})
-    return {"datasets": datasets}
+    return {"protocol": protocol_values(study), "datasets": datasets}
 
 
 def comparison(study: Study, dataset: str, variant: str, baseline: str) -> dict:
@@ -283,13 +313,16 @@ def results_values(study: Study) -> dict:
                  if (c := study.cell(dataset, v)) is not None]
         best = max(cells, key=lambda c: -math.inf if _missing(c["final_acc_mean"]) else c["final_acc_mean"])
         datasets.append({"label": study.dlabel(dataset), "cells": cells, "best": best["label"],
+                         "gap": gap_values(study, dataset), "backprop": backprop_cell(study, dataset),
                          "comparisons": [comparison(study, dataset, v, b) for v, b in study.pairs(dataset)]})
-    return {"datasets": datasets}
+    return {"protocol": protocol_values(study), "datasets": datasets}
 
 
 def abstract_values(study: Study) -> dict:
     ref, mm = study.a["reference"], study.a["mean_matched"]
-    return {"hts": bool(study.hts), "reference_trained": ref in study.variants, "reference_label": study.label(ref),
+    return {"protocol": protocol_values(study), "n_runs": len(study.runs),
+            "n_diverged": int(study.runs["diverged"].sum()), "n_collapsed": int(study.summary["n_collapsed"].sum()),
+            "hts": bool(study.hts), "reference_trained": ref in study.variants, "reference_label": study.label(ref),
             "variance": study.tally(ref, "brown_forsythe"), "accuracy": study.tally(ref, "mann_whitney"),
             "mean_matched": {"label": study.label(mm), "variance": study.tally(mm, "brown_forsythe")}
             if mm in study.variants else None}
@@ -308,28 +341,50 @@ def limitations_values(study: Study) -> dict:
     return {"holdouts": holdouts, "subset": data.get("subset"), "synthetic": "synthetic" in study.datasets}
 
 
+def grid_figures_values(study: Study) -> dict:
+    """The grid's figures (htsep.figures) for the paper: file, caption and label, once per protocol where drawn
+    per protocol."""
+    shown = []
+    for figure in FIGURES:
+        if not figure.mechanism:
+            for protocol, stem in figure.outputs(study.setup["run_protocols"]):
+                shown.append({"path": f"{stem.removeprefix('figures/')}.pdf", "caption": tex_escape(figure.caption),
+                              "protocol": tex_escape(protocol) if protocol else None,
+                              "label": f"{figure.name}:{protocol}" if protocol else figure.name})
+    return {"figures": shown}
+
+
 VALUES = {"macros": macros_values, "variants_table": variants_table_values, "summary_table": summary_table_values,
           "stats_table": stats_table_values, "results": results_values, "abstract": abstract_values,
-          "limitations": limitations_values}
+          "limitations": limitations_values, "grid_figures": grid_figures_values}
 
 
 # ---------------------------------------------------------------------------------------------------- rules
 
 
-def generate(study: Study) -> dict[str, str]:
-    """The text of every generated file, by name (see ``GENERATED``)."""
-    return {name: template(name).render(**VALUES[name](study)) for name in GENERATED}
+PER_PROTOCOL = ("summary_table", "stats_table", "results", "abstract")  # one part per protocol, in run order
+
+
+def generate(studies: list[Study]) -> dict[str, str]:
+    """The text of every generated file, by name (see ``GENERATED``): the per-protocol parts once for each
+    protocol, the others from the first protocol's study (the training config's numbers are its own)."""
+    return {name: "\n".join(template(name).render(**VALUES[name](study))
+                             for study in (studies if name in PER_PROTOCOL else studies[:1]))
+            for name in GENERATED}
 
 
 def write_generated(inputs: Mapping[str, str], outputs: Mapping[str, str], setup: Mapping, analysis: Mapping) -> None:
-    """Read runs/summary/stats/dt tables and write each generated ``.tex`` named in ``outputs``."""
-    study = Study(pd.read_parquet(inputs["runs"]), pd.read_csv(inputs["summary"], keep_default_na=True),
-                  pd.read_csv(inputs["stats"], keep_default_na=True).fillna({"note": ""}),
-                  pd.read_parquet(inputs["dt"]), setup, analysis)
+    """Read runs/summary/stats/gaps/dt tables and write each generated ``.tex`` named in ``outputs``."""
+    tables = (pd.read_parquet(inputs["runs"]), pd.read_csv(inputs["summary"], keep_default_na=True),
+              pd.read_csv(inputs["stats"], keep_default_na=True).fillna({"note": ""}),
+              pd.read_csv(inputs["gaps"], keep_default_na=True), pd.read_parquet(inputs["dt"]))
+    studies = [Study(protocol, *tables, setup, analysis) for protocol in setup["run_protocols"]]
     expected = len(setup["datasets"]) * len(setup["variants"]) * len(setup["seeds"])
-    if len(study.runs) != expected:
-        log.warning("runs table has %d runs, the config's grid %d", len(study.runs), expected)
-    for name, text in generate(study).items():
+    for study in studies:
+        if len(study.runs) != expected:
+            log.warning("protocol %s: runs table has %d runs, the config's grid %d", study.protocol,
+                        len(study.runs), expected)
+    for name, text in generate(studies).items():
         write_text(outputs[name], text)
 
 

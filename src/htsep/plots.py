@@ -178,8 +178,9 @@ def accuracy_curves(epochs: pd.DataFrame, datasets: Sequence[str], variants: Seq
     return fig
 
 
-def final_accuracy(runs: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping]):
-    """Final test accuracy per seed (points) and its distribution (box) per variant, one panel per dataset."""
+def final_accuracy(runs: pd.DataFrame, reference: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping]):
+    """Final test accuracy per seed (points) and its distribution (box) per variant, one panel per dataset; the
+    backprop ``reference`` runs as a dashed line (mean) and band (range over seeds)."""
     set_style()
     order = Order(runs, datasets, variants)
     data = runs.assign(acc=100 * runs["final_test_acc"])
@@ -194,6 +195,12 @@ def final_accuracy(runs: pd.DataFrame, datasets: Sequence[str], variants: Sequen
         for variant in order.variants:
             diverged = int(d.loc[d["variant"] == variant, "diverged"].sum())
             ticks.append(order.labels[variant] + (f" ({diverged} div.)" if diverged else ""))
+        bp = 100 * reference.loc[reference["dataset"] == dataset, "final_test_acc"].dropna()
+        if len(bp):
+            ax.axhspan(bp.min(), bp.max(), color="#7f7f7f", alpha=0.15, lw=0)
+            ax.axhline(bp.mean(), color="#7f7f7f", ls="--", lw=1)
+            ax.annotate("backprop", (1, bp.mean()), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+                        fontsize=6.5, color="#4d4d4d")
         ax.set_xticks(range(len(order.variants)), ticks, rotation=35, ha="right", rotation_mode="anchor")
         ax.set_xlabel("")
         ax.set_ylabel("")
@@ -304,5 +311,31 @@ def free_residual(epochs: pd.DataFrame, datasets: Sequence[str], variants: Seque
         ax.set_title(order.dataset_labels[dataset])
         epoch_axis(ax, epochs)
     axes[0].set_ylabel("Free-phase residual (mean |Δs|)")
+    legend_below(fig, order)
+    return fig
+
+
+def dead_units(epochs: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping]):
+    """Over training, mean over seeds: output units with no EP update on the probe (solid) and those meeting the
+    analytic criterion (dashed; top row); hidden units with no EP update (bottom row). Per dataset."""
+    set_style()
+    order = Order(epochs, datasets, variants)
+    finite = _finite_epochs(epochs)
+    out = f"dead_frac_l{len([c for c in epochs.columns if c.startswith('dead_frac_l')])}"
+    n = len(order.datasets)
+    fig, axes = plt.subplots(2, n, figsize=(min(PANEL[0] * n, max(PAGE_WIDTH, 2.3 * n)), 2 * PANEL[1]),
+                             squeeze=False, sharex="col", layout="constrained")
+    for col, dataset in enumerate(order.datasets):
+        d = finite[finite["dataset"] == dataset]
+        for variant in order.variants:
+            mean = d[d["variant"] == variant].groupby("epoch")[[out, "out_dead_analytic_frac", "dead_frac_l1"]].mean()
+            colour = order.colours[variant]
+            axes[0][col].plot(mean.index, 100 * mean[out], color=colour, lw=1.4)
+            axes[0][col].plot(mean.index, 100 * mean["out_dead_analytic_frac"], color=colour, lw=1, ls="--")
+            axes[1][col].plot(mean.index, 100 * mean["dead_frac_l1"], color=colour, lw=1.4)
+        axes[0][col].set_title(order.dataset_labels[dataset])
+        epoch_axis(axes[1][col], epochs)
+    axes[0][0].set_ylabel("Output units dead (%)")
+    axes[1][0].set_ylabel("Hidden units dead (%)")
     legend_below(fig, order)
     return fig

@@ -1,17 +1,21 @@
-"""Stability and performance of the grid: measures per run, per (dataset, variant), and variant-vs-baseline tests.
+"""Stability and performance of the grid: measures per run, per (protocol, dataset, variant), and tests.
 
 Per run (``run_measures``): final/best test accuracy, collapse events (an epoch-to-epoch test-accuracy drop larger
 than ``collapse_drop``), whether the run ended with classes it never predicts, divergence and its epoch, the
 free-phase residual (final and mean over epochs) and the total variation of the test-accuracy curve.
 
-Per (dataset, variant) (``summarize``): mean, s.d. (ddof=1), median, IQR and a seeded bootstrap CI of the mean of
-final and best accuracy across seeds; across-seed s.d. of test accuracy per epoch averaged over epochs; counts and
-rates of collapses, dead-class endings, divergences and unstable runs (collapsed or diverged).
+Per (protocol, dataset, variant) (``summarize``; the backprop reference is protocol and variant ``backprop``):
+mean, s.d. (ddof=1), median, IQR and a seeded bootstrap CI of the mean of final and best accuracy across seeds;
+across-seed s.d. of test accuracy per epoch averaged over epochs; counts and rates of collapses, dead-class
+endings, divergences and unstable runs (collapsed or diverged). ``best`` accuracy is chosen on the test set: it is
+descriptive (post hoc) and no test uses it.
 
-Tests (``compare``), each variant against the reference (and the mean-matched uniform control when present), on
-final test accuracy: Brown-Forsythe (Levene with the median as centre) for the spread across seeds, Mann-Whitney U
-with Cliff's delta, Welch's t with Cohen's d, and Fisher's exact test on unstable-run counts. p-values are Holm
-corrected within each family (``holm_family``). Degenerate groups give NaN p and a ``note``, never an error.
+Tests (``compare``), per protocol, each variant against the reference (and the mean-matched uniform control when
+present), on final test accuracy: Brown-Forsythe (Levene with the median as centre) for the spread across seeds,
+Mann-Whitney U with Cliff's delta, Welch's t with Cohen's d, and Fisher's exact test on unstable-run counts.
+p-values are Holm corrected within each family: every protocol is its own family, split further by
+``holm_family``. Degenerate groups give NaN p and a ``note``, never an error. ``backprop_gaps``: EP's reference
+variant minus backprop, paired by seed, per (protocol, dataset).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from .config import BACKPROP
 from .files import write_table
 
 DEFAULTS = {
@@ -38,11 +43,14 @@ DEFAULTS = {
     "mean_matched": "uniform_0.3",
     "holm_family": "test",
 }
-RUN = ["dataset", "variant", "seed"]
-GROUP = ["dataset", "dataset_label", "variant"]
+RUN = ["protocol", "dataset", "variant", "seed"]
+GROUP = ["protocol", "dataset", "dataset_label", "variant"]
 TESTS = ("brown_forsythe", "mann_whitney", "welch_t", "fisher_unstable")
-STATS_COLUMNS = ["dataset", "dataset_label", "variant", "baseline", "test", "statistic", "p", "p_holm",
+STATS_COLUMNS = ["protocol", "dataset", "dataset_label", "variant", "baseline", "test", "statistic", "p", "p_holm",
                  "effect_size", "effect_name", "n_variant", "n_baseline", "note"]
+GAP_COLUMNS = ["protocol", "dataset", "dataset_label", "variant", "n_pairs", "ep_mean", "backprop_mean", "gap_mean",
+               "gap_std", "gap_median", "gap_iqr", "gap_ci_low", "gap_ci_high"]
+HOLM_FAMILIES = {"test": ["protocol", "test"], "dataset_test": ["protocol", "dataset", "test"], "all": ["protocol"]}
 # Collapses are strict: a drop counts when it exceeds collapse_drop by more than float round-off of k/N accuracies.
 _TOL = 1e-9
 
@@ -76,16 +84,18 @@ def run_measures(runs: pd.DataFrame, epochs: pd.DataFrame, collapse_drop: float)
     curves = {key: frame for key, frame in finite.groupby(RUN, sort=False)}
     rows = []
     for run in runs.itertuples(index=False):
-        curve = curves.get((run.dataset, run.variant, run.seed))
+        curve = curves.get((run.protocol, run.dataset, run.variant, run.seed))
         acc = curve["test_acc"].to_numpy(float) if curve is not None else np.empty(0)
         residual = curve["free_residual"].to_numpy(float) if curve is not None else np.empty(0)
         drops = -np.diff(acc)
         events = collapse_drops(acc, collapse_drop)
         tv = total_variation(acc)
         diverged = bool(run.diverged)
-        dead = int(curve["classes_never_predicted"].iloc[-1]) if curve is not None and len(curve) else 0
+        never = curve["classes_never_predicted"].iloc[-1] if curve is not None and len(curve) else 0
+        dead = 0 if pd.isna(never) else int(never)  # not measured (backprop reference): counted as none
         rows.append({
-            "dataset": run.dataset, "dataset_label": run.dataset_label, "variant": run.variant, "seed": run.seed,
+            "protocol": run.protocol, "dataset": run.dataset, "dataset_label": run.dataset_label,
+            "variant": run.variant, "seed": run.seed,
             "final_test_acc": run.final_test_acc, "best_test_acc": run.best_test_acc,
             "final_train_acc": run.final_train_acc,
             "n_epochs_finite": len(acc),
@@ -145,13 +155,16 @@ def describe(values: Iterable[float], analysis: Mapping, prefix: str, *key) -> d
 
 
 def epoch_curves(epochs: pd.DataFrame, analysis: Mapping, column: str = "test_acc", ci: bool = True) -> pd.DataFrame:
-    """Per (dataset, variant, epoch) across seeds: n, mean, std (ddof=1; the across-seed spread), CI of the mean."""
+    """Per (protocol, dataset, variant, epoch) across seeds: n, mean, std (ddof=1; the across-seed spread), CI of
+    the mean."""
     finite = epochs[~epochs["diverged"].astype(bool) & np.isfinite(epochs[column].astype(float))]
     rows = []
-    for (dataset, label, variant, epoch), frame in finite.groupby(GROUP + ["epoch"], sort=True):
+    for (protocol, dataset, label, variant, epoch), frame in finite.groupby(GROUP + ["epoch"], sort=True):
         x = frame[column].to_numpy(float)
-        low, high = bootstrap_ci(x, analysis, dataset, variant, column, epoch) if ci else (math.nan, math.nan)
-        rows.append({"dataset": dataset, "dataset_label": label, "variant": variant, "epoch": int(epoch),
+        low, high = (bootstrap_ci(x, analysis, protocol, dataset, variant, column, epoch) if ci
+                     else (math.nan, math.nan))
+        rows.append({"protocol": protocol, "dataset": dataset, "dataset_label": label, "variant": variant,
+                     "epoch": int(epoch),
                      "n": len(x), "mean": x.mean(), "std": x.std(ddof=1) if len(x) > 1 else math.nan,
                      "ci_low": low, "ci_high": high})
     columns = GROUP + ["epoch", "n", "mean", "std", "ci_low", "ci_high"]
@@ -159,17 +172,17 @@ def epoch_curves(epochs: pd.DataFrame, analysis: Mapping, column: str = "test_ac
 
 
 def summarize(measures: pd.DataFrame, epochs: pd.DataFrame, analysis: Mapping) -> pd.DataFrame:
-    """One row per (dataset, variant): accuracy statistics across seeds and instability counts and rates."""
+    """One row per (protocol, dataset, variant): accuracy statistics across seeds, instability counts and rates."""
     spread = epoch_curves(epochs, analysis, ci=False)
     rows = []
-    for (dataset, label, variant), g in measures.groupby(GROUP, sort=True):
-        s = spread[(spread["dataset"] == dataset) & (spread["variant"] == variant)]
+    for (protocol, dataset, label, variant), g in measures.groupby(GROUP, sort=True):
+        s = spread[(spread["protocol"] == protocol) & (spread["dataset"] == dataset) & (spread["variant"] == variant)]
         n = len(g)
         diverged_epochs = sorted(int(e) for e in g["diverged_epoch"].dropna())
-        row = {"dataset": dataset, "dataset_label": label, "variant": variant, "n_runs": n,
+        row = {"protocol": protocol, "dataset": dataset, "dataset_label": label, "variant": variant, "n_runs": n,
                "n_finite": int((~g["diverged"]).sum())}
-        row |= describe(g["final_test_acc"], analysis, "final_acc", dataset, variant)
-        row |= describe(g["best_test_acc"], analysis, "best_acc", dataset, variant)
+        row |= describe(g["final_test_acc"], analysis, "final_acc", protocol, dataset, variant)
+        row |= describe(g["best_test_acc"], analysis, "best_acc", protocol, dataset, variant)
         row |= {
             "final_train_acc_mean": g["final_train_acc"].mean(),
             "seed_std_mean": s["std"].mean(),
@@ -315,10 +328,12 @@ def comparisons(variants: Sequence[str], analysis: Mapping) -> list[tuple[str, s
 
 
 def compare(measures: pd.DataFrame, analysis: Mapping) -> pd.DataFrame:
-    """All tests of all pairs in every dataset, with Holm-adjusted p-values (see module docstring)."""
+    """All tests of all pairs in every (protocol, dataset), with Holm-adjusted p-values: each protocol is its
+    own family (split further by holm_family; see module docstring). The backprop reference is not tested."""
     a = settings(analysis)
     rows = []
-    for (dataset, label), g in measures.groupby(["dataset", "dataset_label"], sort=True):
+    ep = measures[measures["protocol"] != BACKPROP]
+    for (protocol, dataset, label), g in ep.groupby(["protocol", "dataset", "dataset_label"], sort=True):
         by_variant = dict(tuple(g.groupby("variant", sort=True)))
         for variant, baseline in comparisons(list(by_variant), a):
             x, y = by_variant[variant], by_variant[baseline]
@@ -331,32 +346,47 @@ def compare(measures: pd.DataFrame, analysis: Mapping) -> pd.DataFrame:
                     "fisher_unstable": fisher_unstable(x["unstable"], y["unstable"]),
                 }
             for test, res in results.items():
-                rows.append({"dataset": dataset, "dataset_label": label, "variant": variant, "baseline": baseline,
-                             "test": test, **res})
+                rows.append({"protocol": protocol, "dataset": dataset, "dataset_label": label, "variant": variant,
+                             "baseline": baseline, "test": test, **res})
     out = pd.DataFrame(rows, columns=[c for c in STATS_COLUMNS if c != "p_holm"])
-    family = {"test": ["test"], "dataset_test": ["dataset", "test"], "all": []}[a["holm_family"]]
     out["p_holm"] = np.nan
-    if len(out):
-        if family:
-            for _, frame in out.groupby(family, sort=False):
-                out.loc[frame.index, "p_holm"] = holm(frame["p"])
-        else:
-            out["p_holm"] = holm(out["p"])
+    for _, frame in out.groupby(HOLM_FAMILIES[a["holm_family"]], sort=False):
+        out.loc[frame.index, "p_holm"] = holm(frame["p"])
     return out[STATS_COLUMNS]
+
+
+def backprop_gaps(measures: pd.DataFrame, analysis: Mapping) -> pd.DataFrame:
+    """Per (protocol, dataset): final test accuracy of EP's reference variant minus the backprop reference's,
+    paired by seed (seeds where both are finite), with the bootstrap CI of the mean paired difference."""
+    a = settings(analysis)
+    bp = measures[measures["protocol"] == BACKPROP].set_index(["dataset", "seed"])["final_test_acc"]
+    ep = measures[(measures["protocol"] != BACKPROP) & (measures["variant"] == a["reference"])]
+    rows = []
+    for (protocol, dataset, label), g in ep.groupby(["protocol", "dataset", "dataset_label"], sort=True):
+        if dataset not in bp.index.get_level_values("dataset"):
+            continue
+        pairs = pd.DataFrame({"ep": g.set_index("seed")["final_test_acc"], "backprop": bp.xs(dataset)})
+        pairs = pairs.dropna()
+        rows.append({"protocol": protocol, "dataset": dataset, "dataset_label": label, "variant": a["reference"],
+                     "n_pairs": len(pairs), "ep_mean": pairs["ep"].mean(), "backprop_mean": pairs["backprop"].mean(),
+                     **describe(pairs["ep"] - pairs["backprop"], a, "gap", protocol, dataset, "backprop_gap")})
+    return pd.DataFrame(rows, columns=GAP_COLUMNS)
 
 
 # -------------------------------------------------------------------------------------------------- the rule
 
 
-def analyze(runs: pd.DataFrame, epochs: pd.DataFrame, analysis: Mapping) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(stats, summary) tables of the grid."""
+def analyze(runs: pd.DataFrame, epochs: pd.DataFrame, analysis: Mapping
+            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(stats, summary, backprop gaps) tables of the grid."""
     a = settings(analysis)
     measures = run_measures(runs, epochs, a["collapse_drop"])
-    return compare(measures, a), summarize(measures, epochs, a)
+    return compare(measures, a), summarize(measures, epochs, a), backprop_gaps(measures, a)
 
 
 def write_stats(inputs: Mapping[str, str], outputs: Mapping[str, str], analysis: Mapping) -> None:
-    """Read runs/epochs parquet tables, write stats.csv and summary.csv."""
-    stats, summary = analyze(pd.read_parquet(inputs["runs"]), pd.read_parquet(inputs["epochs"]), analysis)
+    """Read runs/epochs parquet tables, write stats.csv, summary.csv and gaps.csv."""
+    stats, summary, gaps = analyze(pd.read_parquet(inputs["runs"]), pd.read_parquet(inputs["epochs"]), analysis)
     write_table(outputs["stats"], stats)
     write_table(outputs["summary"], summary)
+    write_table(outputs["gaps"], gaps)

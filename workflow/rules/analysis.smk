@@ -1,7 +1,7 @@
 # Stability statistics of the grid (htsep.stats), and one rule per figure of the study: the figure registry
 # htsep.figures.FIGURES names each figure, its tables, its config parts and its caption.
 
-from htsep.figures import FIGURES, MECHANISM_TABLES, TABLES, figure_params
+from htsep.figures import FIGURES, MECHANISM_TABLES, TABLES, figure_files, figure_params, grid_protocol
 
 
 rule stats:
@@ -12,6 +12,7 @@ rule stats:
     output:
         stats=report(f"{TABLES}/stats.csv", category="Tables", caption="../report/stats.rst"),
         summary=report(f"{TABLES}/summary.csv", category="Tables", caption="../report/summary.rst"),
+        gaps=report(f"{TABLES}/gaps.csv", category="Tables", caption="../report/gaps.rst"),
     params:
         code=code("stats.py"),
         analysis=config["analysis"],
@@ -28,26 +29,27 @@ rule stats:
         "../scripts/stats.py"
 
 
-for figure in FIGURES:
+for figure, protocol in [(f, p) for f in FIGURES for p, _ in f.outputs(config["run_protocols"])]:
 
     rule:
         name:
-            figure.rule
+            figure.rule(protocol)
         input:
             **figure.tables,
         output:
-            pdf=figure.path("pdf"),
-            png=report(figure.path("png"), category="Mechanism" if figure.mechanism else "Figures",
-                       caption="../report/figure.rst"),
+            pdf=figure.path("pdf", protocol),
+            png=report(figure.path("png", protocol), category="Mechanism" if figure.mechanism else "Figures",
+                       subcategory=protocol or "", caption="../report/figure.rst"),
         params:
             code=code("figure.py"),
             figure=figure.name,
+            protocol=grid_protocol(figure, protocol, config),
             caption=figure.caption,  # the report's caption (../report/figure.rst shows it)
             **figure_params(figure, config),
         log:
-            f"results/logs/{figure.stem}.log",
+            f"results/logs/{figure.stem(protocol)}.log",
         benchmark:
-            f"results/benchmarks/{figure.stem}.tsv"
+            f"results/benchmarks/{figure.stem(protocol)}.tsv"
         localrule: True
         resources:
             mem_mb=figure.mem_mb,

@@ -17,7 +17,8 @@ rule mech_spectral:
     """Jacobian spectrum of the free relaxation at the state after T1 and after long_steps steps, for the grid's
     trained runs at each snapshot epoch and at the end, with their own and with swapped dt."""
     input:
-        models=[f"{RUNS}/model.pt".format(dataset=d, variant=v, seed=s) for d, v, s in SPECTRAL_RUNS],
+        models=[f"{RUNS}/model.pt".format(protocol=MECH["spectral"]["protocol"], dataset=d, variant=v, seed=s)
+                for d, v, s in SPECTRAL_RUNS],
         test=[f"{DATA}/{d}/test.pt" for d in MECH["spectral"]["datasets"]],
     output:
         table=f"{MECHANISM_TABLES}/spectral.parquet",
@@ -194,5 +195,5 @@ rule mechanism:
         rules.mech_spectral.output,
         rules.mech_landscape.output,
         rules.mech_stress.output,
-        [figure.path(ext) for figure in FIGURES if figure.mechanism for ext in ("pdf", "png")],
+        figure_files(config["run_protocols"], mechanism=True),
         rules.mechanism_paper.output,

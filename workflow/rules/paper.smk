@@ -13,6 +13,8 @@ PAPER_SETUP = {
     "seeds": config["seeds"],
     "model": config["model"],
     "training": {k: v for k, v in config["training"].items() if k not in ("device", "threads", "eval_batch_size")},
+    "protocols": {name: config["protocols"][name] for name in config["run_protocols"]},
+    "run_protocols": config["run_protocols"],
 }
 
 
@@ -23,6 +25,7 @@ rule paper_macros:
         dt=f"{TABLES}/dt_values.parquet",
         stats=rules.stats.output.stats,
         summary=rules.stats.output.summary,
+        gaps=rules.stats.output.gaps,
         templates=[str(template_path(name)) for name in GENERATED],
     output:
         **{name: f"paper/generated/{name}.tex" for name in GENERATED},
@@ -49,7 +52,7 @@ rule paper:
         tex="paper/paper.tex",
         bib="paper/references.bib",
         generated=rules.paper_macros.output,
-        figures=[figure.path("pdf") for figure in FIGURES],
+        figures=figure_files(config["run_protocols"], ("pdf",)),
         mechanism_tex="paper/mechanism.tex",
         mechanism_generated="paper/generated/mechanism.tex",
     output:

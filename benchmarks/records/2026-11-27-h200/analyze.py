@@ -20,7 +20,7 @@ def main(runs_dir: str) -> None:
                "seeds0-49": lambda p: p.parts[-4] != "kmnist"}   # MNIST and Fashion-MNIST with 40 more seeds
     for label, keep in subsets.items():
         runs, epochs = run_tables([p for p in paths if keep(p)])
-        stats, summary = analyze(runs, epochs, analysis)
+        stats, summary, _ = analyze(runs, epochs, analysis)
         stats.to_csv(HERE / f"stats_{label}.csv", index=False)
         summary.to_csv(HERE / f"summary_{label}.csv", index=False)
         print(f"{label}: {len(runs)} runs")
