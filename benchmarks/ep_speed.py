@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 from functools import partial
 
@@ -99,6 +101,25 @@ def matmul_gflops(device, n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+STARTUP = """
+import time
+start = time.perf_counter()
+import htsep.train
+from htsep import fused
+imported = time.perf_counter()
+fused._extension()
+print(imported - start, time.perf_counter() - imported)
+"""
+
+
+def fresh_process_startup() -> tuple[float, float, float]:
+    """(interpreter start, import htsep.train, load the built kernel) in seconds, in a new process."""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", STARTUP], capture_output=True, text=True, check=True).stdout.split()
+    imports, kernel = map(float, out[-2:])
+    return time.perf_counter() - start - imports - kernel, imports, kernel
+
+
 def seconds_per_call(f, repeats: int, device) -> float:
     return 1 / throughput(f, repeats, 1, device)
 
@@ -160,6 +181,9 @@ def main() -> None:
     print(f"EP FLOPs per training sample: {flops / 1e6:.2f} MFLOP; per evaluated sample: {eval_flops / 1e6:.2f}")
     print(f"machine fp32 matmul (1024^3): {peak:.1f} GFLOP/s; CPU: {cpu_model()}")
     print(f"fused relaxation kernel: {fused.kernel_id() or 'unavailable'}")
+    interpreter, imports, kernel = fresh_process_startup()
+    print(f"fresh process: interpreter {interpreter:.2f} s, import htsep.train {imports:.2f} s, "
+          f"load the built kernel {kernel:.3f} s")
 
     def report(name, rate):
         print(f"{name:>24}: {rate:9.0f} samples/s  {1e4 / rate:7.3f} s per 10k samples  "

@@ -67,7 +67,7 @@ def execution_config():
 
 def n_train_jobs():
     test = yaml.safe_load((REPO / "config/test.yaml").read_text())
-    return len(test["datasets"]) * len(test["variants"]) * len(test["seeds"])
+    return len(test["run_protocols"]) * len(test["datasets"]) * len(test["variants"]) * len(test["seeds"])
 
 
 def test_slurm_dry_run_resolves_every_resource_without_slurm(tmp_path):

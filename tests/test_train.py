@@ -124,17 +124,21 @@ def test_cli_rejects_bad_config_with_the_key(tmp_path, capsys):
 def test_cli_trains_several_runs_as_stacks_one_folder_each(data_paths, tmp_path, capsys):
     root = data_paths["train"].parent.parent
     common = [*sum((["--config", str(c)] for c in CONFIGS), []), "--dataset", "synthetic", "--data-root", str(root)]
-    code = cli.main(["train", *common, "--variant", "uniform_0.2", "hts_normal", "--seed", "0", "1",
-                     "--runs-per-job", "3", "--runs-dir", str(tmp_path / "runs")])
+    code = cli.main(["train", *common, "--protocol", "calibrated", "--variant", "uniform_0.2", "hts_normal",
+                     "--seed", "0", "1", "--runs-per-job", "3", "--runs-dir", str(tmp_path / "runs")])
     assert code == 0
     printed = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in printed] == [
-        "synthetic/uniform_0.2/seed0", "synthetic/uniform_0.2/seed1", "synthetic/hts_normal/seed0",
-        "synthetic/hts_normal/seed1"]
-    folders = [tmp_path / "runs" / "synthetic" / v / f"seed{s}" for v in ("uniform_0.2", "hts_normal") for s in (0, 1)]
-    together = [json.loads((f / "summary.json").read_text())["runs_trained_together"] for f in folders]
-    assert together == [3, 3, 3, 1]  # two stacks: three runs, then one
-    assert cli.main(["train", *common, "--variant", "hts_normal", "--seed", "1", "--out", str(tmp_path / "alone")]) == 0
+        "calibrated/synthetic/uniform_0.2/seed0", "calibrated/synthetic/uniform_0.2/seed1",
+        "calibrated/synthetic/hts_normal/seed0", "calibrated/synthetic/hts_normal/seed1"]
+    folders = [tmp_path / "runs" / "calibrated" / "synthetic" / v / f"seed{s}" for v in ("uniform_0.2", "hts_normal")
+               for s in (0, 1)]
+    summaries = [json.loads((f / "summary.json").read_text()) for f in folders]
+    assert [s["runs_trained_together"] for s in summaries] == [3, 3, 3, 1]  # two stacks: three runs, then one
+    assert {s["protocol"] for s in summaries} == {"calibrated"}
+    assert summaries[0]["config"]["training"]["beta"] == 0.5  # the protocol's override (config/test.yaml)
+    assert cli.main(["train", *common, "--protocol", "calibrated", "--variant", "hts_normal", "--seed", "1",
+                     "--out", str(tmp_path / "alone")]) == 0
     pd.testing.assert_frame_equal(metrics(folders[3]), metrics(tmp_path / "alone"))  # a stack of one == a run
     assert not metrics(folders[2]).equals(metrics(folders[3]))  # each folder holds its own run
 
@@ -161,3 +165,13 @@ def test_checkpoint_of_other_training_code_is_not_resumed(run, data_paths, tmp_p
         train.train_run(run, data_paths, tmp_path)
     assert "other training code" in caplog.text
     assert (metrics(tmp_path)["test_acc"] > 0).all()
+
+
+def test_lab_protocol_runs_give_the_metrics_of_the_plain_training_config(data_paths, tmp_path):
+    """The grid's layout (protocol in the run's identity) changes no number of the lab recipe."""
+    config = load_config(CONFIGS)
+    plain, lab = (run_slice(config, "synthetic", "hts_normal", 0, protocol) for protocol in (None, "lab"))
+    plain["training"]["epochs"] = lab["training"]["epochs"] = 1
+    train.train_run(plain, data_paths, tmp_path / "plain")
+    train.train_run(lab, data_paths, tmp_path / "lab")
+    pd.testing.assert_frame_equal(metrics(tmp_path / "plain"), metrics(tmp_path / "lab"))

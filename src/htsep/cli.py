@@ -41,18 +41,20 @@ def _train(args) -> None:
     members = [(v, s) for v in variants for s in seeds]
     if args.out and len(members) > 1:
         raise ConfigError(f"--out names one run folder, but {len(members)} runs were asked for; use --runs-dir")
-    runs = [run_slice(config, args.dataset, v, s) for v, s in members]
+    protocol = args.protocol or config["run_protocols"][0]
+    runs = [run_slice(config, args.dataset, v, s, protocol) for v, s in members]
     root = Path(args.data_root or config["data"]["root"])
     paths = {split: root / args.dataset / f"{split}.pt" for split in ("train", "test")}
     if not all(p.exists() for p in paths.values()):
         paths = prepare_from_slice(data_slice(config, args.dataset), root)
-    folders = [args.out] if args.out else [Path(args.runs_dir) / args.dataset / v / f"seed{s}" for v, s in members]
+    folders = [args.out] if args.out else [Path(args.runs_dir) / protocol / args.dataset / v / f"seed{s}"
+                                           for v, s in members]
     for start in range(0, len(runs), args.runs_per_job):
         stack = slice(start, start + args.runs_per_job)
         for summary in train_runs(runs[stack], paths, folders[stack]):
             status = f"diverged at epoch {summary['diverged_epoch']}" if summary["diverged"] else "completed"
-            print(f"{args.dataset}/{summary['variant']}/seed{summary['seed']}: {status}, final test accuracy "
-                  f"{summary['final_test_acc']:.4f}, best {summary['best_test_acc']:.4f} "
+            print(f"{protocol}/{args.dataset}/{summary['variant']}/seed{summary['seed']}: {status}, "
+                  f"final test accuracy {summary['final_test_acc']:.4f}, best {summary['best_test_acc']:.4f} "
                   f"(epoch {summary['best_epoch']}), {summary['wall_seconds']:.0f} s on {summary['device']}")
 
 
@@ -75,12 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train (dataset, variant, seed) runs; several runs train as one stack")
     train.add_argument("--config", action="append", required=True,
                        help="config file(s), merged in order like snakemake --configfile")
+    train.add_argument("--protocol", help="training protocol (config key protocols; default: the first of "
+                                          "run_protocols)")
     train.add_argument("--dataset", required=True)
     train.add_argument("--variant", nargs="+", help="variant name(s) (default: every variant in the config)")
     train.add_argument("--seed", type=int, nargs="+", help="seed(s) (default: every seed in the config)")
     train.add_argument("--out", help="folder of a single run (metrics.csv, summary.json, model.pt)")
     train.add_argument("--runs-dir", default="results/runs",
-                       help="where several runs go, one folder each: <runs-dir>/<dataset>/<variant>/seed<seed>")
+                       help="where several runs go, one folder each: "
+                            "<runs-dir>/<protocol>/<dataset>/<variant>/seed<seed>")
     train.add_argument("--runs-per-job", type=int, default=50, help="runs trained together as one stacked network")
     train.add_argument("--data-root", help="prepared data folder (default: config data.root)")
     train.set_defaults(func=_train)

@@ -1,10 +1,11 @@
 """Fingerprints of the library code a rule or a run executes: code is an input, so an edit reruns what it changes.
 
 ``code_fingerprint(*modules)`` hashes the parsed source of the named htsep modules and of every htsep module they
-import, transitively (imports inside functions included), plus the C++ a module compiles (the fused kernel).
-Parsed means comments, docstrings and layout do not count: such edits keep the fingerprint, any other edit
-changes it. The package ``__init__`` (re-exports only) is not followed, so e.g. the statistics do not depend on
-the model code. ``script_fingerprint(path)`` is the same for the htsep modules a workflow script imports.
+import, transitively (imports inside functions included), plus the non-Python sources a module executes: the C++
+the fused kernel compiles and the paper's templates. Parsed means comments, docstrings and layout do not count:
+such edits keep the fingerprint, any other edit changes it. The package ``__init__`` (re-exports only) is not
+followed, so e.g. the statistics do not depend on the model code. ``script_fingerprint(path)`` is the same for
+the htsep modules a workflow script imports.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent
-COMPILED = {"fused": ["csrc/relax_one_hidden.cpp"]}  # module -> sources it builds at run time
+# module -> the non-Python sources it executes: the C++ it compiles, the templates it renders
+RESOURCES = {"fused": ["csrc/relax_one_hidden.cpp"], "paper": ["templates/*.tex.j2"]}
 
 
 def _path(module: str) -> Path:
@@ -71,8 +73,9 @@ def code_fingerprint(*modules: str) -> str:
     digest = hashlib.sha256()
     for module in closure(*modules):
         digest.update(f"{module}\0{_parsed(module)[0]}\0".encode())
-        for source in COMPILED.get(module, []):
-            digest.update((PACKAGE / source).read_bytes())
+        for pattern in RESOURCES.get(module, []):
+            for source in sorted(PACKAGE.glob(pattern)):
+                digest.update(f"{source.name}\0".encode() + source.read_bytes())
     return digest.hexdigest()[:16]
 
 

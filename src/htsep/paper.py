@@ -122,11 +122,6 @@ def template(name: str) -> jinja2.Template:
     return TEMPLATES.get_template(f"{name}.tex.j2")
 
 
-def template_path(name: str) -> Path:
-    """The file of template ``name`` (a rule input: editing a template rewrites what it generates)."""
-    return TEMPLATE_DIR / f"{name}.tex.j2"
-
-
 # ------------------------------------------------------------------------------------------------- the study
 
 

@@ -218,7 +218,8 @@ fi
 log "SLURM run finished in ${SLURM_WALL}s"
 
 # ---------------------------------------------------------------- (a) jobs went through SLURM
-N_TRAIN="$(awk '/^Job stats:/ {f = 1} f && $1 == "train" {print $2; exit}' "$SM_OUT")"
+# EP runs (train) and backprop reference runs (train_backprop) each leave one summary.json and one runs.csv row
+N_TRAIN="$(awk '/^Job stats:/ {f = 1} f && ($1 == "train" || $1 == "train_backprop") {n += $2} f && $1 == "total" {print n; exit}' "$SM_OUT")"
 [[ "$N_TRAIN" =~ ^[0-9]+$ ]] || fail "no train count in the 'Job stats' table of the snakemake output"
 N_RUNS="$(find "$WORK/results/runs" -name summary.json | wc -l)"
 ((N_RUNS == N_TRAIN)) || fail "$N_RUNS run folders with summary.json, expected $N_TRAIN"
@@ -280,7 +281,8 @@ import pandas as pd
 
 slurm, local, n_train = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 TIMINGS = {"wall_seconds", "seconds"}  # machine-dependent, not results
-for table, keys in (("runs", ["dataset", "variant", "seed"]), ("epochs", ["dataset", "variant", "seed", "epoch"])):
+for table, keys in (("runs", ["protocol", "dataset", "variant", "seed"]),
+                    ("epochs", ["protocol", "dataset", "variant", "seed", "epoch"])):
     frames = []
     for root in (slurm, local):
         df = pd.read_csv(root / f"results/tables/{table}.csv")

@@ -1,17 +1,10 @@
 # The calibration search behind the calibrated protocol and the backprop setting (htsep.calibration):
 # snakemake calibrate. Trains on the calibration dataset's fit split and scores on its validation split.
 
-from htsep.config import CALIBRATED, calibration_run, search_points  # noqa: E402
+from htsep.config import calibration_run  # noqa: E402
 
-CALIBRATION = "results/calibration"
 CALIBRATION_DATA = f"{DATA}/{config['calibration']['dataset']}"
 CALIBRATION_SLICE = {"calibration": config["calibration"]}  # all the table and the selection depend on
-
-
-def calibration_summaries():
-    return [f"{CALIBRATION}/{kind}/{point}/seed{seed}/summary.json"
-            for kind in CALIBRATED for point in search_points(config, kind)
-            for seed in config["calibration"]["seeds"]]
 
 
 rule calibrate_run:

@@ -1,4 +1,7 @@
+from htsep.config import CALIBRATED, search_points  # noqa: E402
 from htsep.fingerprint import script_fingerprint  # noqa: E402
+
+CALIBRATION = "results/calibration"
 
 
 def code(script):
@@ -18,3 +21,10 @@ def backprop_files(name):
     if config["backprop"] is None:
         return []
     return expand(f"{BACKPROP_RUNS}/{name}", dataset=config["datasets"], seed=config["seeds"])
+
+
+def calibration_summaries():
+    """The summary.json of every run of the calibration search (EP and backprop points x seeds)."""
+    return [f"{CALIBRATION}/{kind}/{point}/seed{seed}/summary.json"
+            for kind in CALIBRATED for point in search_points(config, kind)
+            for seed in config["calibration"]["seeds"]]

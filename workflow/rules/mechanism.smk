@@ -165,7 +165,6 @@ rule mechanism_paper:
         landscape=rules.mech_landscape.output.table,
         stress=rules.mech_stress.output.table,
         stress_compare=rules.mech_stress.output.compare,
-        template=str(template_path("mechanism")),
     output:
         "paper/generated/mechanism.tex",
     params:

@@ -1,7 +1,7 @@
 # The manuscript: generated LaTeX parts from the tables and config (htsep.paper, its templates in
 # src/htsep/templates), then latexmk.
 
-from htsep.paper import GENERATED, template_path
+from htsep.paper import GENERATED
 
 PAPER_SETUP = {
     "datasets": config["datasets"],
@@ -26,7 +26,6 @@ rule paper_macros:
         stats=rules.stats.output.stats,
         summary=rules.stats.output.summary,
         gaps=rules.stats.output.gaps,
-        templates=[str(template_path(name)) for name in GENERATED],
     output:
         **{name: f"paper/generated/{name}.tex" for name in GENERATED},
     params:
