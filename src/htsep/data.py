@@ -294,3 +294,12 @@ def prepare_dataset(
             }
             torch.save({"images": images, "labels": labels, "index": index, "provenance": provenance}, tmp)
     return paths
+
+
+def prepare_from_slice(dataset: dict, root: str | Path) -> dict[str, Path]:
+    """Prepare one dataset as described by its config slice (htsep.config.data_slice)."""
+    synthetic = {k: dataset[k] for k in ("n_train", "n_test", "seed") if k in dataset} or None
+    return prepare_dataset(dataset["name"], root, mirror=dataset.get("mirror"), split=dataset.get("split", "official"),
+                           holdout_fraction=dataset.get("holdout_fraction", 0.2),
+                           split_seed=dataset.get("split_seed", 0), subset=dataset.get("subset"),
+                           synthetic=synthetic)

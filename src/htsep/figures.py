@@ -170,7 +170,7 @@ def make_figure(name: str, inputs: Mapping[str, str], outputs: Mapping[str, str]
     if figure.reference:
         first = next(iter(tables.values()))
         extra["reference"] = first[first["protocol"] == BACKPROP]
-    if params["protocol"] is not None:
+    if params.get("protocol") is not None:  # the rule's protocol (None or absent: every row)
         tables = {key: t[t["protocol"] == params["protocol"]] for key, t in tables.items()}
     fig = figure.plot(**tables, **extra, **{key: params[key] for key in figure.settings})
     plots.save(fig, outputs["pdf"], outputs["png"])

@@ -246,7 +246,7 @@ TRAIN_REQUESTS=()
 for id in "${TRAIN_IDS[@]}"; do
   # inside the allocation each member job is run by a nested snakemake as "localrule train:"
   slog="$(find "$WORK/.snakemake/slurm_logs" -name "$id.log" | head -n1)"
-  n="$(grep -cE '^localrule train:' "$slog" || true)"
+  n="$(grep -cE '^localrule train(_backprop)?:' "$slog" || true)"
   N_TRAIN_IN_JOBS=$((N_TRAIN_IN_JOBS + n))
   req="$(scontrol -o show job "$id" 2>/dev/null | grep -oE '(NumCPUs|TimeLimit|ReqTRES|MinMemoryNode)=[^ ]+' | tr '\n' ' ' || true)"
   TRAIN_REQUESTS+=("$id: $n train jobs; ${req:-scontrol show job: n/a}")
