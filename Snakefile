@@ -48,6 +48,7 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/mechanism.smk"
+include: "workflow/rules/frontier.smk"
 
 # Light rules run where snakemake runs, not as cluster jobs (only training goes to SLURM); so do the figure rules
 # (localrule: True where analysis.smk makes them).
@@ -59,7 +60,10 @@ localrules:
     paper_macros,
     paper,
     mech_landscape,
-    mech_stress,
+    frontier_pilot,
+    frontier_analysis,
+    frontier_paper,
+    calibration_paper,
     mechanism_paper,
     mechanism,
 

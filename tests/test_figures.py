@@ -33,7 +33,9 @@ def test_plot_takes_the_tables_and_config_parts(figure):
 
 
 def test_the_paper_shows_every_figure_once():
-    tex = (REPO / "paper/paper.tex").read_text() + (REPO / "paper/mechanism.tex").read_text()
+    tex = "".join((REPO / path).read_text() for path in ("paper/paper.tex", "paper/mechanism.tex",
+                                                          "src/htsep/templates/frontier.tex.j2",
+                                                          "src/htsep/templates/calibration.tex.j2"))
     protocols = ["lab", "calibrated"]
     tex += paper.template("grid_figures").render(
         **paper.grid_figures_values(SimpleNamespace(setup={"run_protocols": protocols})))

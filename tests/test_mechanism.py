@@ -31,12 +31,9 @@ def test_mechanism_workflow_end_to_end(tmp_path):
     assert (spectral["rho_max"] >= 1 - spectral["dt_mean"] - spectral["dt_std"] * 3).all()
     landscape = pd.read_csv(workdir / "results/mechanism/landscape.csv")
     assert len(landscape) == 4 and (landscape["n_runs"] == 2).all()
-    stress = pd.read_csv(workdir / "results/mechanism/stress.csv")
-    assert len(stress) == 2 * 2 * 2 and (stress["n_runs"] == 2).all()
-    assert len(pd.read_csv(workdir / "results/mechanism/stress_compare.csv")) == 4
     tex = (workdir / "paper/generated/mechanism.tex").read_text()
     for name in ("MechHTSRho", "MechMatchedRho", "MechRefRho", "MechHTSRhoVsMatched", "MechSwapText",
-                 "MechLandscapeText", "MechStressPooled", "MechStressSignificantText"):
+                 "MechLandscapeText"):
         assert f"\\newcommand{{\\{name}}}" in tex
     for figure in FIGURES:
         if figure.mechanism:

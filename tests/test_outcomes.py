@@ -5,42 +5,59 @@ import math
 
 import pandas as pd
 import pytest
-from scipy import stats as sps
 
-from htsep.outcomes import binomial_ci, run_outcomes, stress_compare
+from htsep.outcomes import binomial_ci, rates, run_outcomes
+
+FAILURE = {"criteria": ["diverged", "chance", "never_predicted", "collapse"], "chance_acc": 0.2,
+           "collapse_drop": 0.05}
 
 
-def write_run(folder, acc, diverged=False):
+def write_run(folder, acc, diverged=False, never_predicted=None):
     folder.mkdir(parents=True)
     epochs = len(acc)
     metrics = pd.DataFrame({"epoch": range(1, epochs + 1), "test_acc": acc, "diverged": [False] * epochs,
+                            "classes_never_predicted": never_predicted or [0] * epochs,
                             "free_residual": 1e-5, "relax_steps_to_tol": 30.0, "relax_unconverged_frac": 0.1,
                             "relax_oscillation": 0.01})
     if diverged:
         metrics.loc[epochs - 1, ["test_acc", "diverged"]] = [math.nan, True]
     metrics.to_csv(folder / "metrics.csv", index=False)
-    summary = {"dataset": "synthetic", "dataset_label": "Synthetic", "variant": folder.parent.name, "seed": 0,
+    summary = {"protocol": "calibrated", "dataset": "synthetic", "dataset_label": "Synthetic",
+               "variant": folder.parent.name, "seed": 0,
                "final_test_acc": None if diverged else acc[-1], "best_test_acc": max(a for a in acc if a == a),
                "epochs_completed": epochs, "diverged": diverged, "diverged_epoch": epochs if diverged else None,
+               "wall_seconds": 1.0,
                "dt_stats": [{"layer": 1, "mean": 0.3, "std": 0.1}, {"layer": 2, "mean": 0.2, "std": 0.0}],
-               "config": {"model": {"sizes": [4, 3, 1]}, "sweep": {"name": "stress", "lr_multiplier": 2, "beta": 0.1}}}
+               "config": {"model": {"sizes": [4, 3, 1]}, "sweep": {"name": "frontier_sweep", "axis": "lr", "level": 2}}}
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder / "summary.json"
 
 
-def test_run_outcomes_classify_breakage(tmp_path):
-    paths = [write_run(tmp_path / "fine" / "s", [0.5, 0.7, 0.8]),
+def test_run_outcomes_classify_failure_kind_and_onset(tmp_path):
+    paths = [write_run(tmp_path / "fine" / "s", [0.5, 0.7, 0.8], never_predicted=[1, 0, 0]),
              write_run(tmp_path / "collapsed" / "s", [0.5, 0.8, 0.7]),
-             write_run(tmp_path / "chance" / "s", [0.16, 0.15, 0.15]),
+             write_run(tmp_path / "chance" / "s", [0.16, 0.25, 0.15, 0.15]),
+             write_run(tmp_path / "dead" / "s", [0.5, 0.6, 0.7, 0.7], never_predicted=[1, 0, 1, 1]),
              write_run(tmp_path / "diverged" / "s", [0.5, 0.6, math.nan], diverged=True)]
-    out = run_outcomes(paths, collapse_drop=0.05, chance_acc=0.2).set_index("variant")
-    assert out["broke"].to_dict() == {"fine": False, "collapsed": True, "chance": True, "diverged": True}
-    assert out.loc["collapsed", "collapsed"] and out.loc["collapsed", "max_drop"] == pytest.approx(0.1)
-    assert out.loc["chance", "chance_level"] and not out.loc["chance", "collapsed"]
-    assert out.loc["diverged", "diverged"] and not out.loc["diverged", "chance_level"]
-    assert out.loc["fine", "lr_multiplier"] == 2 and out.loc["fine", "sweep_name"] == "stress"
+    out = run_outcomes(paths, FAILURE).set_index("variant")
+    assert out["broke"].to_dict() == {"fine": False, "collapsed": True, "chance": True, "dead": True,
+                                      "diverged": True}
+    assert out["failure_kind"].fillna("none").to_dict() == {
+        "fine": "none", "collapsed": "collapse", "chance": "chance", "dead": "never_predicted", "diverged": "diverged"}
+    # chance: from epoch 3 on (epoch 2 was above); dead class: from epoch 3 on (predicted again at epoch 2)
+    assert out.loc["chance", "onset_chance"] == 3 and out.loc["dead", "onset_never_predicted"] == 3
+    assert out.loc["collapsed", "onset_collapse"] == 3 and out.loc["collapsed", "max_drop"] == pytest.approx(0.1)
+    assert out.loc["diverged", "failure_epoch"] == 3 and math.isnan(out.loc["diverged", "onset_chance"])
+    assert out.loc["chance", "onset_collapse"] == 3  # 0.25 -> 0.15 is also a drop above 5 points ...
+    assert out.loc["chance", "failure_kind"] == "chance"  # ... tied at epoch 3: the first criterion listed wins
+    assert math.isnan(out.loc["fine", "onset_never_predicted"])  # a class unpredicted at epoch 1 only
+    assert out.loc["fine", "level"] == 2 and out.loc["fine", "sweep_name"] == "frontier_sweep"
     # dt pooled over the 3 + 1 neurons: mean (3 * 0.3 + 0.2) / 4
     assert out.loc["fine", "dt_mean"] == pytest.approx(0.275)
+    only_diverged = run_outcomes(paths, {**FAILURE, "criteria": ["diverged"]}).set_index("variant")
+    assert only_diverged["broke"].sum() == 1 and "onset_chance" not in only_diverged
+    table = rates(out.reset_index(), ["level"], 0.05).iloc[0]
+    assert (table["n_broke"], table["n_kind_collapse"], table["n_collapse"], table["n_never_predicted"]) == (4, 1, 2, 1)
 
 
 def test_binomial_ci_known_values():
@@ -50,13 +67,3 @@ def test_binomial_ci_known_values():
     half = binomial_ci(5, 10, 0.05)
     assert half["rate"] == 0.5 and half["cp_low"] == pytest.approx(1 - half["cp_high"])
     assert math.isnan(binomial_ci(0, 0, 0.05)["rate"])
-
-
-def test_stress_compare_is_fisher_against_the_reference():
-    runs = pd.DataFrame({"lr_multiplier": 2, "beta": 0.1, "variant": ["ref"] * 4 + ["hts"] * 4,
-                         "broke": [True, True, True, False, False, False, False, True],
-                         "final_test_acc": [0.1, 0.1, 0.1, 0.8, 0.9, 0.85, 0.8, 0.1]})
-    row = stress_compare(runs, "ref").iloc[0]
-    assert (row["variant"], row["n_broke"], row["n_runs"], row["n_broke_reference"]) == ("hts", 1, 4, 3)
-    assert row["p"] == pytest.approx(sps.fisher_exact([[1, 3], [3, 1]]).pvalue)
-    assert row["rate_difference"] == pytest.approx(-0.5) and row["acc_median_difference"] == pytest.approx(0.725)

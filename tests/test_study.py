@@ -17,7 +17,7 @@ from htsep.paper import GENERATED, pct
 from .conftest import copy_workflow, snakemake
 
 VARIANTS = ["hts_normal", "uniform_0.2", "uniform_0.3"]
-PAPER_PAGES = 14  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
+PAPER_PAGES = 17  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
 
 
 PROTOCOLS = ["lab", "calibrated"]
@@ -122,3 +122,26 @@ def test_lint_is_clean(test_study):
     output = result.stdout + result.stderr
     lints = re.findall(r"Lints for .*|^\s+\* .*", output, flags=re.MULTILINE)
     assert result.returncode == 0 and not lints, "\n".join(lints) or output[-3000:]
+
+
+def test_frontier_shard_keeps_tables_only_and_the_analysis_reads_committed_shards(test_study, tmp_path):
+    """The test config's frontier: 2 levels x 2 variants x 3 seeds, metrics and summaries only; a shard
+    committed under frontier.records enters the analysis beside this invocation's."""
+    shard = pd.read_csv(test_study / "results/frontier/shards/synthetic-lr-seeds0-2.csv")
+    assert len(shard) == 2 * 2 * 3 and set(shard["level"]) == {1.0, 30.0}
+    assert set(shard["variant"]) == {"uniform_0.3", "hts_normal"} and set(shard["protocol"]) == {"calibrated"}
+    assert not list((test_study / "results/frontier").rglob("*.pt"))  # no model files or checkpoints
+    folders = list((test_study / "results/frontier/sweep").glob("synthetic/lr/*/*/seed*"))
+    assert len(folders) == 12 and all(sorted(p.name for p in f.iterdir()) == ["metrics.csv", "summary.json"]
+                                      for f in folders)
+    fits = pd.read_csv(test_study / "results/frontier/fits.csv").iloc[0]
+    assert (fits["n_runs"], fits["lr_df"], fits["n_seeds_min"]) == (12, 2, 3)
+    tex = (test_study / "paper/generated/frontier.tex").read_text()
+    assert "\\section{Stability frontier}" in tex and f"{int(fits['n_failed'])} of them failed" in tex
+    workdir = tmp_path / "study"
+    shutil.copytree(test_study, workdir, symlinks=True)
+    (workdir / "results/frontier-records").mkdir()
+    shard.assign(seed=shard["seed"] + 10).to_csv(workdir / "results/frontier-records/earlier.csv", index=False)
+    snakemake(workdir, "--configfile", "config/test.yaml", "results/frontier/fits.csv")
+    merged = pd.read_csv(workdir / "results/frontier/fits.csv").iloc[0]
+    assert (merged["n_runs"], merged["n_seeds_min"], merged["n_failed"]) == (24, 6, 2 * fits["n_failed"])

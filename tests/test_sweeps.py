@@ -11,11 +11,11 @@ import torch
 from htsep.config import ConfigError, load_config
 from htsep.data import prepare_dataset
 from htsep.figures import BY_NAME, figure_params, make_figure
-from htsep.outcomes import landscape_tables, stress_tables
+from htsep.outcomes import landscape_tables
 from htsep.splits import load_split
 from htsep.subsets import first_per_class, subset_split
 from htsep.sweep_training import train_sweep
-from htsep.sweeps import landscape_plan, spectral_runs, stress_plan
+from htsep.sweeps import landscape_plan, spectral_runs
 
 from .conftest import REPO
 
@@ -27,7 +27,6 @@ def tiny_config(tmp_path_factory):
     config["training"] |= {"probe_size": 20}
     small = {"train_subset": 15, "test_subset": 60, "epochs": 2, "seeds": [0, 1]}
     config["mechanism"]["landscape"] |= {**small, "means": [0.2, 0.6], "stds": [0, 0.1]}
-    config["mechanism"]["stress"] |= {**small, "lr_multipliers": [1, 20], "betas": [0.1, 1.0]}
     root = tmp_path_factory.mktemp("data")
     paths = prepare_dataset("synthetic", root, synthetic={"n_train": 300, "n_test": 100, "seed": 0})
     return config, {k: str(v) for k, v in paths.items()}
@@ -65,30 +64,6 @@ def test_landscape_driver(tiny_config, tmp_path):
     summary = json.loads(summaries[0].read_text())
     assert summary["config"]["training"]["epochs"] == 2 and summary["config"]["dataset"]["train_subset"] == 15
     assert len(pd.read_csv(summaries[0].parent / "metrics.csv")) == 2
-
-
-def test_stress_driver(tiny_config, tmp_path):
-    config, data = tiny_config
-    plan = stress_plan(config)
-    assert list(plan) == ["1", "20"] and all(len(jobs) == 2 * 2 * 2 for jobs in plan.values())
-    summaries = run_plan(plan, tmp_path, data)
-    outputs = {k: str(tmp_path / f"out/{k}.{ext}") for k, ext in (
-        ("runs", "parquet"), ("runs_csv", "csv"), ("table", "csv"), ("compare", "csv"), ("pdf", "pdf"), ("png", "png"))}
-    stress_tables(summaries, outputs, {"stress": config["mechanism"]["stress"], "chance_acc": 0.2,
-                                       "analysis": {"collapse_drop": 0.05, "alpha": 0.05}})
-    draw("stress", {"runs": outputs["runs"], "summary": outputs["table"]}, outputs, config)
-    runs, table, compare = (pd.read_parquet(outputs["runs"]), pd.read_csv(outputs["table"]),
-                            pd.read_csv(outputs["compare"]))
-    assert len(runs) == 16 and len(table) == 8 and len(compare) == 4
-    assert set(compare["variant"]) == {"hts_normal"} and set(compare["reference"]) == {"uniform_0.2"}
-    assert compare["p_holm"].between(compare["p"], 1).all()
-    summary = json.loads((tmp_path / "results/mechanism/stress/synthetic/lr20_beta1/uniform_0.2/seed0/"
-                                     "summary.json").read_text())
-    assert summary["config"]["training"]["lr"] == pytest.approx([20 * lr for lr in config["training"]["lr"]])
-    assert summary["config"]["training"]["beta"] == 1.0
-    # x20 learning rates break at least some runs; x1 break none of them on this easy task
-    broke = runs.groupby("lr_multiplier")["broke"].sum()
-    assert broke[20] > 0 and broke[1] == 0
 
 
 def test_plans_follow_the_config(tiny_config):

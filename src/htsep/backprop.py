@@ -45,14 +45,16 @@ def forward(net: EPNetwork, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(net: EPNetwork, x, y, loss, chunk: int) -> tuple[float, float]:
-    """(accuracy, mean loss) on (x, y)."""
+def evaluate(net: EPNetwork, x, y, loss, chunk: int) -> tuple[float, float, int]:
+    """(accuracy, mean loss, classes never predicted) on (x, y)."""
     correct, total = 0, 0.0
+    counts = torch.zeros(net.sizes[-1], dtype=torch.long)
     for start in range(0, len(x), chunk):
         logits = forward(net, x[start:start + chunk])
         correct += int((logits.argmax(-1) == y[start:start + chunk]).sum())
         total += float(loss(logits, y[start:start + chunk]).double().sum())
-    return correct / len(x), total / len(x)
+        counts += torch.bincount(logits.argmax(-1).cpu(), minlength=net.sizes[-1])
+    return correct / len(x), total / len(x), int((counts == 0).sum())
 
 
 def train_backprop(run: dict, data_paths: dict, out_dir: str | Path) -> dict:
@@ -83,13 +85,14 @@ def train_backprop(run: dict, data_paths: dict, out_dir: str | Path) -> dict:
             correct += (logits.detach().argmax(-1) == y_train[idx]).sum().cpu()
             total += losses.detach().double().sum().cpu()
         diverged = not (math.isfinite(float(total)) and all(bool(torch.isfinite(p).all()) for p in net.parameters))
-        test_acc, test_loss = (math.nan, math.nan) if diverged else evaluate(
+        test_acc, test_loss, never_predicted = (math.nan, math.nan, math.nan) if diverged else evaluate(
             net, x_test, y_test, loss_fn, training["eval_batch_size"])
         seconds = time.perf_counter() - start
         elapsed += seconds
         rows.append({"epoch": epoch, "train_acc": math.nan if diverged else float(correct) / len(order),
                      "train_loss": math.nan if diverged else float(total) / len(order), "test_acc": test_acc,
-                     "test_loss": test_loss, "seconds": seconds, "diverged": diverged})
+                     "test_loss": test_loss, "classes_never_predicted": never_predicted, "seconds": seconds,
+                     "diverged": diverged})
         log.info("backprop %s seed%d epoch %d: train %.4f test %.4f", run["dataset"]["name"], run["seed"], epoch,
                  rows[-1]["train_acc"], test_acc)
         if diverged:

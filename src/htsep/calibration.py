@@ -19,8 +19,6 @@ import pandas as pd
 from .backprop import train_backprop
 from .config import CALIBRATED, search_points
 from .files import write_json, write_table
-from .plots import save
-from .plots_calibration import calibration_figure
 from .train import train_run
 
 TIE = 1e-9
@@ -69,9 +67,7 @@ def select(table: pd.DataFrame, config: Mapping) -> dict:
 
 
 def write_calibration(summary_paths: Iterable[str | Path], outputs: Mapping[str, str], config: Mapping) -> None:
-    """The search table (CSV), the selection (JSON) and the figure of validation accuracy over the search."""
+    """The search table (CSV) and the selection (JSON); its figure is drawn from the table (htsep.figures)."""
     table = calibration_table(summary_paths, config)
-    selection = select(table, config)
     write_table(outputs["table"], table)
-    write_json(outputs["selection"], selection)
-    save(calibration_figure(table, selection), outputs["pdf"], outputs["png"])
+    write_json(outputs["selection"], select(table, config))

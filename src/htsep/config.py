@@ -7,6 +7,7 @@ part of the configuration changes.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping
 from itertools import product
 from pathlib import Path
@@ -20,6 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
 N_PIXELS, N_CLASSES = 28 * 28, 10
 BACKPROP = "backprop"  # protocol and variant name of the backprop reference runs
+FAILURE_CRITERIA = ("diverged", "chance", "never_predicted", "collapse")  # htsep.outcomes.onsets
+SHARD_KEYS = ("datasets", "axes", "levels", "seeds")
 PROTOCOL_KEYS = ("lr", "momentum", "weight_decay", "beta", "symmetric", "free_steps", "nudged_steps", "loss")
 # Smallest class of each official split (MNIST's digit 5 has 5,421 training and digit 5 892 test images).
 TRAIN_PER_CLASS = {"mnist": 5421, "kmnist": 6000, "fashion_mnist": 6000}
@@ -40,8 +43,9 @@ def deep_update(base: dict, other: Mapping) -> dict:
     return base
 
 
-def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
-    """JSON-schema validation with defaults filled in, the error naming the offending key."""
+@functools.cache
+def _filling_validator(schema_path: Path):
+    """A validator of the schema at ``schema_path`` that fills in its defaults (built once per schema file)."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator_cls = jsonschema.validators.validator_for(schema)
 
@@ -51,8 +55,12 @@ def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
                 instance.setdefault(key, copy.deepcopy(sub["default"]))
         yield from validator_cls.VALIDATORS["properties"](validator, properties, instance, schema)
 
-    filling = jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
-    error = jsonschema.exceptions.best_match(filling(schema).iter_errors(config))
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})(schema)
+
+
+def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
+    """JSON-schema validation with defaults filled in, the error naming the offending key."""
+    error = jsonschema.exceptions.best_match(_filling_validator(Path(schema_path)).iter_errors(config))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"config key {where}: {error.message}")
@@ -86,10 +94,86 @@ def check_config(config: Mapping) -> None:
             raise ConfigError(f"config key run_protocols: protocol {name!r} is not defined under protocols "
                               f"(defined: {sorted(config['protocols'])})")
     check_calibration(config)
+    check_frontier(config)
     spectral = config.get("mechanism", {}).get("spectral", {}).get("protocol", "lab")
     if spectral not in config["run_protocols"]:
         raise ConfigError(f"config key mechanism.spectral.protocol: {spectral!r} is not in run_protocols "
                           f"{config['run_protocols']}")
+
+
+def check_frontier(config: Mapping) -> None:
+    """Frontier config errors the schema cannot express, each naming its key."""
+    spec = config["frontier"]
+    defined = [v["name"] for v in config["variants"]]
+    for name in spec["variants"]:
+        if name not in defined:
+            raise ConfigError(f"config key frontier.variants: {name!r} is not in variants {defined}")
+    if spec["protocol"] not in config["protocols"]:
+        raise ConfigError(f"config key frontier.protocol: {spec['protocol']!r} is not defined under protocols "
+                          f"{sorted(config['protocols'])}")
+    for dataset in spec["datasets"]:
+        if dataset not in config["data"]:
+            raise ConfigError(f"config key frontier.datasets: dataset {dataset!r} is not configured in data")
+    for name, axis in spec["axes"].items():
+        for dataset in spec["datasets"]:
+            levels = axis_levels(spec, name, dataset)
+            if len(levels) < 2:
+                raise ConfigError(f"config key frontier.axes.{name}.levels: a stress axis needs at least two levels, "
+                                  f"got {levels} for {dataset}")
+        if axis["key"] not in config["training"]:
+            raise ConfigError(f"config key frontier.axes.{name}.key: {axis['key']!r} is not a training key")
+    for name in spec["run_axes"]:
+        if name not in spec["axes"]:
+            raise ConfigError(f"config key frontier.run_axes: {name!r} is not an axis of frontier.axes "
+                              f"{sorted(spec['axes'])}")
+    for criterion in spec["failure"]["criteria"]:
+        if criterion not in FAILURE_CRITERIA:
+            raise ConfigError(f"config key frontier.failure.criteria: unknown measure {criterion!r} "
+                              f"(known: {', '.join(FAILURE_CRITERIA)})")
+    shard = shard_spec(config)
+    for key, where in (("datasets", "datasets"), ("axes", "run_axes")):
+        for name in shard[key]:
+            if name not in spec[where]:
+                raise ConfigError(f"config key frontier_shard.{key}: {name!r} is not in frontier.{where} "
+                                  f"{spec[where]}")
+    for axis in shard["axes"]:
+        for dataset in shard["datasets"]:
+            levels = axis_levels(spec, axis, dataset)
+            for level in shard["levels"] or []:
+                if level not in levels:
+                    raise ConfigError(f"config key frontier_shard.levels: {level} is not a level of axis {axis} on "
+                                      f"{dataset} {levels}")
+    start, stop = shard["seeds"]
+    if not 0 <= start < stop:
+        raise ConfigError(f"config key frontier_shard.seeds: need [first, stop) with 0 <= first < stop, got "
+                          f"{shard['seeds']}")
+
+
+def axis_levels(spec: Mapping, axis: str, dataset: str) -> list[float]:
+    """The levels of frontier axis ``axis`` on ``dataset`` (``levels``: one list, or one list per dataset)."""
+    levels = spec["axes"][axis]["levels"]
+    if isinstance(levels, Mapping):
+        if dataset not in levels:
+            raise ConfigError(f"config key frontier.axes.{axis}.levels: no levels for dataset {dataset!r} "
+                              f"(given for {sorted(levels)})")
+        levels = levels[dataset]
+    return list(levels)
+
+
+def shard_spec(config: Mapping) -> dict:
+    """What this invocation trains: config key ``frontier_shard`` with its nulls filled in (every dataset, every
+    axis in run_axes, every level, seeds [0, frontier.seeds); an empty list of datasets or axes trains nothing, so
+    the analysis reads the committed shards only) and its numbers as numbers (``snakemake --config``
+    passes nested values as strings)."""
+    spec, shard = config["frontier"], dict(config.get("frontier_shard") or {})
+    unknown = sorted(set(shard) - set(SHARD_KEYS))
+    if unknown:
+        raise ConfigError(f"config key frontier_shard: unknown keys {unknown} (known: {', '.join(SHARD_KEYS)})")
+    levels = shard.get("levels")
+    return {"datasets": list(spec["datasets"]) if shard.get("datasets") is None else list(shard["datasets"]),
+            "axes": list(spec["run_axes"]) if shard.get("axes") is None else list(shard["axes"]),
+            "levels": [float(level) for level in levels] if levels else None,
+            "seeds": [int(seed) for seed in shard.get("seeds") or [0, spec["seeds"]]]}
 
 
 def train_per_class(config: Mapping, dataset: str) -> int:

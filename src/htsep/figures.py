@@ -4,8 +4,8 @@ that draws it and its report caption.
 The workflow makes one rule per figure from ``FIGURES`` (``workflow/rules/analysis.smk``), writing
 ``figures/<protocol>/<name>.pdf|png`` (grid figures, one per training protocol, drawn from that protocol's rows;
 ``reference=True`` also hands them the backprop reference's rows), ``figures/<name>.pdf|png`` (figures of the
-grid as a whole) or ``figures/mechanism/<name>.pdf|png`` (mechanism figures); the paper rule and the tests read
-the same list. Adding a figure is one entry here and its plotting function, which
+grid as a whole, and the stability frontier's) or ``figures/mechanism/<name>.pdf|png`` (mechanism figures); the
+paper rule and the tests read the same list. Adding a figure is one entry here and its plotting function, which
 takes the entry's tables (as DataFrames) and config parts as keyword arguments and returns the figure.
 """
 
@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import plots, plots_mechanism
+from . import plots, plots_calibration, plots_frontier, plots_mechanism
 from .config import BACKPROP
 
 TABLES = "results/tables"
 MECHANISM_TABLES = "results/mechanism"
+FRONTIER_TABLES = "results/frontier"
+CALIBRATION_TABLE = "results/calibration/calibration.csv"
 
 # The config parts a figure can ask for, by the keyword its plotting function takes.
 SETTINGS: dict[str, Callable[[Mapping], object]] = {
@@ -31,7 +33,8 @@ SETTINGS: dict[str, Callable[[Mapping], object]] = {
     "free_steps": lambda config: config["training"]["free_steps"],
     "spectral": lambda config: config["mechanism"]["spectral"],
     "landscape": lambda config: config["mechanism"]["landscape"],
-    "stress": lambda config: config["mechanism"]["stress"],
+    "frontier": lambda config: config["frontier"],
+    "calibration": lambda config: config["calibration"],
 }
 
 
@@ -46,6 +49,7 @@ class Figure:
     plot: Callable
     caption: str
     mechanism: bool = False
+    section: str | None = None  # the paper section that shows it (None: the grid's figure list, or Mechanism)
     per_protocol: bool = False  # one figure per training protocol, from that protocol's rows
     reference: bool = False  # its plot also takes ``reference``: the backprop reference's rows of its first table
     mem_mb: int = 2000  # what drawing it may take
@@ -128,19 +132,30 @@ FIGURES = (
            "of a clipped distribution. Mean final test accuracy over seeds, its s.d. across seeds, and runs that "
            "broke (diverged, collapsed = an epoch-to-epoch test-accuracy drop above collapse_drop, or chance-level "
            "final accuracy) as k/n.", mechanism=True),
-    Figure("stress", {"runs": f"{MECHANISM_TABLES}/stress_runs.parquet", "summary": f"{MECHANISM_TABLES}/stress.csv"},
-           ("stress", "variants"), plots_mechanism.stress_figure,
-           "Stress sweep: learning rates multiplied (x axis) and nudging strength beta (columns) for the reference "
-           "uniform variant and the heterogeneous one(s). Top: share of runs that broke (diverged, collapsed or "
-           "chance-level) with exact 95% Clopper-Pearson intervals; bottom: final test accuracy per seed (x = "
-           "diverged) and the median.", mechanism=True),
+    Figure("calibration", {"table": CALIBRATION_TABLE}, ("calibration",), plots_calibration.calibration_figure,
+           "Calibration on the validation split (training set minus its validation part): final validation "
+           "accuracy of every search point, per seed (dots) and mean over seeds (bar), for EP with the reference "
+           "uniform variant (left) and the backprop reference (right); red: the point the rule declared before the "
+           "search selects (highest mean validation accuracy, ties to the simpler point). The test set takes no "
+           "part.", section="calibration"),
+    Figure("frontier", {"cells": f"{FRONTIER_TABLES}/cells.csv", "curves": f"{FRONTIER_TABLES}/curves.csv",
+                        "critical": f"{FRONTIER_TABLES}/critical.csv"}, ("frontier", "variants"),
+           plots_frontier.frontier_figure,
+           "Stability frontier: one stress axis from the calibrated protocol (learning rates of both layers "
+           "multiplied) for the mean-matched uniform control and heterogeneous dt. Top: share of runs that failed "
+           "(diverged, chance-level, a class never predicted at the end, or a collapse) per level with exact 95% "
+           "intervals, the per-variant logistic fit on log level and its bootstrap band (seeds resampled); "
+           "middle: the failed runs by the kind of failure that held first; bottom: each variant's critical level "
+           "(50% failed) with its bootstrap 95% CI (arrows: outside the axis).", section="frontier"),
 )
 BY_NAME = {figure.name: figure for figure in FIGURES}
 
 
-def figure_files(protocols, exts=("pdf", "png"), mechanism: bool | None = None) -> list[str]:
-    """Every figure file of the study for these protocols (only mechanism or only grid figures if asked)."""
-    return [f"{stem}.{ext}" for figure in FIGURES if mechanism is None or figure.mechanism == mechanism
+def figure_files(protocols, exts=("pdf", "png"), mechanism: bool | None = None, section: str = "any") -> list[str]:
+    """Every figure file of the study for these protocols (if asked: only mechanism figures or only the others;
+    only the figures of one paper section, None being the grid's figure list)."""
+    return [f"{stem}.{ext}" for figure in FIGURES
+            if mechanism in (None, figure.mechanism) and section in ("any", figure.section)
             for _, stem in figure.outputs(protocols) for ext in exts]
 
 

@@ -1,9 +1,10 @@
-"""Outcomes of the mechanism sweeps' runs: whether (and how) each run broke, break rates with binomial CIs, and
-variant-vs-reference tests of the stress sweep.
+"""Outcomes of sweep runs (the dt landscape, the stability frontier): whether, how and from when each run broke,
+and break rates with binomial CIs.
 
-A run *broke* when it diverged (non-finite), collapsed (an epoch-to-epoch test-accuracy drop above
-``collapse_drop``, as in ``htsep.stats``) or ended at chance level (finite, final test accuracy <= ``chance_acc``).
-``landscape_tables`` and ``stress_tables`` write the tables of the landscape and stress rules.
+A run *broke* when one of the failure criteria of its sweep holds: it diverged (non-finite), ended at chance level
+(finite, final test accuracy <= ``chance_acc``), ended with a class it never predicts, or collapsed (an
+epoch-to-epoch test-accuracy drop above ``collapse_drop``, as in ``htsep.stats``). ``landscape_tables`` writes the
+landscape rule's tables.
 """
 
 from __future__ import annotations
@@ -18,11 +19,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from .files import write_table
-from .stats import collapse_drops, holm
 
-STRESS_COMPARE_COLUMNS = ["lr_multiplier", "beta", "variant", "reference", "n_broke", "n_runs", "n_broke_reference",
-                          "n_runs_reference", "rate_difference", "acc_median_difference", "p"]
-
+LANDSCAPE_CRITERIA = ("diverged", "chance", "collapse")
 
 def binomial_ci(k: int, n: int, alpha: float) -> dict:
     """Rate k/n with its exact (Clopper-Pearson) and Wilson confidence intervals at level 1 - alpha."""
@@ -45,40 +43,82 @@ def _pooled_dt(summary: Mapping) -> tuple[float, float]:
     return mean, math.sqrt(max(second - mean**2, 0.0))
 
 
-def run_outcomes(summary_paths: Sequence[str | Path], collapse_drop: float, chance_acc: float) -> pd.DataFrame:
+def onsets(metrics: pd.DataFrame, summary: Mapping, failure: Mapping) -> dict[str, float]:
+    """Epoch at which each failure criterion of ``failure`` starts to hold for one run (NaN: it does not hold).
+
+    ``diverged``: the first non-finite epoch; ``chance``: the first epoch from which test accuracy stays at or below
+    ``chance_acc`` to the end; ``never_predicted``: the first epoch from which some class stays unpredicted to the
+    end; ``collapse``: the epoch after the first epoch-to-epoch drop above ``collapse_drop``.
+    """
+    finite = metrics[~metrics["diverged"].astype(bool)]
+    epochs, acc = finite["epoch"].to_numpy(int), finite["test_acc"].to_numpy(float)
+    diverged = bool(summary["diverged"])
+
+    def stays(holds: np.ndarray) -> float:
+        """First epoch from which ``holds`` is true to the end (runs that diverged never 'end' in a state)."""
+        if diverged or not len(holds) or not holds[-1]:
+            return math.nan
+        return float(epochs[len(holds) - np.argmin(holds[::-1]) if not holds.all() else 0])
+
+    out = {}
+    for criterion in failure["criteria"]:
+        if criterion == "diverged":
+            out[criterion] = float(summary["diverged_epoch"]) if diverged else math.nan
+        elif criterion == "chance":
+            out[criterion] = stays(acc <= failure["chance_acc"])
+        elif criterion == "never_predicted":
+            out[criterion] = stays(finite["classes_never_predicted"].to_numpy(float) > 0)
+        elif criterion == "collapse":
+            drops = np.flatnonzero(-np.diff(acc) > failure["collapse_drop"] + 1e-12)
+            out[criterion] = float(epochs[drops[0] + 1]) if len(drops) else math.nan
+    return out
+
+
+def run_outcomes(summary_paths: Sequence[str | Path], failure: Mapping) -> pd.DataFrame:
     """One row per sweep run (its summary.json and the metrics.csv beside it): sweep coordinates, accuracy, and
-    whether (and how) it broke."""
+    whether it failed by ``failure`` (``criteria``: which of diverged, chance, never_predicted, collapse count,
+    with ``chance_acc`` and ``collapse_drop``), each criterion's onset epoch (``onset_<criterion>``), how it failed
+    (``failure_kind``: the criterion that held first, ties in the order of ``criteria``) and from when
+    (``failure_epoch``)."""
     rows = []
     for path in map(Path, summary_paths):
         summary = json.loads(path.read_text())
         metrics = pd.read_csv(path.parent / "metrics.csv")
         finite = metrics[~metrics["diverged"].astype(bool)]
         acc = finite["test_acc"].to_numpy(float)
-        drops = collapse_drops(acc, collapse_drop)
-        diverged = bool(summary["diverged"])
         final = summary["final_test_acc"]
-        chance = (not diverged) and final is not None and final <= chance_acc
         dt_mean, dt_std = _pooled_dt(summary)
         last = finite.iloc[-1] if len(finite) else None
+        onset = onsets(metrics, summary, failure)
+        held = [c for c in failure["criteria"] if np.isfinite(onset[c])]
+        kind = min(held, key=lambda c: onset[c]) if held else None
         row = {f"sweep_{k}" if k == "name" else k: v for k, v in summary["config"]["sweep"].items()}
         rows.append({
             **row,
-            "dataset": summary["dataset"], "dataset_label": summary["dataset_label"], "variant": summary["variant"],
-            "seed": summary["seed"], "dt_mean": dt_mean, "dt_std": dt_std,
+            "protocol": summary["protocol"], "dataset": summary["dataset"], "dataset_label": summary["dataset_label"],
+            "variant": summary["variant"], "seed": summary["seed"], "dt_mean": dt_mean, "dt_std": dt_std,
             "final_test_acc": final if final is not None else math.nan,
             "best_test_acc": summary["best_test_acc"] if summary["best_test_acc"] is not None else math.nan,
             "epochs_completed": summary["epochs_completed"],
-            "diverged": diverged, "diverged_epoch": summary["diverged_epoch"],
-            "collapsed": len(drops) > 0, "max_drop": float(max((-np.diff(acc)).max(), 0.0)) if len(acc) > 1 else 0.0,
-            "chance_level": bool(chance), "broke": diverged or len(drops) > 0 or bool(chance),
+            "diverged": bool(summary["diverged"]), "diverged_epoch": summary["diverged_epoch"],
+            "max_drop": float(max((-np.diff(acc)).max(), 0.0)) if len(acc) > 1 else 0.0,
+            "classes_never_predicted": float(last["classes_never_predicted"]) if last is not None else math.nan,
+            **{f"onset_{criterion}": epoch for criterion, epoch in onset.items()},
+            "broke": kind is not None, "failure_kind": kind,
+            "failure_epoch": onset[kind] if kind is not None else math.nan,
             **{k: (float(last[k]) if last is not None and k in last else math.nan)
-               for k in ("free_residual", "relax_steps_to_tol", "relax_unconverged_frac", "relax_oscillation")},
+               for k in ("free_residual", "relax_steps_to_tol", "relax_unconverged_frac", "relax_oscillation",
+                         "out_dead_analytic_frac")},
+            "code_fingerprint": summary.get("code_fingerprint"), "relaxation_kernel": summary.get("relaxation_kernel"),
+            "wall_seconds": summary["wall_seconds"],
         })
     return pd.DataFrame(rows).astype({"diverged_epoch": "Int64"})
 
 
 def rates(outcomes: pd.DataFrame, keys: Sequence[str], alpha: float) -> pd.DataFrame:
-    """Per group of ``keys``: accuracy across seeds and the counts and rates (with CIs) of each way to break."""
+    """Per group of ``keys``: accuracy across seeds, the break rate (with CIs), and per failure criterion the runs
+    where it holds (``n_<criterion>``) and those it broke first (``n_kind_<criterion>``)."""
+    criteria = [c.removeprefix("onset_") for c in outcomes.columns if c.startswith("onset_")]
     rows = []
     for key, group in outcomes.groupby(list(keys), sort=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -92,8 +132,10 @@ def rates(outcomes: pd.DataFrame, keys: Sequence[str], alpha: float) -> pd.DataF
             "acc_std": float(finite.std(ddof=1)) if len(finite) > 1 else math.nan,
             "acc_median": float(np.median(finite)) if len(finite) else math.nan,
             "dt_mean": float(group["dt_mean"].mean()), "dt_std": float(group["dt_std"].mean()),
-            "n_diverged": int(group["diverged"].sum()), "n_collapsed": int(group["collapsed"].sum()),
-            "n_chance": int(group["chance_level"].sum()), "n_broke": k,
+            **{f"n_{c}": int(np.isfinite(group[f"onset_{c}"].to_numpy(float)).sum()) for c in criteria},
+            **{f"n_kind_{c}": int((group["failure_kind"] == c).sum()) for c in criteria},
+            "failure_epoch_median": float(group["failure_epoch"].median()) if k else math.nan,
+            "n_broke": k,
             **{f"break_{name}": value for name, value in binomial_ci(k, n, alpha).items()},
             "relax_steps_to_tol": float(group["relax_steps_to_tol"].mean()),
             "relax_unconverged_frac": float(group["relax_unconverged_frac"].mean()),
@@ -101,48 +143,18 @@ def rates(outcomes: pd.DataFrame, keys: Sequence[str], alpha: float) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def stress_compare(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Per (lr multiplier, beta) and variant: broken runs vs the reference's, Fisher's exact test (two-sided)."""
-    rows = []
-    for (mult, beta), group in runs.groupby(["lr_multiplier", "beta"], sort=True):
-        ref = group[group["variant"] == reference]
-        for variant, other in group.groupby("variant", sort=False):
-            if variant == reference:
-                continue
-            k1, n1, k0, n0 = int(other["broke"].sum()), len(other), int(ref["broke"].sum()), len(ref)
-            p = sps.fisher_exact([[k1, n1 - k1], [k0, n0 - k0]]).pvalue if n1 and n0 else math.nan
-            rows.append({"lr_multiplier": mult, "beta": beta, "variant": variant, "reference": reference,
-                         "n_broke": k1, "n_runs": n1, "n_broke_reference": k0, "n_runs_reference": n0,
-                         "rate_difference": (k1 / n1 - k0 / n0) if n1 and n0 else math.nan,
-                         "acc_median_difference": float(other["final_test_acc"].median()
-                                                        - ref["final_test_acc"].median()),
-                         "p": float(p)})
-    return pd.DataFrame(rows, columns=STRESS_COMPARE_COLUMNS)
+def write_outcomes(summary_paths: Sequence[str | Path], output: str | Path, failure: Mapping) -> None:
+    """``run_outcomes`` as a CSV table (a frontier shard)."""
+    write_table(output, run_outcomes(summary_paths, failure))
 
 
 def landscape_tables(summary_paths: Sequence[str | Path], outputs: Mapping[str, str], params: Mapping) -> None:
     """Landscape tables: one row per run, and per dt mean x spread with break rates."""
     analysis = params["analysis"]
-    runs = run_outcomes(summary_paths, analysis["collapse_drop"], params["chance_acc"])
+    runs = run_outcomes(summary_paths, {"criteria": LANDSCAPE_CRITERIA, "chance_acc": params["chance_acc"],
+                                        "collapse_drop": analysis["collapse_drop"]})
     runs = runs.sort_values(["mean", "std", "seed"], ignore_index=True)
     summary = rates(runs, ["dataset", "dataset_label", "mean", "std"], analysis["alpha"])
     write_table(outputs["runs"], runs)
     write_table(outputs["runs_csv"], runs)
     write_table(outputs["table"], summary)
-
-
-def stress_tables(summary_paths: Sequence[str | Path], outputs: Mapping[str, str], params: Mapping) -> None:
-    """Stress tables: one row per run; per setting x variant with break rates; each variant against the reference
-    (the first of ``stress.variants`` that ran) per setting, Holm-corrected over all settings."""
-    analysis, stress = params["analysis"], params["stress"]
-    runs = run_outcomes(summary_paths, analysis["collapse_drop"], params["chance_acc"])
-    order = {name: i for i, name in enumerate(stress["variants"])}
-    runs = runs.sort_values(["lr_multiplier", "beta", "variant", "seed"], key=lambda c: c.map(order)
-                            if c.name == "variant" else c, ignore_index=True)
-    summary = rates(runs, ["dataset", "dataset_label", "lr_multiplier", "beta", "variant"], analysis["alpha"])
-    compare = stress_compare(runs, [v for v in stress["variants"] if v in set(runs["variant"])][0])
-    compare["p_holm"] = holm(compare["p"].to_numpy(float)) if len(compare) else []
-    write_table(outputs["runs"], runs)
-    write_table(outputs["runs_csv"], runs)
-    write_table(outputs["table"], summary)
-    write_table(outputs["compare"], compare)

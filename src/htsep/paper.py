@@ -341,7 +341,7 @@ def grid_figures_values(study: Study) -> dict:
     per protocol."""
     shown = []
     for figure in FIGURES:
-        if not figure.mechanism:
+        if not figure.mechanism and figure.section is None:  # the others are in their own sections
             for protocol, stem in figure.outputs(study.setup["run_protocols"]):
                 shown.append({"path": f"{stem.removeprefix('figures/')}.pdf", "caption": tex_escape(figure.caption),
                               "protocol": tex_escape(protocol) if protocol else None,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from .files import write_text
 from .paper import template, tex_escape
@@ -122,6 +123,35 @@ def relaxation_values(epochs: pd.DataFrame, primary: str, hts_names: set[str], a
                                             for tag, group in zip(("Ref", "Matched"), groups[1:], strict=True)]}
 
 
+def dead_unit_values(epochs: pd.DataFrame, protocols: list[str], variants: list[str], alpha: float,
+                     label: Callable[[str], str]) -> dict:
+    """Per grid protocol (in the order of ``protocols``), at the end of training: runs with a class never
+    predicted (per variant), the mean share of output units that get no EP update (measured, and by the analytic
+    criterion), and per dataset whether the share of such runs depends on the dt variant (chi-square test of
+    variant x dead class, where both occur)."""
+    out_layer = max(int(c.removeprefix("dead_frac_l")) for c in epochs.columns if c.startswith("dead_frac_l"))
+    grid = epochs[epochs["protocol"].isin(protocols)]
+    last = grid[grid["epoch"] == grid.groupby(["protocol", "dataset", "variant", "seed"])["epoch"].transform("max")]
+    last = last.assign(dead=(last["classes_never_predicted"] > 0) & ~last["diverged"].astype(bool))
+    found = []
+    for protocol, rows in last.groupby("protocol"):
+        tests = []
+        for dataset, own in rows.groupby("dataset_label"):
+            table = pd.crosstab(own["variant"], own["dead"])
+            if table.shape[1] == 2 and table.shape[0] > 1:
+                tests.append({"dataset": dataset, "p": float(sps.chi2_contingency(table.to_numpy()).pvalue)})
+        found.append({
+            "name": protocol, "n_runs": len(rows), "n_dead": int(rows["dead"].sum()),
+            "variants": [{"label": label(v), "n_dead": int(rows.loc[rows["variant"] == v, "dead"].sum()),
+                          "n_runs": int((rows["variant"] == v).sum())}
+                         for v in variants if (rows["variant"] == v).any()],
+            "out_dead": _mean(rows, f"dead_frac_l{out_layer}"), "out_analytic": _mean(rows, "out_dead_analytic_frac"),
+            "hidden_dead": float(np.mean([_mean(rows, f"dead_frac_l{layer}") for layer in range(1, out_layer)])),
+            "tests": tests, "differs": [t["dataset"] for t in tests if t["p"] < alpha],
+        })
+    return {"protocols": sorted(found, key=lambda p: protocols.index(p["name"]))}
+
+
 def landscape_values(land: pd.DataFrame) -> dict:
     """Best and worst cell, the gain of some spread over uniform dt per mean, and where runs broke."""
     finite = land[np.isfinite(land["acc_mean"])]
@@ -146,32 +176,6 @@ def landscape_values(land: pd.DataFrame) -> dict:
     }
 
 
-def stress_values(stress: pd.DataFrame, compare: pd.DataFrame, scfg: Mapping, alpha: float,
-                  label: Callable[[str], str]) -> dict:
-    """Runs broken per variant (pooled over settings), the smallest multiplier where half broke, per beta, and the
-    settings whose Fisher test is significant after Holm's correction."""
-    variants = [v for v in scfg["variants"] if v in set(stress["variant"])]
-    pooled, onset = [], []
-    for name in variants:
-        rows = stress[stress["variant"] == name]
-        pooled.append({"label": label(name), "n_broke": int(rows["n_broke"].sum()),
-                       "n_runs": int(rows["n_runs"].sum())})
-        first_broken = []
-        for beta in sorted(set(stress["beta"])):
-            cells = rows[rows["beta"] == beta].sort_values("lr_multiplier")
-            broken = cells[cells["break_rate"] >= 0.5]
-            first_broken.append(broken["lr_multiplier"].iloc[0] if len(broken) else None)
-        onset.append({"label": label(name), "multipliers": first_broken})
-    significant = compare[compare["p_holm"] < alpha] if len(compare) else compare
-    return {
-        "dataset": stress["dataset_label"].iloc[0] if len(stress) else None,
-        "reference": label(variants[0] if variants else scfg["variants"][0]),
-        "others": [label(v) for v in variants[1:]],
-        "pooled": pooled, "onset": onset, "n_compared": len(compare),
-        "significant": [{**row, "label": label(row["variant"])} for row in significant.to_dict("records")],
-    }
-
-
 def mechanism_macros(inputs: Mapping[str, str], output: str | Path, params: Mapping) -> None:
     """Write ``paper/generated/mechanism.tex``: every number and claim of the Mechanism section, from the tables."""
     labels = variant_labels(params["variants"], tex=True)
@@ -181,13 +185,14 @@ def mechanism_macros(inputs: Mapping[str, str], output: str | Path, params: Mapp
 
     spec, analysis = params["spectral"], params["analysis"]
     spectral = spectral_values(pd.read_parquet(inputs["spectral"]), spec, analysis, label)
+    epochs = pd.read_parquet(inputs["epochs"])
     text = template("mechanism").render(
-        spec=spec, landscape_config=params["landscape"], stress_config=params["stress"],
-        chance_acc=params["chance_acc"], alpha=analysis["alpha"], spectral=spectral,
-        relaxation=relaxation_values(pd.read_parquet(inputs["epochs"]), spec["datasets"][0], spectral["hts_variants"],
-                                     analysis),
+        spec=spec, landscape_config=params["landscape"], spectral=spectral,
+        relaxation=relaxation_values(epochs[epochs["protocol"] == spec["protocol"]], spec["datasets"][0],
+                                     spectral["hts_variants"], analysis),
+        dead=dead_unit_values(epochs, params["run_protocols"], [v["name"] for v in params["variants"]],
+                              analysis["alpha"], label),
+        alpha=analysis["alpha"],
         landscape=landscape_values(pd.read_csv(inputs["landscape"])),
-        stress=stress_values(pd.read_csv(inputs["stress"]), pd.read_csv(inputs["stress_compare"]), params["stress"],
-                             analysis["alpha"], label),
     )
     write_text(output, text)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from .calibration import select
 from .plots import set_style
 
 
-def calibration_figure(table: pd.DataFrame, selection: dict):
+def calibration_figure(table: pd.DataFrame, calibration: Mapping):
     """One panel per calibrated kind (EP, backprop): every search point's seeds (dots) and mean (bar), the
-    selected point outlined; ``table`` and ``selection`` as htsep.calibration writes them."""
+    point the declared rule selects in red; ``table`` as htsep.calibration writes it, ``calibration`` the config
+    key the search was declared in."""
     set_style()
+    selection = select(table, {"calibration": calibration})
     kinds = [k for k in ("ep", "backprop") if k in set(table["kind"])]
     widths = [max(2.5, 0.42 * table.loc[table["kind"] == k, "point"].nunique() + 1) for k in kinds]
     fig, axes = plt.subplots(1, len(kinds), figsize=(sum(widths), 3.4), width_ratios=widths, layout="constrained",

@@ -1,5 +1,5 @@
 """The mechanism experiments' figures, in the style of ``htsep.plots``: relaxation spectra of the trained runs
-(``htsep.spectra``), relaxation over training, the dt landscape and the stress sweep (``htsep.outcomes``).
+(``htsep.spectra``), relaxation over training and the dt landscape (``htsep.outcomes``).
 
 Each plotting function takes its tables and config parts as keyword arguments and returns the figure (see
 ``htsep.figures``).
@@ -75,51 +75,6 @@ def landscape_figure(summary: pd.DataFrame, landscape: Mapping):
     fig.suptitle(f"{label}: {landscape['distribution']} dt clipped to [{fmt(landscape['clip_min'])}, "
                  f"{fmt(landscape['clip_max'])}], {landscape['epochs']} epochs, {len(landscape['seeds'])} seeds",
                  fontsize=9)
-    return fig
-
-
-def stress_figure(runs: pd.DataFrame, summary: pd.DataFrame, stress: Mapping, variants: Sequence[Mapping]):
-    """Per beta (columns): share of runs that broke (exact 95% CI) and final accuracy per seed, vs lr multiplier."""
-    set_style()
-    names = [v for v in stress["variants"] if v in set(runs["variant"])]
-    labels, colours = _variant_style(names, variants)
-    betas = sorted(summary["beta"].unique())
-    mults = sorted(summary["lr_multiplier"].unique())
-    fig, axes = plt.subplots(2, len(betas), figsize=(2.5 * len(betas) + 0.4, 4.6), squeeze=False, sharex=True,
-                             sharey="row", layout="constrained")
-    offsets = np.linspace(-0.12, 0.12, len(names)) if len(names) > 1 else [0.0]
-    x_of = {m: i for i, m in enumerate(mults)}
-    for col, beta in enumerate(betas):
-        top, bottom = axes[0][col], axes[1][col]
-        for offset, name in zip(offsets, names, strict=True):
-            cells = summary[(summary["beta"] == beta) & (summary["variant"] == name)].sort_values("lr_multiplier")
-            if cells.empty:
-                continue
-            x = np.array([x_of[m] for m in cells["lr_multiplier"]]) + offset
-            rate = cells["break_rate"].to_numpy(float)
-            err = np.vstack([rate - cells["break_cp_low"].to_numpy(float),
-                             cells["break_cp_high"].to_numpy(float) - rate])
-            top.errorbar(x, rate, yerr=err, color=colours[name], marker="o", ms=4, lw=1.3, capsize=2)
-            seeds = runs[(runs["beta"] == beta) & (runs["variant"] == name)]
-            sx = np.array([x_of[m] for m in seeds["lr_multiplier"]]) + offset
-            acc = 100 * seeds["final_test_acc"].to_numpy(float)
-            bottom.scatter(sx[np.isfinite(acc)], acc[np.isfinite(acc)], s=9, color=colours[name], alpha=0.6, lw=0)
-            diverged = ~np.isfinite(acc)
-            if diverged.any():
-                bottom.scatter(sx[diverged], np.zeros(diverged.sum()), marker="x", s=14, color=colours[name])
-            bottom.plot(x, 100 * cells["acc_median"].to_numpy(float), color=colours[name], lw=1.2)
-        top.set_title(rf"$\beta={fmt(beta)}$")
-        top.set_ylim(-0.05, 1.05)
-        bottom.set_ylim(-3, 103)
-        bottom.set_xticks(range(len(mults)), [f"×{fmt(m)}" for m in mults])
-        bottom.set_xlabel("Learning-rate multiplier")
-    axes[0][0].set_ylabel("Share of runs broken\n(exact 95% CI)")
-    axes[1][0].set_ylabel("Final test accuracy (%)\n(× = diverged)")
-    handles = [Line2D([], [], color=colours[n], marker="o", ms=4, lw=1.3, label=labels[n]) for n in names]
-    label = summary["dataset_label"].iloc[0] if len(summary) else ""
-    fig.suptitle(f"{label}: {stress['epochs']} epochs, {len(stress['seeds'])} seeds per cell; broken = diverged, "
-                 f"collapsed or chance-level", fontsize=9)
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(names), frameon=False)
     return fig
 
 

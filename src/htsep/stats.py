@@ -92,7 +92,7 @@ def run_measures(runs: pd.DataFrame, epochs: pd.DataFrame, collapse_drop: float)
         tv = total_variation(acc)
         diverged = bool(run.diverged)
         never = curve["classes_never_predicted"].iloc[-1] if curve is not None and len(curve) else 0
-        dead = 0 if pd.isna(never) else int(never)  # not measured (backprop reference): counted as none
+        dead = 0 if pd.isna(never) else int(never)  # NaN: the last epoch diverged
         rows.append({
             "protocol": run.protocol, "dataset": run.dataset, "dataset_label": run.dataset_label,
             "variant": run.variant, "seed": run.seed,

@@ -17,9 +17,10 @@ from .train import train_runs
 log = logging.getLogger(__name__)
 
 
-def train_sweep(runs: Sequence[Mapping], folders: Sequence[str], data_paths: Mapping[str, str]) -> list[dict]:
+def train_sweep(runs: Sequence[Mapping], folders: Sequence[str], data_paths: Mapping[str, str],
+                keep_model: bool = True) -> list[dict]:
     """Train a sweep job's runs: one stacked ``train_runs`` call per distinct training config, on the runs' data
-    subset (all runs of a job share the dataset and subset)."""
+    subset (all runs of a job share the dataset and subset; ``keep_model``: as in ``train_runs``)."""
     datasets = {json.dumps(run["dataset"], sort_keys=True) for run in runs}
     if len(datasets) != 1:
         raise ValueError("train_sweep: all runs of a job must share their dataset config")
@@ -35,5 +36,6 @@ def train_sweep(runs: Sequence[Mapping], folders: Sequence[str], data_paths: Map
         torch.save(subset_split(load_split(data_paths["test"]), first=dataset.get("test_subset")), paths["test"])
         for members in groups.values():
             log.info("training %d runs with %s", len(members), runs[members[0]]["sweep"])
-            summaries += train_runs([runs[i] for i in members], paths, [folders[i] for i in members])
+            summaries += train_runs([runs[i] for i in members], paths, [folders[i] for i in members],
+                                    keep_model)
     return summaries

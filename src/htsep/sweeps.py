@@ -1,9 +1,8 @@
 """Which runs the mechanism experiments need: pure functions of the config, read by the workflow to build its DAG.
 
 - ``spectral_runs``: the grid runs whose trained weights the spectral experiment reads (``htsep.spectra``);
-- ``landscape_plan``: short runs over a grid of dt mean x spread, one stacked training job per dt mean;
-- ``stress_plan``: uniform vs heterogeneous dt under larger learning rates and nudging strengths, one job per
-  learning-rate multiplier.
+- ``landscape_plan``: short runs over a grid of dt mean x spread, one stacked training job per dt mean
+  (the stability frontier's runs are planned by ``htsep.frontier``).
 
 Each run of a sweep gets its own effective config (``sweep_run``), trained by ``htsep.sweep_training``.
 """
@@ -14,13 +13,12 @@ import copy
 import logging
 from collections.abc import Mapping, Sequence
 
-from .config import ConfigError, canonical, deep_update, run_slice, variant_by_name
+from .config import ConfigError, canonical, deep_update, run_slice
 from .timesteps import TimeStepSpecError, validate_spec
 
 log = logging.getLogger(__name__)
 
 LANDSCAPE_DIR = "results/mechanism/landscape"
-STRESS_DIR = "results/mechanism/stress"
 
 
 def fmt(x: float) -> str:
@@ -52,10 +50,9 @@ def spectral_runs(config: Mapping) -> list[tuple[str, str, int]]:
     return [(d, v, int(s)) for d in spec["datasets"] for v in variants for s in seeds]
 
 
-def sweep_run(config: Mapping, sweep: Mapping, variant: Mapping, seed: int, tag: Mapping,
-              lr_multiplier: float = 1.0, beta: float | None = None) -> dict:
+def sweep_run(config: Mapping, sweep: Mapping, variant: Mapping, seed: int, tag: Mapping) -> dict:
     """The effective config of one run of a sweep: the grid's run config with the sweep's dataset subset,
-    training overrides, epochs, scaled learning rates / beta, and ``tag`` (the sweep coordinates) as ``sweep``."""
+    training overrides and epochs, and ``tag`` (the sweep coordinates) as ``sweep``."""
     dataset = sweep["dataset"]
     if dataset not in config["data"]:
         raise ConfigError(f"config key mechanism: dataset {dataset!r} is not configured in data")
@@ -68,10 +65,7 @@ def sweep_run(config: Mapping, sweep: Mapping, variant: Mapping, seed: int, tag:
         raise ConfigError(f"config key {err}") from None
     run = run_slice(config, dataset, config["variants"][0]["name"], seed)
     training = deep_update(copy.deepcopy(config["training"]), sweep.get("training") or {})
-    training |= {"epochs": sweep["epochs"], "snapshot_epochs": [],
-                 "lr": [lr_multiplier * lr for lr in training["lr"]]}
-    if beta is not None:
-        training["beta"] = beta
+    training |= {"epochs": sweep["epochs"], "snapshot_epochs": []}
     run["training"] = canonical(training)
     run["variant"] = canonical(dict(variant))
     run["dataset"] = canonical({**run["dataset"], "train_subset": sweep["train_subset"],
@@ -103,28 +97,4 @@ def landscape_plan(config: Mapping) -> dict[str, list[tuple[str, dict]]]:
                 jobs.append((folder, sweep_run(config, land, variant, seed, {"name": "landscape", "mean": mean,
                                                                               "std": std})))
         plan[fmt(mean)] = jobs
-    return plan
-
-
-def stress_setting(lr_multiplier: float, beta: float) -> str:
-    """The folder name of one stress setting, e.g. 'lr2_beta0.5'."""
-    return f"lr{fmt(lr_multiplier)}_beta{fmt(beta)}"
-
-
-def stress_plan(config: Mapping) -> dict[str, list[tuple[str, dict]]]:
-    """lr multiplier -> [(run folder, run config)]: one job per multiplier (one stacked training per beta)."""
-    stress = config["mechanism"]["stress"]
-    variants = [variant_by_name(config, name)
-                for name in _present_variants(config, stress["variants"], "mechanism.stress.variants")]
-    plan: dict[str, list[tuple[str, dict]]] = {}
-    for mult in stress["lr_multipliers"]:
-        jobs = []
-        for beta in stress["betas"]:
-            for variant in variants:
-                for seed in stress["seeds"]:
-                    setting = stress_setting(mult, beta)
-                    folder = f"{STRESS_DIR}/{stress['dataset']}/{setting}/{variant['name']}/seed{seed}"
-                    tag = {"name": "stress", "lr_multiplier": mult, "beta": beta}
-                    jobs.append((folder, sweep_run(config, stress, variant, seed, tag, mult, beta)))
-        plan[fmt(mult)] = jobs
     return plan

@@ -216,11 +216,12 @@ def train_run(run: dict, data_paths: dict, out_dir: str | Path) -> dict:
     return train_runs([run], data_paths, [out_dir])[0]
 
 
-def train_runs(runs: list[dict], data_paths: dict, out_dirs: list) -> list[dict]:
+def train_runs(runs: list[dict], data_paths: dict, out_dirs: list, keep_model: bool = True) -> list[dict]:
     """Train R runs that share data and hyperparameters as one stacked network; one output folder each.
 
     Every run gets exactly the initial weights, dt and batch order its own seed gives; a run that diverges is
-    recorded and no longer reported, while the others go on.
+    recorded and no longer reported, while the others go on. Without ``keep_model`` a finished run keeps only its
+    metrics.csv and summary.json (its checkpoint, kept for resuming while it trains, is deleted).
     """
     check_batchable(runs)
     training = runs[0]["training"]
@@ -289,7 +290,10 @@ def train_runs(runs: list[dict], data_paths: dict, out_dirs: list) -> list[dict]
         summary = summarize(run, metrics, net.member(r), device, elapsed) | {"runs_trained_together": len(runs)}
         write_table(out_dir / "metrics.csv", metrics)
         write_json(out_dir / "summary.json", summary)
-        write_torch(out_dir / "model.pt", torch.load(out_dir / CHECKPOINT, weights_only=False))
+        if keep_model:
+            write_torch(out_dir / "model.pt", torch.load(out_dir / CHECKPOINT, weights_only=False))
+        else:
+            (out_dir / CHECKPOINT).unlink(missing_ok=True)
         summaries.append(summary)
     return summaries
 

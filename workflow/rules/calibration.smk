@@ -2,6 +2,7 @@
 # snakemake calibrate. Trains on the calibration dataset's fit split and scores on its validation split.
 
 from htsep.config import calibration_run  # noqa: E402
+from htsep.figures import figure_files  # noqa: E402
 
 CALIBRATION_DATA = f"{DATA}/{config['calibration']['dataset']}"
 CALIBRATION_SLICE = {"calibration": config["calibration"]}  # all the table and the selection depend on
@@ -39,14 +40,12 @@ rule calibrate_run:
 
 
 rule calibration:
-    """The search table, the selected settings with the rule that selected them, and the figure."""
+    """The search table and the selected settings with the rule that selected them (the figure: analysis.smk)."""
     input:
         calibration_summaries(),
     output:
         table=report(f"{CALIBRATION}/calibration.csv", category="Calibration", caption="../report/calibration.rst"),
         selection=f"{CALIBRATION}/selection.json",
-        pdf="figures/calibration.pdf",
-        png=report("figures/calibration.png", category="Calibration", caption="../report/calibration.rst"),
     params:
         code=code("calibration.py"),
         config=CALIBRATION_SLICE,
@@ -63,7 +62,28 @@ rule calibration:
         "../scripts/calibration.py"
 
 
+rule calibration_paper:
+    """The paper's calibration appendix: the search, the rule, the selection and every point's score."""
+    input:
+        table=rules.calibration.output.table,
+        selection=rules.calibration.output.selection,
+    output:
+        "paper/generated/calibration.tex",
+    params:
+        code=code("calibration_paper.py"),
+        config=CALIBRATION_SLICE,
+    log:
+        "results/logs/calibration_paper.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/calibration_paper.py"
+
+
 rule calibrate:
-    """Target: the calibration search and its selection."""
+    """Target: the calibration search, its selection, figure and appendix."""
     input:
         rules.calibration.output,
+        rules.calibration_paper.output,
+        figure_files(config["run_protocols"], section="calibration"),

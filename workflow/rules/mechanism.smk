@@ -1,16 +1,15 @@
-# Mechanism experiments: relaxation spectra of the grid's trained runs (htsep.spectra), a dt mean x spread
-# landscape and a learning-rate x beta stress sweep of their own short runs (planned by htsep.sweeps, trained by
-# htsep.sweep_training, tabled by htsep.outcomes), and the paper's Mechanism macros (htsep.paper_mechanism); their
+# Mechanism experiments: relaxation spectra of the grid's trained runs (htsep.spectra) and a dt mean x spread
+# landscape of its own short runs (planned by htsep.sweeps, trained by htsep.sweep_training, tabled by
+# htsep.outcomes), and the paper's Mechanism macros (htsep.paper_mechanism); their
 # figures are drawn by the figure rules (analysis.smk). `snakemake mechanism` builds all of it (and only the grid
 # runs the spectra need).
 
-from htsep.sweeps import LANDSCAPE_DIR, STRESS_DIR, fmt, landscape_plan, spectral_runs, stress_plan
+from htsep.sweeps import LANDSCAPE_DIR, fmt, landscape_plan, spectral_runs
 
 MECH = config["mechanism"]
 MECH_ANALYSIS = {k: config["analysis"][k] for k in ("collapse_drop", "alpha", "reference", "mean_matched")}
 SPECTRAL_RUNS = spectral_runs(config)
 LANDSCAPE_PLAN = landscape_plan(config)
-STRESS_PLAN = stress_plan(config)
 
 
 rule mech_spectral:
@@ -98,83 +97,21 @@ rule mech_landscape:
         "../scripts/mech_landscape.py"
 
 
-rule mech_stress_train:
-    """All runs of one learning-rate multiplier of the stress sweep: one stacked training per beta."""
-    input:
-        train=f"{DATA}/{MECH['stress']['dataset']}/train.pt",
-        test=f"{DATA}/{MECH['stress']['dataset']}/test.pt",
-    output:
-        [f"{STRESS_DIR}/{MECH['stress']['dataset']}/lr{{lr}}_beta{beta}/{variant}/seed{seed}/{name}"
-         for beta in map(fmt, MECH["stress"]["betas"])
-         for variant in MECH["stress"]["variants"]
-         for seed in MECH["stress"]["seeds"] for name in RUN_FILES],
-    params:
-        code=code("mech_train_sweep.py"),
-        runs=lambda w: [run for _, run in STRESS_PLAN[w.lr]],
-        folders=lambda w: [folder for folder, _ in STRESS_PLAN[w.lr]],
-    wildcard_constraints:
-        lr=r"[0-9.e-]+",
-    log:
-        "results/logs/mechanism/stress_train/lr{lr}.log",
-    benchmark:
-        "results/benchmarks/mechanism/stress_train/lr{lr}.tsv"
-    threads: config["training"].get("threads", 1)
-    resources:
-        mem_mb=3000,
-        runtime=120,
-    conda:
-        "../../environment.yml"
-    script:
-        "../scripts/mech_train_sweep.py"
-
-
-rule mech_stress:
-    """Stress tables: per run; break rates with exact and Wilson CIs per setting x variant; Fisher tests against
-    the reference variant, Holm-corrected."""
-    input:
-        summaries=[f"{folder}/summary.json" for jobs in STRESS_PLAN.values() for folder, _ in jobs],
-        metrics=[f"{folder}/metrics.csv" for jobs in STRESS_PLAN.values() for folder, _ in jobs],
-    output:
-        runs=f"{MECHANISM_TABLES}/stress_runs.parquet",
-        runs_csv=f"{MECHANISM_TABLES}/stress_runs.csv",
-        table=report(f"{MECHANISM_TABLES}/stress.csv", category="Mechanism", caption="../report/mech_stress_table.rst"),
-        compare=f"{MECHANISM_TABLES}/stress_compare.csv",
-    params:
-        code=code("mech_stress.py"),
-        stress=MECH["stress"],
-        analysis=MECH_ANALYSIS,
-        chance_acc=MECH["chance_acc"],
-    log:
-        "results/logs/mechanism/stress.log",
-    benchmark:
-        "results/benchmarks/mechanism/stress.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../environment.yml"
-    script:
-        "../scripts/mech_stress.py"
-
-
 rule mechanism_paper:
     """Numbers and data-worded claims of the paper's Mechanism section (paper/mechanism.tex)."""
     input:
         spectral=rules.mech_spectral.output.table,
         epochs=f"{TABLES}/epochs.parquet",
         landscape=rules.mech_landscape.output.table,
-        stress=rules.mech_stress.output.table,
-        stress_compare=rules.mech_stress.output.compare,
     output:
         "paper/generated/mechanism.tex",
     params:
         code=code("mech_paper.py"),
         spectral=MECH["spectral"],
         landscape=MECH["landscape"],
-        stress=MECH["stress"],
         variants=config["variants"],
+        run_protocols=config["run_protocols"],
         analysis=MECH_ANALYSIS,
-        chance_acc=MECH["chance_acc"],
     log:
         "results/logs/mechanism/paper.log",
     benchmark:
@@ -193,6 +130,5 @@ rule mechanism:
     input:
         rules.mech_spectral.output,
         rules.mech_landscape.output,
-        rules.mech_stress.output,
         figure_files(config["run_protocols"], mechanism=True),
         rules.mechanism_paper.output,

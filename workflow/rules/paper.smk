@@ -54,6 +54,8 @@ rule paper:
         figures=figure_files(config["run_protocols"], ("pdf",)),
         mechanism_tex="paper/mechanism.tex",
         mechanism_generated="paper/generated/mechanism.tex",
+        frontier_generated="paper/generated/frontier.tex",
+        calibration_generated="paper/generated/calibration.tex",
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",

@@ -1,0 +1,160 @@
+# The stability frontier (htsep.frontier plans it, htsep.outcomes classifies its runs, htsep.frontier_stats fits
+# it): `snakemake frontier_pilot` places the levels on the fit/validation split; `snakemake frontier` trains the
+# shard config key frontier_shard names, writes its per-run tables to results/frontier/shards/ (commit them under
+# benchmarks/records/<date>-frontier/shards/), and analyses them together with every committed shard (frontier.records).
+
+from htsep.config import shard_spec  # noqa: E402
+from htsep.frontier import (  # noqa: E402
+    FRONTIER_DIR,
+    level_job,
+    pilot_axes,
+    recorded_shards,
+    shard_name,
+    stage_folders,
+    stage_members,
+)
+
+FRONTIER = config["frontier"]
+SHARD = shard_spec(config)
+SHARD_TABLES = {shard_name(d, a, SHARD): (d, a) for d in SHARD["datasets"] for a in SHARD["axes"]}
+FRONTIER_FAILURE = FRONTIER["failure"]
+FRONTIER_STATISTICS = {k: FRONTIER[k] for k in ("bootstrap", "bootstrap_seed", "ci_level", "alpha", "power")}
+
+
+def frontier_outputs(stage):
+    """The run files of one training job (every variant x seed of one level), as output patterns."""
+    variants, seeds = stage_members(config, stage)
+    return [f"{FRONTIER_DIR}/{stage}/{{dataset}}/{{axis}}/{{level}}/{v}/seed{s}/{name}"
+            for v in variants for s in seeds for name in ("metrics.csv", "summary.json")]
+
+
+for stage, split in (("pilot", ("fit", "validation")), ("sweep", ("train", "test"))):
+
+    rule:
+        name:
+            f"frontier_{stage}_train"
+        input:
+            train=f"{DATA}/{{dataset}}/{split[0]}.pt",
+            test=f"{DATA}/{{dataset}}/{split[1]}.pt",
+        output:
+            frontier_outputs(stage),
+        params:
+            code=code("frontier_train.py"),
+            runs=lambda w, stage=stage: [run for _, run in level_job(config, stage, w.dataset, w.axis, w.level)],
+            folders=lambda w, stage=stage: [f for f, _ in level_job(config, stage, w.dataset, w.axis, w.level)],
+        wildcard_constraints:
+            axis="[A-Za-z0-9_]+",
+            level=r"[0-9.e+-]+",
+        log:
+            f"results/logs/frontier/{stage}/{{dataset}}/{{axis}}/{{level}}.log",
+        benchmark:
+            f"results/benchmarks/frontier/{stage}/{{dataset}}/{{axis}}/{{level}}.tsv"
+        threads: config["training"].get("threads", 1)
+        resources:
+            **TRAIN_RESOURCES,
+        group:
+            "train"
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/frontier_train.py"
+
+
+rule frontier_shard:
+    """One (dataset, axis) part of this invocation's shard: one row per run (how and from when it failed)."""
+    input:
+        lambda w: [f"{folder}/summary.json" for folder in stage_folders(config, "sweep", *SHARD_TABLES[w.shard])],
+    output:
+        f"{FRONTIER_DIR}/shards/{{shard}}.csv",
+    params:
+        code=code("frontier_shard.py"),
+        failure=FRONTIER_FAILURE,
+    wildcard_constraints:
+        shard="|".join(SHARD_TABLES) or "no-shard",
+    log:
+        f"results/logs/frontier/shards/{{shard}}.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/frontier_shard.py"
+
+
+rule frontier_pilot:
+    """Target: the pilot's failure rate per level (the control variant, fit/validation split)."""
+    input:
+        [f"{folder}/summary.json" for d in FRONTIER["datasets"] for a in pilot_axes(config)
+         for folder in stage_folders(config, "pilot", d, a)],
+    output:
+        runs=f"{FRONTIER_DIR}/pilot_runs.csv",
+        table=report(f"{FRONTIER_DIR}/pilot.csv", category="Frontier", caption="../report/frontier_pilot.rst"),
+    params:
+        code=code("frontier_pilot.py"),
+        failure=FRONTIER_FAILURE,
+        alpha=FRONTIER["alpha"],
+    log:
+        "results/logs/frontier/pilot.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/frontier_pilot.py"
+
+
+rule frontier_analysis:
+    """Every committed shard and this invocation's: failure rates, binomial GLMs with the LR test of the variant
+    terms, critical levels with bootstrap CIs, the detectable shift, and how and when runs failed."""
+    input:
+        shards=[*recorded_shards(config), *(f"{FRONTIER_DIR}/shards/{name}.csv" for name in SHARD_TABLES)],
+    output:
+        runs=f"{FRONTIER_DIR}/runs.csv",
+        cells=report(f"{FRONTIER_DIR}/cells.csv", category="Frontier", caption="../report/frontier_cells.rst"),
+        fits=report(f"{FRONTIER_DIR}/fits.csv", category="Frontier", caption="../report/frontier_fits.rst"),
+        critical=report(f"{FRONTIER_DIR}/critical.csv", category="Frontier",
+                        caption="../report/frontier_critical.rst"),
+        curves=f"{FRONTIER_DIR}/curves.csv",
+    params:
+        code=code("frontier_analysis.py"),
+        variants=FRONTIER["variants"],
+        axes=list(FRONTIER["axes"]),
+        statistics=FRONTIER_STATISTICS,
+    log:
+        "results/logs/frontier/analysis.log",
+    benchmark:
+        "results/benchmarks/frontier/analysis.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/frontier_analysis.py"
+
+
+rule frontier:
+    """Target: this invocation's shard, the analysis of all shards, the figure and the paper section."""
+    input:
+        rules.frontier_analysis.output,
+        figure_files(config["run_protocols"], section="frontier"),
+        "paper/generated/frontier.tex",
+
+
+rule frontier_paper:
+    """The paper's Stability frontier section, every number and result sentence read from the frontier tables."""
+    input:
+        fits=rules.frontier_analysis.output.fits,
+        critical=rules.frontier_analysis.output.critical,
+        cells=rules.frontier_analysis.output.cells,
+    output:
+        "paper/generated/frontier.tex",
+    params:
+        code=code("frontier_paper.py"),
+        frontier=FRONTIER,
+        variants=config["variants"],
+    log:
+        "results/logs/frontier/paper.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/frontier_paper.py"

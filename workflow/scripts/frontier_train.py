@@ -1,0 +1,6 @@
+from htsep.pipeline import run_rule
+from htsep.sweep_training import train_sweep
+
+run_rule(snakemake, lambda: train_sweep(snakemake.params.runs, snakemake.params.folders,
+                                        {"train": snakemake.input.train, "test": snakemake.input.test},
+                                        keep_model=False))
