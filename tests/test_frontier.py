@@ -211,3 +211,13 @@ def test_merge_keeps_the_latest_record_of_a_run():
     assert merged.loc[merged["seed"] == 1, "broke"].all()
     assert set(merged.loc[merged["seed"] == 1, "code_fingerprint"]) == {"new"}
     assert len(merge_shards([], ["u"], ["lr"])) == 0
+
+
+def test_failure_that_falls_with_the_level_has_no_critical_level():
+    runs = simulate({"u": 4.0}, slope=2.0, seeds=5, rng=np.random.default_rng(7))
+    falling = runs.assign(variant="falling", broke=runs["level"] <= 3)  # fails only at low levels
+    quasi = runs.assign(variant="quasi", broke=(runs["level"] > 4.5) | ((runs["level"] == 4.5) & (runs["seed"] < 2)))
+    critical = analyze(pd.concat([falling, quasi]), ["falling", "quasi"], STATS)["critical"].set_index("variant")
+    assert critical.loc["falling", "status"] == "no rise" and math.isnan(critical.loc["falling", "critical_level"])
+    assert critical.loc["quasi", "status"] == "separated"
+    assert critical.loc["quasi", "critical_level"] == pytest.approx(4.5)  # the one level where outcomes overlap

@@ -78,6 +78,11 @@ def fit_logistic(x: np.ndarray, y: np.ndarray) -> dict:
             "cov": np.asarray(result.cov_params())}
 
 
+def _rises(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether separated outcomes fail above (not below) the level that separates them."""
+    return bool(x[~y].max() <= x[y].min())
+
+
 def critical_x(fit: Mapping, x: np.ndarray, y: np.ndarray) -> float:
     """log level where the fitted failure probability is 1/2: -a/b; the overlap level of quasi-complete
     separation; +inf / -inf when no (every) run failed; NaN for a complete gap or a curve that does not rise."""
@@ -86,18 +91,9 @@ def critical_x(fit: Mapping, x: np.ndarray, y: np.ndarray) -> float:
         return math.inf
     if kind == "all failed":
         return -math.inf
-    if kind == "quasi-complete":
-        lo_fail, hi_safe = x[y].min(), x[~y].max()
-        return float(lo_fail if hi_safe <= lo_fail else hi_safe)
-    if kind == "complete" or not fit["b"] > 0:
-        return math.nan
-    return -fit["a"] / fit["b"]
-
-
-def _bracket(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """The levels between which completely separated outcomes switch (log scale)."""
-    return (float(x[~y].max()), float(x[y].min())) if x[~y].max() < x[y].min() else (float(x[y].max()),
-                                                                                       float(x[~y].min()))
+    if kind in ("quasi-complete", "complete"):
+        return float(x[y].min()) if kind == "quasi-complete" and _rises(x, y) else math.nan
+    return -fit["a"] / fit["b"] if fit["b"] > 0 else math.nan
 
 
 def detectable_shift(fit: Mapping, x_levels: np.ndarray, n_per_level: int, alpha: float, power: float) -> float:
@@ -126,8 +122,8 @@ def _critical_row(x: np.ndarray, y: np.ndarray, boot: np.ndarray, spec: Mapping)
     lo_axis, hi_axis = x.min(), x.max()
     row = {"critical_level": math.nan, "ci_low": math.nan, "ci_high": math.nan, "separated": fit["separated"],
            "n_boot": len(boot), "boot_undefined": float(np.isnan(boot).mean()) if len(boot) else math.nan}
-    if fit["separated"] == "complete":
-        lo, hi = _bracket(x, y)
+    if fit["separated"] == "complete" and _rises(x, y):
+        lo, hi = float(x[~y].max()), float(x[y].min())
         return row | {"status": "separated", "bracket_low": math.exp(lo), "bracket_high": math.exp(hi),
                       "text": f"between {_level_text(lo)} and {_level_text(hi)} (separated)"}
     if np.isnan(x50):

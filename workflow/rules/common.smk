@@ -1,5 +1,6 @@
 from htsep.config import CALIBRATED, search_points  # noqa: E402
 from htsep.fingerprint import script_fingerprint  # noqa: E402
+from htsep.frontier import FRONTIER_DIR, stage_members  # noqa: E402
 
 CALIBRATION = "results/calibration"
 
@@ -28,3 +29,10 @@ def calibration_summaries():
     return [f"{CALIBRATION}/{kind}/{point}/seed{seed}/summary.json"
             for kind in CALIBRATED for point in search_points(config, kind)
             for seed in config["calibration"]["seeds"]]
+
+
+def frontier_outputs(stage):
+    """The run files of one training job (every variant x seed of one level), as output patterns."""
+    variants, seeds = stage_members(config, stage)
+    return [f"{FRONTIER_DIR}/{stage}/{{dataset}}/{{axis}}/{{level}}/{v}/seed{s}/{name}"
+            for v in variants for s in seeds for name in ("metrics.csv", "summary.json")]

@@ -11,7 +11,6 @@ from htsep.frontier import (  # noqa: E402
     recorded_shards,
     shard_name,
     stage_folders,
-    stage_members,
 )
 
 FRONTIER = config["frontier"]
@@ -19,13 +18,6 @@ SHARD = shard_spec(config)
 SHARD_TABLES = {shard_name(d, a, SHARD): (d, a) for d in SHARD["datasets"] for a in SHARD["axes"]}
 FRONTIER_FAILURE = FRONTIER["failure"]
 FRONTIER_STATISTICS = {k: FRONTIER[k] for k in ("bootstrap", "bootstrap_seed", "ci_level", "alpha", "power")}
-
-
-def frontier_outputs(stage):
-    """The run files of one training job (every variant x seed of one level), as output patterns."""
-    variants, seeds = stage_members(config, stage)
-    return [f"{FRONTIER_DIR}/{stage}/{{dataset}}/{{axis}}/{{level}}/{v}/seed{s}/{name}"
-            for v in variants for s in seeds for name in ("metrics.csv", "summary.json")]
 
 
 for stage, split in (("pilot", ("fit", "validation")), ("sweep", ("train", "test"))):
