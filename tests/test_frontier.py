@@ -221,3 +221,13 @@ def test_failure_that_falls_with_the_level_has_no_critical_level():
     assert critical.loc["falling", "status"] == "no rise" and math.isnan(critical.loc["falling", "critical_level"])
     assert critical.loc["quasi", "status"] == "separated"
     assert critical.loc["quasi", "critical_level"] == pytest.approx(4.5)  # the one level where outcomes overlap
+
+
+def test_detectable_shift_scales_with_the_runs_per_level():
+    x, fit = np.log(np.array(LEVELS, float)), {"a": -2.5 * math.log(4), "b": 2.5, "separated": None}
+    ten = detectable_shift(fit, x, 10, 0.05, 0.8)
+    assert detectable_shift(fit, x, np.full(len(x), 10.0), 0.05, 0.8) == pytest.approx(ten)
+    assert detectable_shift(fit, x, 40, 0.05, 0.8) == pytest.approx(ten / 2)  # the s.e. goes as 1/sqrt(n)
+    more_near_the_crossing = np.array([10, 10, 20, 20, 10, 10], float)
+    assert detectable_shift(fit, x, more_near_the_crossing, 0.05, 0.8) < ten
+    assert math.isnan(detectable_shift({**fit, "separated": "complete"}, x, 10, 0.05, 0.8))

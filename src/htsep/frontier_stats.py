@@ -96,10 +96,11 @@ def critical_x(fit: Mapping, x: np.ndarray, y: np.ndarray) -> float:
     return -fit["a"] / fit["b"] if fit["b"] > 0 else math.nan
 
 
-def detectable_shift(fit: Mapping, x_levels: np.ndarray, n_per_level: int, alpha: float, power: float) -> float:
+def detectable_shift(fit: Mapping, x_levels: np.ndarray, n_per_level, alpha: float, power: float) -> float:
     """Smallest shift of one variant's critical log level against another's that a two-sided Wald test at
     ``alpha`` detects with probability ``power``, both variants following the curve ``fit`` at the design
-    (``n_per_level`` runs at each of ``x_levels``): (z_(1-alpha/2) + z_power) * sqrt(2 Var(-a/b))."""
+    (``n_per_level`` runs, one number or one per level, at each of ``x_levels``):
+    (z_(1-alpha/2) + z_power) * sqrt(2 Var(-a/b))."""
     if fit["separated"] is not None or not fit["b"] > 0:
         return math.nan
     a, b = fit["a"], fit["b"]
@@ -239,7 +240,9 @@ def analyze(runs: pd.DataFrame, variants: Sequence[str], spec: Mapping) -> dict[
         df = 2 * (len(present) - 1)
         n_seeds = frame.groupby(["variant", "level"])["seed"].nunique()
         boot = _bootstrap(frame, present, spec, key)
-        shift = detectable_shift(common, np.unique(x_all), int(n_seeds.min()), spec["alpha"], spec["power"])
+        per_level = n_seeds.groupby("level").mean().sort_index()  # runs per variant at each level
+        shift = detectable_shift(common, np.log(per_level.index.to_numpy(float)), per_level.to_numpy(float),
+                                 spec["alpha"], spec["power"])
         fits.append({
             "dataset": dataset, "dataset_label": frame["dataset_label"].iloc[0], "axis": axis,
             "levels": " ".join(f"{lv:g}" for lv in sorted(set(frame["level"]))), "n_levels": frame["level"].nunique(),
