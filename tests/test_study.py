@@ -17,7 +17,7 @@ from htsep.paper import GENERATED, pct
 from .conftest import copy_workflow, snakemake
 
 VARIANTS = ["hts_normal", "uniform_0.2", "uniform_0.3"]
-PAPER_PAGES = 17  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
+PAPER_PAGES = 16  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
 
 
 PROTOCOLS = ["lab", "calibrated"]
@@ -142,6 +142,6 @@ def test_frontier_shard_keeps_tables_only_and_the_analysis_reads_committed_shard
     shutil.copytree(test_study, workdir, symlinks=True)
     (workdir / "results/frontier-records").mkdir()
     shard.assign(seed=shard["seed"] + 10).to_csv(workdir / "results/frontier-records/earlier.csv", index=False)
-    snakemake(workdir, "--configfile", "config/test.yaml", "results/frontier/fits.csv")
+    snakemake(workdir, "results/frontier/fits.csv", "--configfile", "config/test.yaml")
     merged = pd.read_csv(workdir / "results/frontier/fits.csv").iloc[0]
     assert (merged["n_runs"], merged["n_seeds_min"], merged["n_failed"]) == (24, 6, 2 * fits["n_failed"])
