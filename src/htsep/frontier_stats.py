@@ -11,8 +11,8 @@ Per (dataset, axis), with x = log(level):
   extrapolated;
 - separation is data: a variant none (all) of whose runs failed is censored above (below) the axis; outcomes
   separated by a gap between levels leave the logit slope infinite and the critical level anywhere in the gap,
-  so the variant gets that bracket and no CI; outcomes that overlap at one level only put it at that level, with
-  the bootstrap CI of the resamples (given while at most 10% of them are completely separated);
+  so the variant gets that bracket and no CI; outcomes that overlap at one level only put it at that level (no
+  resample can move it elsewhere), with the levels between which the rate jumps from 0 to 1 and no CI;
 - the resolution of the test: the smallest shift of one variant's critical level against another that a Wald
   test at ``alpha`` would detect with probability ``power``, from the common curve's Fisher information at the
   sweep's design (levels x seeds);
@@ -135,18 +135,23 @@ def _critical_row(x: np.ndarray, y: np.ndarray, boot: np.ndarray, spec: Mapping)
     if x50 < lo_axis:
         return row | {"status": "censored below", "text": f"< {_level_text(lo_axis)}"}
     row["critical_level"] = math.exp(x50)
-    status, note = ("separated", ", outcomes overlap at this level only") if fit["separated"] else ("estimated", "")
+    if fit["separated"] == "quasi-complete":  # resamples cannot leave the overlap level either: no CI
+        levels = np.unique(x)
+        rate = np.array([y[x == level].mean() for level in levels])
+        lo, hi = levels[rate == 0].max(initial=lo_axis), levels[rate == 1].min(initial=hi_axis)
+        return row | {"status": "separated", "bracket_low": math.exp(lo), "bracket_high": math.exp(hi),
+                      "text": f"{_level_text(x50)} (separated: outcomes overlap at this level only, the rate jumps "
+                              f"between {_level_text(lo)} and {_level_text(hi)}; no CI)"}
     defined = boot[~np.isnan(boot)]
     if not len(defined) or row["boot_undefined"] > UNDEFINED_LIMIT:
-        return row | {"status": status, "text": f"{_level_text(x50)} (CI undefined: resamples separated{note})"}
+        return row | {"status": "estimated", "text": f"{_level_text(x50)} (CI undefined: resamples separated)"}
     tail = (1 - spec["ci_level"]) / 2
     low, high = np.quantile(defined, [tail, 1 - tail])
     row |= {"ci_low": math.exp(low) if np.isfinite(low) else (math.inf if low > 0 else 0.0),
             "ci_high": math.exp(high) if np.isfinite(high) else (math.inf if high > 0 else 0.0)}
     low_text = f"< {_level_text(lo_axis)}" if low < lo_axis else _level_text(low)
     high_text = f"> {_level_text(hi_axis)}" if high > hi_axis else _level_text(high)
-    return row | {"status": status, "text": f"{_level_text(x50)} [{low_text}, {high_text}]" + (f" ({note[2:]})"
-                                                                                             if note else "")}
+    return row | {"status": "estimated", "text": f"{_level_text(x50)} [{low_text}, {high_text}]"}
 
 
 def _bootstrap(frame: pd.DataFrame, variants: Sequence[str], spec: Mapping, key: int) -> dict[str, dict]:

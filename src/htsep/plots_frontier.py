@@ -68,6 +68,8 @@ def frontier_figure(cells: pd.DataFrame, curves: pd.DataFrame, critical: pd.Data
                 continue
             row = row.iloc[0]
             y = len(present) - 1 - i
+            if np.isfinite(row.get("bracket_low", np.nan)):  # separated: the levels the rate jumps between
+                bottom.plot([row["bracket_low"], row["bracket_high"]], [y, y], color=colours[name], lw=3, alpha=0.4)
             if np.isfinite(row["critical_level"]):
                 lo, hi = row["ci_low"], row["ci_high"]
                 xerr = None
@@ -82,8 +84,6 @@ def frontier_figure(cells: pd.DataFrame, curves: pd.DataFrame, critical: pd.Data
             elif row["status"] == "censored below":
                 bottom.annotate("", xy=(levels[0] / ratio**0.5, y), xytext=(levels[0], y),
                                 arrowprops={"arrowstyle": "->", "color": colours[name]})
-            elif row["status"] == "separated":
-                bottom.plot([row["bracket_low"], row["bracket_high"]], [y, y], color=colours[name], lw=3, alpha=0.6)
             bottom.text(1.02, y, row["text"], transform=bottom.get_yaxis_transform(), fontsize=7, va="center")
         label = own["dataset_label"].iloc[0] if "dataset_label" in own else dataset
         seeds = sorted({int(own["n_runs"].min()), int(own["n_runs"].max())})
