@@ -140,8 +140,8 @@ def _critical_row(x: np.ndarray, y: np.ndarray, boot: np.ndarray, spec: Mapping)
         rate = np.array([y[x == level].mean() for level in levels])
         lo, hi = levels[rate == 0].max(initial=lo_axis), levels[rate == 1].min(initial=hi_axis)
         return row | {"status": "separated", "bracket_low": math.exp(lo), "bracket_high": math.exp(hi),
-                      "text": f"{_level_text(x50)} (separated: outcomes overlap at this level only, the rate jumps "
-                              f"between {_level_text(lo)} and {_level_text(hi)}; no CI)"}
+                      "text": f"{_level_text(x50)} (separated: none failed at {_level_text(lo)}, all at "
+                              f"{_level_text(hi)}; no CI)"}
     defined = boot[~np.isnan(boot)]
     if not len(defined) or row["boot_undefined"] > UNDEFINED_LIMIT:
         return row | {"status": "estimated", "text": f"{_level_text(x50)} (CI undefined: resamples separated)"}
