@@ -231,7 +231,8 @@ def analyze(runs: pd.DataFrame, variants: Sequence[str], spec: Mapping) -> dict[
     ``fits`` (LR test, resolution and mechanism tests per dataset x axis), ``critical`` (critical levels per
     variant) and ``curves`` (fitted curves with bands). ``spec``: bootstrap, bootstrap_seed, ci_level, alpha,
     power."""
-    cells = rates(runs, ["dataset", "axis", "level", "variant"], spec["alpha"]) if len(runs) else pd.DataFrame()
+    cells = rates(runs, ["dataset", "dataset_label", "axis", "level", "variant"], spec["alpha"]) if len(runs) \
+        else pd.DataFrame()
     fits, critical, curves = [], [], []
     for key, ((dataset, axis), frame) in enumerate(runs.groupby(["dataset", "axis"], sort=True)):
         present = [v for v in variants if (frame["variant"] == v).any()]

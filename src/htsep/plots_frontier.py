@@ -3,6 +3,7 @@ per dt variant (``htsep.frontier_stats``), how the failed runs failed, and each 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -28,8 +29,8 @@ def frontier_figure(cells: pd.DataFrame, curves: pd.DataFrame, critical: pd.Data
     specs = variant_specs(names, variants)
     labels, colours = variant_labels(specs), variant_colours(specs)
     panels = sorted(set(zip(cells["dataset"], cells["axis"], strict=True))) if len(cells) else []
-    fig, axes = plt.subplots(3, max(len(panels), 1), figsize=(3.6 * max(len(panels), 1) + 0.4, 7.4), squeeze=False,
-                             height_ratios=[2.2, 1.4, 1.0], layout="constrained")
+    fig, axes = plt.subplots(3, max(len(panels), 1), figsize=(4.6 * max(len(panels), 1) + 1.2, 8.0), squeeze=False,
+                             height_ratios=[2.2, 1.4, 1.4], layout="constrained")
     for col, (dataset, axis) in enumerate(panels):
         top, middle, bottom = axes[0][col], axes[1][col], axes[2][col]
         own = cells[(cells["dataset"] == dataset) & (cells["axis"] == axis)]
@@ -84,8 +85,7 @@ def frontier_figure(cells: pd.DataFrame, curves: pd.DataFrame, critical: pd.Data
             elif row["status"] == "censored below":
                 bottom.annotate("", xy=(levels[0] / ratio**0.5, y), xytext=(levels[0], y),
                                 arrowprops={"arrowstyle": "->", "color": colours[name]})
-            bottom.text(1.02, y, row["text"], transform=bottom.get_yaxis_transform(), fontsize=7, va="center")
-        label = own["dataset_label"].iloc[0] if "dataset_label" in own else dataset
+        label = own["dataset_label"].iloc[0]
         seeds = sorted({int(own["n_runs"].min()), int(own["n_runs"].max())})
         top.set_title(f"{label}: {axis} axis ({'-'.join(map(str, seeds))} seeds per cell)", fontsize=9)
         for ax in (top, middle, bottom):
@@ -97,7 +97,9 @@ def frontier_figure(cells: pd.DataFrame, curves: pd.DataFrame, critical: pd.Data
         top.set_ylim(-0.05, 1.05)
         top.axhline(0.5, color="0.6", lw=0.6, ls=":")
         middle.set_ylim(0, 1.05)
-        bottom.set_yticks(range(len(present)), [labels[n] for n in reversed(present)], fontsize=7)
+        texts = dict(zip(crit["variant"], crit["text"], strict=True))
+        bottom.set_yticks(range(len(present)), [f"{labels[n]}\n{textwrap.fill(texts.get(n, ''), 34)}"
+                                                for n in reversed(present)], fontsize=6)
         bottom.set_ylim(-0.6, len(present) - 0.4)
         bottom.set_xlabel(f"{frontier['axes'][axis]['key']} level")
     axes[0][0].set_ylabel("Share of runs failed\n(exact 95% CI; fit and\nbootstrap band)")
