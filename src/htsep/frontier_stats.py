@@ -117,9 +117,8 @@ def _level_text(x: float) -> str:
     return f"{math.exp(x):.3g}"
 
 
-def _critical_row(x: np.ndarray, y: np.ndarray, boot: np.ndarray, spec: Mapping) -> dict:
-    """Critical level of one variant: estimate, status, bootstrap CI and its display text."""
-    fit = fit_logistic(x, y)
+def _critical_row(x: np.ndarray, y: np.ndarray, fit: Mapping, boot: np.ndarray, spec: Mapping) -> dict:
+    """Critical level of one variant (``fit``: its logistic fit): estimate, status, bootstrap CI and its text."""
     x50 = critical_x(fit, x, y)
     lo_axis, hi_axis = x.min(), x.max()
     row = {"critical_level": math.nan, "ci_low": math.nan, "ci_high": math.nan, "separated": fit["separated"],
@@ -176,15 +175,13 @@ def _bootstrap(frame: pd.DataFrame, variants: Sequence[str], spec: Mapping, key:
             for v, o in out.items()}
 
 
-def _curves(frame: pd.DataFrame, variants: Sequence[str], boot: Mapping, spec: Mapping) -> list[dict]:
-    """Fitted failure probability on a grid of levels per variant, with a pointwise bootstrap band."""
+def _curves(frame: pd.DataFrame, fits: Mapping[str, Mapping], boot: Mapping, spec: Mapping) -> list[dict]:
+    """Fitted failure probability on a grid of levels per variant (``fits``), with a pointwise bootstrap band."""
     x = np.log(frame["level"].to_numpy(float))
     grid = np.linspace(x.min(), x.max(), 60)
     tail = (1 - spec["ci_level"]) / 2
     rows = []
-    for v in variants:
-        own = frame[frame["variant"] == v]
-        fit = fit_logistic(np.log(own["level"].to_numpy(float)), own["broke"].to_numpy(bool))
+    for v, fit in fits.items():
         if fit["separated"] is not None:
             continue
         coef = boot[v]["coef"]
@@ -268,8 +265,8 @@ def analyze(runs: pd.DataFrame, variants: Sequence[str], spec: Mapping) -> dict[
         for v in present:
             k, n = int(per[v][1].sum()), len(per[v][1])
             critical.append({"dataset": dataset, "axis": axis, "variant": v, "n_runs": n, "n_failed": k,
-                             **_critical_row(*per[v], boot[v]["x50"], spec)})
-        curves += [{"dataset": dataset, "axis": axis, **row} for row in _curves(frame, present, boot, spec)]
+                             **_critical_row(*per[v], own[v], boot[v]["x50"], spec)})
+        curves += [{"dataset": dataset, "axis": axis, **row} for row in _curves(frame, own, boot, spec)]
     return {"cells": cells, "fits": pd.DataFrame(fits), "critical": pd.DataFrame(critical),
             "curves": pd.DataFrame(curves, columns=["dataset", "axis", "variant", "level", "p_fail", "p_low",
                                                     "p_high"])}
