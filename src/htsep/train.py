@@ -107,7 +107,9 @@ def batch_estimator(net: EPNetwork, x, y, training: dict):
     GraphedEstimate); elsewhere it runs eagerly.
     """
     def estimate(idx):
-        return net.ep_estimate(x[idx], y[idx], training["beta"], training["free_steps"], training["nudged_steps"],
+        rows = idx.flatten()  # index_select: a plain row copy, several times faster than x[idx] on the CPU
+        xb, yb = x.index_select(0, rows).view(*idx.shape, -1), y.index_select(0, rows).view(idx.shape)
+        return net.ep_estimate(xb, yb, training["beta"], training["free_steps"], training["nudged_steps"],
                                training["symmetric"])
 
     if x.device.type != "cuda":
