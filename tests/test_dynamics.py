@@ -43,3 +43,27 @@ def test_values_are_per_run_of_the_stack():
     a = relaxation_diagnostics(stacked([0.3]), torch.ones(1, 8, 20, dtype=torch.float64), 50, 1e-5)
     both = relaxation_diagnostics(stacked([0.3, 0.3]), torch.ones(2, 8, 20, dtype=torch.float64), 50, 1e-5)
     assert both["relax_steps_to_tol"][0] == pytest.approx(float(a["relax_steps_to_tol"][0]))
+
+
+def test_diagnostics_match_their_definitions_on_one_traced_trajectory():
+    # Reference: step each sample with net.step and apply the docstring's definitions literally.
+    torch.manual_seed(3)
+    net = stacked([0.9], scale=2.0, seed=2)
+    x = torch.rand(1, 12, 20, dtype=torch.float64)
+    steps, tol = 30, 1e-3
+    d = relaxation_diagnostics(net, x, steps, tol)
+    states, drives, deltas = net.zero_states(x), net.drives(x), []
+    for _ in range(steps):
+        new = net.step(states, drives)
+        deltas.append(torch.cat([n - s for n, s in zip(new, states, strict=True)], -1)[0])  # [batch, neurons]
+        states = new
+    settled, reversals = [], []
+    for b in range(x.shape[1]):
+        above = [t + 1 for t in range(steps) if deltas[t][b].abs().max() >= tol]
+        settled.append((above[-1] if above else 0) + 1)
+        flips = [(deltas[t][b] * deltas[t - 1][b] < 0).double().mean() for t in range(1, steps)]
+        reversals.append(float(sum(flips)) / (steps - 1))
+    assert float(d["relax_steps_to_tol"][0]) == pytest.approx(sum(settled) / len(settled))
+    assert float(d["relax_unconverged_frac"][0]) == pytest.approx(sum(s > steps for s in settled) / len(settled))
+    assert float(d["relax_oscillation"][0]) == pytest.approx(sum(reversals) / len(reversals), rel=1e-12)
+    assert 0 < float(d["relax_oscillation"][0]) < 1

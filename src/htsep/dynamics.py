@@ -22,20 +22,21 @@ def relaxation_diagnostics(net: EPNetwork, x: torch.Tensor, steps: int, tol: flo
     drives, dt_rows = net.drives(x), [per_neuron(d) for d in net.dt]
     states = net.zero_states(x)
     last_above = torch.zeros(x.shape[:-1], dtype=torch.long, device=x.device)
-    reversals = torch.zeros(x.shape[:-1], dtype=torch.float64, device=x.device)
+    reversals = torch.zeros(x.shape[:-1], dtype=torch.long, device=x.device)  # summed over neurons and steps
     previous = None
-    for t in range(1, steps + 1):
+    for t in range(1, steps + 1):  # per layer, no concatenation: this runs on every probe sample each epoch
         new = relaxation_step(states, net.weights, drives, dt_rows, net.sigma)
-        delta = torch.cat([n - s for n, s in zip(new, states, strict=True)], -1)
-        last_above = torch.where(delta.abs().amax(-1) >= tol, t, last_above)
+        delta = [n - s for n, s in zip(new, states, strict=True)]
+        largest = torch.stack([d.abs().amax(-1) for d in delta]).amax(0)
+        last_above = torch.where(largest >= tol, t, last_above)
         if previous is not None:
-            reversals += (delta * previous < 0).double().mean(-1)
+            reversals += sum(torch.count_nonzero(d * p < 0, -1) for d, p in zip(delta, previous, strict=True))
         previous, states = delta, new
     settled = last_above + 1
     return {
         "relax_steps_to_tol": settled.double().mean(-1),
         "relax_unconverged_frac": (settled > steps).double().mean(-1),
-        "relax_oscillation": reversals.mean(-1) / max(steps - 1, 1),
+        "relax_oscillation": (reversals.double() / sum(net.sizes[1:])).mean(-1) / max(steps - 1, 1),
     }
 
 
