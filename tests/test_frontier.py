@@ -79,7 +79,7 @@ def test_frontier_runs_start_from_the_protocol(config):
     assert len({folder for folder, _ in job}) == len(job)
     pilot = level_job(config, "pilot", "fashion_mnist", "lr", "16")
     assert [r["variant"]["name"] for _, r in pilot] == ["uniform_0.3"] * 2
-    assert len(stage_folders(config, "sweep", "mnist", "lr")) == 6 * 3 * 20
+    assert len(stage_folders(config, "sweep", "mnist", "lr")) == 8 * 3 * 20  # MNIST: 8 levels
 
 
 def test_per_dataset_levels_and_shards(config):
