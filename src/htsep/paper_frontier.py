@@ -43,6 +43,7 @@ def panel_values(fit: pd.Series, critical: pd.DataFrame, cells: pd.DataFrame, sp
         "lr_stat": fit["lr_stat"], "lr_df": int(fit["lr_df"]), "lr_p": fit["lr_p"],
         "significant": bool(fit["lr_p"] < spec["alpha"]), "separated": isinstance(fit["separated"], str),
         "shift": fit["detectable_shift_factor"], "kinds": kinds, "p_kind": fit["p_kind"], "p_onset": fit["p_onset"],
+        "onset_tested": not math.isnan(fit["p_onset"]),  # untestable when every onset is the same epoch
         "onsets": [{"label": label(v), "epoch": fit.get(f"onset_median_{v}", math.nan)}
                    for v in spec["variants"] if f"onset_median_{v}" in fit],
     }
