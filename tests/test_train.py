@@ -10,6 +10,7 @@ import torch
 from htsep import cli, train
 from htsep.config import load_config, run_slice
 from htsep.data import prepare_dataset
+from htsep.model import EPNetwork
 
 from .conftest import REPO
 
@@ -175,3 +176,41 @@ def test_lab_protocol_runs_give_the_metrics_of_the_plain_training_config(data_pa
     train.train_run(plain, data_paths, tmp_path / "plain")
     train.train_run(lab, data_paths, tmp_path / "lab")
     pd.testing.assert_frame_equal(metrics(tmp_path / "plain"), metrics(tmp_path / "lab"))
+
+
+def flushing() -> bool:
+    """Does this thread flush subnormals to zero right now?"""
+    return (torch.tensor([1e-39]) * 2).item() == 0
+
+
+def test_dead_units_momentum_decays_to_subnormals_that_flushing_zeroes_without_changing_weights():
+    """A unit whose gradient turns zero keeps a momentum buffer that shrinks by 0.9 a step into subnormals;
+    flushed, the buffer is 0 instead and the weights are bitwise the same."""
+    training = {"lr": [0.4], "momentum": 0.9, "weight_decay": 0.0}
+
+    def train_dead_unit():
+        net = EPNetwork([3, 2], 0.3, seed=0)
+        optimizer = train.make_optimizer(net, training)
+        for step in range(900):
+            for p in net.parameters:
+                p.grad = torch.full_like(p, 1e-3 if step == 0 else 0.0)
+            optimizer.step()
+        return net.parameters, optimizer.state[net.weights[0]]["momentum_buffer"]
+
+    params, buffer = train_dead_unit()
+    with train.subnormals_flushed():
+        assert flushing()
+        flushed_params, flushed_buffer = train_dead_unit()
+    assert not flushing()
+    assert (buffer != 0).all() and (buffer.abs() < torch.finfo(torch.float32).tiny).all()
+    assert (flushed_buffer == 0).all()
+    assert all(torch.equal(a, b) for a, b in zip(params, flushed_params, strict=True))
+
+
+def test_training_flushes_subnormals_and_restores_the_default(run, data_paths, tmp_path, monkeypatch):
+    seen = []
+    train_epoch = train.train_epoch
+    monkeypatch.setattr(train, "train_epoch", lambda *args: seen.append(flushing()) or train_epoch(*args))
+    run["training"]["epochs"] = 2
+    train.train_run(run, data_paths, tmp_path / "run")
+    assert seen == [True, True] and not flushing()

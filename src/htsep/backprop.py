@@ -24,7 +24,7 @@ from .fingerprint import code_fingerprint
 from .model import EPNetwork
 from .seeding import torch_rng
 from .splits import as_tensors, load_split
-from .train import make_optimizer, resolve_device, run_summary
+from .train import make_optimizer, resolve_device, run_summary, subnormals_flushed
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def evaluate(net: EPNetwork, x, y, loss, chunk: int) -> tuple[float, float, int]
     return correct / len(x), total / len(x), int((counts == 0).sum())
 
 
+@subnormals_flushed()
 def train_backprop(run: dict, data_paths: dict, out_dir: str | Path) -> dict:
     """Train one backprop reference run (htsep.config.backprop_slice) -> metrics.csv, summary.json, model.pt."""
     training, out_dir = run["training"], Path(out_dir)

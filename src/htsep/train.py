@@ -12,6 +12,7 @@ import math
 import platform
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,23 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("training.device is 'cuda' but torch.cuda.is_available() is False")
     return torch.device(name)
+
+
+@contextmanager
+def subnormals_flushed():
+    """Flush subnormal floats to zero (FTZ/DAZ on the calling thread) while training; used as a decorator.
+
+    Units with a zero EP gradient (dead units, often 10-20% of the hidden layer) have momentum buffers that decay
+    geometrically into subnormals within an epoch, and x86 cores take a microcode assist on every subnormal
+    operand: on MNIST this made epochs 3-20 about 45% slower. A subnormal SGD step (below 1.2e-38 x lr) is under
+    half an ulp of any weight larger than about 1e-30, so flushing it changes no weight; only the buffers hold 0
+    where they held a subnormal (checked on MNIST: benchmarks/records/2026-12-02-subnormals).
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def make_optimizer(net: EPNetwork, training: dict) -> torch.optim.SGD:
@@ -106,9 +124,11 @@ def batch_estimator(net: EPNetwork, x, y, training: dict):
     On CUDA the estimate of a full-size batch (about 500 small kernels) is replayed from a CUDA graph (see
     GraphedEstimate); elsewhere it runs eagerly.
     """
+    targets = one_hot(y, net.sizes[-1], x.dtype)  # one-hot once, then gathered per batch like the images
+
     def estimate(idx):
         rows = idx.flatten()  # index_select: a plain row copy, several times faster than x[idx] on the CPU
-        xb, yb = x.index_select(0, rows).view(*idx.shape, -1), y.index_select(0, rows).view(idx.shape)
+        xb, yb = (t.index_select(0, rows).view(*idx.shape, -1) for t in (x, targets))
         return net.ep_estimate(xb, yb, training["beta"], training["free_steps"], training["nudged_steps"],
                                training["symmetric"])
 
@@ -218,6 +238,7 @@ def train_run(run: dict, data_paths: dict, out_dir: str | Path) -> dict:
     return train_runs([run], data_paths, [out_dir])[0]
 
 
+@subnormals_flushed()
 def train_runs(runs: list[dict], data_paths: dict, out_dirs: list, keep_model: bool = True) -> list[dict]:
     """Train R runs that share data and hyperparameters as one stacked network; one output folder each.
 
