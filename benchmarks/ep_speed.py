@@ -26,7 +26,7 @@ import torch
 from htsep import fused
 from htsep.dynamics import dead_units, relaxation_diagnostics
 from htsep.model import EPNetwork, energy, ep_parameter_gradients, one_hot
-from htsep.train import batch_estimator, evaluate, make_optimizer, train_epoch
+from htsep.train import batch_estimator, evaluate, make_optimizer, subnormals_flushed, train_epoch
 
 SIZES, T1, T2, BATCH, BETA = [784, 256, 10], 60, 12, 64, 0.1
 HTS = {"distribution": "normal", "mean": 0.3, "std": 0.05, "clip_min": 0.2, "clip_max": 0.4}
@@ -141,9 +141,8 @@ def epoch_breakdown(training, x_data, y_data, x_test, y_test, device, n_train=60
         param.grad = grad
     per_batch = {
         "input drive W_1 x + b_1": lambda: net.drives(xb),
-        "free relaxation (T1)": lambda: net._relax(drives, net.zero_states(xb), T1),
-        "nudged relaxations (2 x T2)": lambda: [net._relax(net.nudged(drives, b, target), free, T2, b)
-                                                for b in (BETA, -BETA)],
+        "relaxation (T1, then 2 x T2 nudged)": lambda: net._relax(
+            drives, net.zero_states(xb), T1, branches=[(net.nudged(drives, b, target), T2, b) for b in (BETA, -BETA)]),
         "gradient products": lambda: ep_parameter_gradients(xb, plus, free, 2 * BETA),
         "SGD step": optimizer.step,
     }
@@ -165,6 +164,7 @@ def epoch_breakdown(training, x_data, y_data, x_test, y_test, device, n_train=60
     return parts
 
 
+@subnormals_flushed()  # as training runs
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)

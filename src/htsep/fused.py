@@ -114,12 +114,21 @@ def applies(net, drives, states) -> bool:
             and all(t.device.type == "cpu" and t.dtype == torch.float32 and not t.requires_grad for t in tensors))
 
 
-def relax(net, drives, init, steps: int, beta: float):
-    """``steps`` relaxation steps of [s_1, s_2] from ``init`` (left untouched); see relaxation_step."""
+def relax(net, drives, init, steps: int, beta: float, branches=()):
+    """``steps`` relaxation steps of [s_1, s_2] from ``init`` (left untouched), then each branch (drives_k, steps_k,
+    beta_k) relaxed on from that result, all in one kernel call; returns [states, *branch states]. A branch
+    shares the first phase's input drive drives[0] and differs in its output drive (see EPNetwork._relax)."""
+    if any(b_drives[0] is not drives[0] for b_drives, _, _ in branches):
+        raise ValueError("fused.relax: branches must share the first phase's input drive")
     stacked = net.weights[0].dim() == 3
     lead = (lambda t: t) if stacked else (lambda t: t.unsqueeze(0))  # the kernel wants a leading run axis
     s_h, s_o = (lead(s).clone(memory_format=torch.contiguous_format) for s in init)
     d, c = (lead(t).contiguous() for t in drives)
     w, dt_h, dt_o = (lead(t).contiguous() for t in (net.weights[1], *net.dt))
-    _extension().relax(s_h, s_o, d, c, w, dt_h, dt_o, steps, beta)
-    return [s_h, s_o] if stacked else [s_h[0], s_o[0]]
+    outputs = [(torch.empty_like(s_h), torch.empty_like(s_o)) for _ in branches]
+    _extension().relax(s_h, s_o, d, c, w, dt_h, dt_o, steps, beta,
+                       [lead(b_drives[-1]).expand_as(s_o).contiguous() for b_drives, _, _ in branches],
+                       [b_steps for _, b_steps, _ in branches], [b_beta for _, _, b_beta in branches],
+                       [h for h, _ in outputs], [o for _, o in outputs])
+    phases = [(s_h, s_o), *outputs]
+    return [list(p) if stacked else [p[0][0], p[1][0]] for p in phases]

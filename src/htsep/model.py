@@ -182,13 +182,20 @@ class EPNetwork:
         """One relaxation step of this network (see relaxation_step)."""
         return relaxation_step(states, self.weights, drives, [per_neuron(d) for d in self.dt], self.sigma, beta)
 
-    def _relax(self, drives, init: States, steps: int, beta: float = 0.0) -> States:
+    def _relax(self, drives, init: States, steps: int, beta: float = 0.0, branches=()) -> list[States]:
+        """``steps`` updates from ``init``, then each branch (drives_k, steps_k, beta_k) relaxed on from that
+        result (EP's nudged phases from the free state); returns [states, *branch states]."""
         if fused.applies(self, drives, init):  # the same steps as one compiled loop (CPU, one hidden layer)
-            return fused.relax(self, drives, init, steps, beta)
-        states, dt_rows = init, [per_neuron(d) for d in self.dt]
-        for _ in range(steps):
-            states = relaxation_step(states, self.weights, drives, dt_rows, self.sigma, beta)
-        return states
+            return fused.relax(self, drives, init, steps, beta, branches)
+        dt_rows = [per_neuron(d) for d in self.dt]
+
+        def run(states, drives, steps, beta):
+            for _ in range(steps):
+                states = relaxation_step(states, self.weights, drives, dt_rows, self.sigma, beta)
+            return states
+
+        states = run(init, drives, steps, beta)
+        return [states, *(run(states, *branch) for branch in branches)]
 
     def relax(self, x, steps: int, beta: float = 0.0, target=None, init: States | None = None) -> States:
         """Run ``steps`` updates from ``init`` (zero states by default); returns [s_1, ..., s_L]."""
@@ -196,7 +203,7 @@ class EPNetwork:
             raise ValueError("relax: a nudged phase (beta != 0) needs a target")
         if target is not None:
             target = one_hot(target, self.sizes[-1], x.dtype)
-        return self._relax(self.drives(x, beta, target), init or self.zero_states(x), steps, beta)
+        return self._relax(self.drives(x, beta, target), init or self.zero_states(x), steps, beta)[0]
 
     def ep_estimate(self, x, y, beta: float, free_steps: int, nudged_steps: int, symmetric: bool = True) -> EPEstimate:
         """Free phase from zero states, then nudged phase(s) from the free equilibrium; returns the EP gradient."""
@@ -204,12 +211,9 @@ class EPNetwork:
             raise ValueError(f"beta must be > 0, got {beta}")
         target = one_hot(y, self.sizes[-1], x.dtype)
         drives = self.drives(x)  # the input drive W_1 x + b_1 is shared by all phases
-        free = self._relax(drives, self.zero_states(x), free_steps)
-        plus = self._relax(self.nudged(drives, beta, target), free, nudged_steps, beta)
-        if symmetric:
-            minus, scale = self._relax(self.nudged(drives, -beta, target), free, nudged_steps, -beta), 2 * beta
-        else:
-            minus, scale = free, beta
+        nudges = [(self.nudged(drives, b, target), nudged_steps, b) for b in ((beta, -beta) if symmetric else (beta,))]
+        free, plus, *minus = self._relax(drives, self.zero_states(x), free_steps, branches=nudges)
+        minus, scale = (minus[0], 2 * beta) if symmetric else (free, beta)
         return EPEstimate(*ep_parameter_gradients(x, plus, minus, scale), free)
 
     def ep_gradients(self, x, y, beta: float, free_steps: int, nudged_steps: int, symmetric: bool = True):
