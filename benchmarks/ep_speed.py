@@ -9,7 +9,10 @@ then where one epoch's time goes (input drive, relaxation phases, gradient produ
 its probe diagnostics, as shares of a 60k-sample epoch with its 10k-sample evaluation), and the projected wall
 time of the full grid (3 datasets x 5 variants x 10 seeds x 20 epochs, training plus the per-epoch evaluation as
 train.evaluate does it) with runs stacked R at a time. The fused kernel's instruction set follows HTSEP_MARCH
-(e.g. ``HTSEP_MARCH=x86-64-v3`` measures the AVX2 build on an AVX-512 machine).
+(e.g. ``HTSEP_MARCH=x86-64-v3`` measures the AVX2 build on an AVX-512 machine); to time a whole AVX2 machine
+there, restrict PyTorch's and MKL's kernels too:
+
+    HTSEP_MARCH=x86-64-v3 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 python benchmarks/ep_speed.py
 """
 
 from __future__ import annotations
@@ -203,7 +206,9 @@ def main() -> None:
           f"{args.threads} thread(s), {device}, torch {torch.__version__}")
     print(f"EP FLOPs per training sample: {flops / 1e6:.2f} MFLOP; per evaluated sample: {eval_flops / 1e6:.2f}")
     print(f"machine fp32 matmul (1024^3): {peak:.1f} GFLOP/s; CPU: {cpu_model()}")
-    print(f"fused relaxation kernel: {fused.kernel_id() or 'unavailable'}")
+    print(f"fused relaxation kernel: {fused.kernel_id() or 'unavailable'}; PyTorch CPU kernels: "
+          f"{torch.backends.cpu.get_cpu_capability()}; MKL_ENABLE_INSTRUCTIONS="
+          f"{os.environ.get('MKL_ENABLE_INSTRUCTIONS', '(unset: the best this CPU has)')}")
     interpreter, imports, kernel = fresh_process_startup()
     print(f"fresh process: interpreter {interpreter:.2f} s, import htsep.train {imports:.2f} s, "
           f"load the built kernel {kernel:.3f} s")
