@@ -167,7 +167,6 @@ def epoch_breakdown(training, x_data, y_data, x_test, y_test, device, n_train=60
     return parts
 
 
-
 def subnormal_sgd_step(training, device, dead_share: float = 0.15) -> tuple[float, float]:
     """Seconds per SGD step (subnormals flushed, not flushed) when ``dead_share`` of the hidden units have the
     subnormal momentum buffers a zero gradient leaves after about 800 steps: why training flushes subnormals."""
@@ -186,6 +185,7 @@ def subnormal_sgd_step(training, device, dead_share: float = 0.15) -> tuple[floa
     finally:
         torch.set_flush_denormal(True)
     return seconds[0], seconds[1]
+
 
 @subnormals_flushed()  # as training runs
 def main() -> None:

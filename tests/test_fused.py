@@ -66,7 +66,6 @@ def test_fused_relax_leaves_its_start_untouched_and_continues_like_the_ops(pytor
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-
 @needs_kernel
 @pytest.mark.parametrize("runs", [None, 3], ids=["one", "stacked"])
 def test_branches_of_one_call_are_bitwise_the_phases_relaxed_one_by_one(runs):
@@ -86,6 +85,7 @@ def test_branches_of_one_call_are_bitwise_the_phases_relaxed_one_by_one(runs):
     assert not torch.equal(together[1][-1], together[2][-1])  # the nudges differ
     with pytest.raises(ValueError, match="input drive"):
         net._relax(drives, net.zero_states(x), 5, branches=[([d.clone() for d in drives], 3, 0.0)])
+
 
 def test_pytorch_ops_run_where_the_kernel_does_not_apply():
     x = torch.rand(4, 6)
