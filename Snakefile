@@ -18,11 +18,11 @@ validate(config, "config/schema.yaml")
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from htsep.config import (  # noqa: E402
     backprop_slice,
-    check_config,
     data_slice,
     run_slice,
     validation_slice,
 )
+from htsep.study import check_config  # noqa: E402
 
 check_config(config)
 

@@ -26,10 +26,10 @@ from functools import partial
 
 import torch
 
-from htsep import fused
-from htsep.dynamics import dead_units, relaxation_diagnostics
-from htsep.model import EPNetwork, energy, ep_parameter_gradients, one_hot
-from htsep.train import batch_estimator, evaluate, make_optimizer, subnormals_flushed, train_epoch
+from htsep.ep import fused
+from htsep.ep.dynamics import dead_units, relaxation_diagnostics
+from htsep.ep.model import EPNetwork, energy, ep_parameter_gradients, one_hot
+from htsep.training.runs import batch_estimator, evaluate, make_optimizer, subnormals_flushed, train_epoch
 
 SIZES, T1, T2, BATCH, BETA = [784, 256, 10], 60, 12, 64, 0.1
 HTS = {"distribution": "normal", "mean": 0.3, "std": 0.05, "clip_min": 0.2, "clip_max": 0.4}
@@ -107,8 +107,8 @@ def matmul_gflops(device, n: int = 1024, repeats: int = 20) -> float:
 STARTUP = """
 import time
 start = time.perf_counter()
-import htsep.train
-from htsep import fused
+import htsep.training.runs
+from htsep.ep import fused
 imported = time.perf_counter()
 fused._extension()
 print(imported - start, time.perf_counter() - imported)
@@ -116,7 +116,7 @@ print(imported - start, time.perf_counter() - imported)
 
 
 def fresh_process_startup() -> tuple[float, float, float]:
-    """(interpreter start, import htsep.train, load the built kernel) in seconds, in a new process."""
+    """(interpreter start, import htsep.training.runs, load the built kernel) in seconds, in a new process."""
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", STARTUP], capture_output=True, text=True, check=True).stdout.split()
     imports, kernel = map(float, out[-2:])
@@ -210,7 +210,7 @@ def main() -> None:
           f"{torch.backends.cpu.get_cpu_capability()}; MKL_ENABLE_INSTRUCTIONS="
           f"{os.environ.get('MKL_ENABLE_INSTRUCTIONS', '(unset: the best this CPU has)')}")
     interpreter, imports, kernel = fresh_process_startup()
-    print(f"fresh process: interpreter {interpreter:.2f} s, import htsep.train {imports:.2f} s, "
+    print(f"fresh process: interpreter {interpreter:.2f} s, import htsep.training.runs {imports:.2f} s, "
           f"load the built kernel {kernel:.3f} s")
 
     def report(name, rate):

@@ -1,4 +1,5 @@
-"""htsep.stats, htsep.plots and htsep.paper (with its templates) on small hand-made tables (no workflow run)."""
+"""htsep.experiments.grid.stats, htsep.report.style and htsep.report.tex (with its templates) on small hand-made tables
+(no workflow run)."""
 
 import math
 
@@ -7,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from htsep import paper, plots, stats
+from htsep.experiments.grid import paper, stats
+from htsep.report import style, tex
 
 ANALYSIS = {"collapse_drop": 0.05, "bootstrap": 2000, "alpha": 0.05, "reference": "uniform_0.2",
             "mean_matched": "uniform_0.3"}
@@ -182,15 +184,15 @@ def test_variant_styles():
                 {"name": "hts_normal", "dt": {"distribution": "normal", "mean": 0.3, "std": 0.05}},
                 {"name": "uniform_0.3", "dt": {"distribution": "constant", "value": 0.3}},
                 {"name": "hts_gamma", "dt": {"distribution": "gamma", "mean": 0.3, "std": 0.05}}]
-    colours = plots.variant_colours(variants)
-    assert colours["uniform_0.2"] in plots.UNIFORM_COLOURS and colours["uniform_0.3"] in plots.UNIFORM_COLOURS
-    assert colours["hts_normal"] in plots.HTS_COLOURS and colours["hts_gamma"] in plots.HTS_COLOURS
+    colours = style.variant_colours(variants)
+    assert colours["uniform_0.2"] in style.UNIFORM_COLOURS and colours["uniform_0.3"] in style.UNIFORM_COLOURS
+    assert colours["hts_normal"] in style.HTS_COLOURS and colours["hts_gamma"] in style.HTS_COLOURS
     assert len(set(colours.values())) == 4
-    labels = plots.variant_labels(variants)
+    labels = style.variant_labels(variants)
     assert labels["uniform_0.2"] == "uniform Δt=0.2" and labels["hts_gamma"] == "HTS (gamma)"
-    twins = plots.variant_labels([variants[1], {**variants[1], "name": "hts_wide"}])
+    twins = style.variant_labels([variants[1], {**variants[1], "name": "hts_wide"}])
     assert twins["hts_wide"] == "HTS (normal) [hts_wide]"
-    assert plots.variant_labels(variants, tex=True)["uniform_0.3"] == r"uniform $\Delta t=0.3$"
+    assert style.variant_labels(variants, tex=True)["uniform_0.3"] == r"uniform $\Delta t=0.3$"
 
 
 def _study(table_edit=None):
@@ -216,7 +218,8 @@ def _study(table_edit=None):
 
 def variance_sentence(study, dataset, variant, baseline):
     """The variance sentence of the results template for one comparison."""
-    results = paper.template("results").make_module({"datasets": [], "protocol": {"label": "lab", "overrides": []}})
+    results = tex.template(paper.TEMPLATES / "results.tex.j2").make_module(
+        {"datasets": [], "protocol": {"label": "lab", "overrides": []}})
     return str(results.variance_sentence(paper.comparison(study, dataset, variant, baseline)))
 
 
@@ -250,15 +253,15 @@ def test_paper_holdout_limitation_and_escaping():
     study.setup = {**study.setup, "data": {"mnist": holdout}}
     text = paper.generate([study])["limitations"]
     assert "80\\,\\% of the official test set" in text and "remaining 20\\,\\%" in text
-    assert paper.tex_escape("a_b & 5%") == r"a\_b \& 5\%"
-    assert paper.pval(0.0004) == r"$<$0.001" and paper.pval(float("nan")) == "--" and paper.pval(0.0456) == "0.046"
+    assert tex.tex_escape("a_b & 5%") == r"a\_b \& 5\%"
+    assert tex.pval(0.0004) == r"$<$0.001" and tex.pval(float("nan")) == "--" and tex.pval(0.0456) == "0.046"
 
 
 def test_missing_latex_names_the_debian_packages(monkeypatch, tmp_path):
-    monkeypatch.setattr(paper.shutil, "which", lambda name: None)
+    monkeypatch.setattr(tex.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="latexmk texlive-latex-base texlive-latex-recommended "
                                            "texlive-latex-extra texlive-fonts-recommended"):
-        paper.build_pdf(tmp_path / "paper.tex", tmp_path / "build" / "paper.pdf")
+        tex.build_pdf(tmp_path / "paper.tex", tmp_path / "build" / "paper.pdf")
 
 
 def test_each_protocol_is_its_own_holm_family_and_backprop_is_not_tested(grid):

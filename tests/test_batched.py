@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from htsep import train
-from htsep.config import load_config, run_slice
+from htsep.config import run_slice
+from htsep.study import load_config
+from htsep.training import runs as train
 
 from .test_train import CONFIGS, data_paths, kill_during_epoch  # noqa: F401  (data_paths: fixture)
 

@@ -5,8 +5,9 @@ import json
 import pandas as pd
 import pytest
 
-from htsep.calibration import select
-from htsep.config import calibration_run, load_config, search_points
+from htsep.experiments.calibration.plan import calibration_run, search_points
+from htsep.experiments.calibration.selection import select
+from htsep.study import load_config
 
 from .conftest import REPO
 

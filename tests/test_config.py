@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from htsep.config import ConfigError, load_config, run_slice
+from htsep.config import ConfigError, run_slice
+from htsep.study import load_config
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 BASE = REPO / "config" / "config.yaml"

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from htsep import train
-from htsep.model import EPNetwork
+from htsep.ep.model import EPNetwork
+from htsep.training import runs as train
 
 from .test_batched import COLUMNS, grid_runs
 from .test_train import data_paths  # noqa: F401  (fixture)

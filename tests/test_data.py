@@ -11,8 +11,8 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from htsep.data import DATASETS, DatasetError, prepare_dataset, synthetic_arrays, write_synthetic_archives
-from htsep.splits import as_tensors, dataset_label, load_split
+from htsep.data.prepare import DATASETS, DatasetError, prepare_dataset, synthetic_arrays, write_synthetic_archives
+from htsep.data.splits import as_tensors, dataset_label, load_split
 
 SMALL = {"n_train": 400, "n_test": 300, "seed": 3}
 MIRROR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"

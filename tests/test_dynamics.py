@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from htsep.dynamics import relaxation_diagnostics
-from htsep.model import EPNetwork
+from htsep.ep.dynamics import relaxation_diagnostics
+from htsep.ep.model import EPNetwork
 
 
 def stacked(dts, scale=1.0, seed=0):

@@ -1,4 +1,4 @@
-"""The figure registry (htsep.figures): each figure once, drawn by a function that takes exactly its tables and
+"""The figure registry (htsep.report.figures): each figure once, drawn by a function that takes exactly its tables and
 config parts, made by one workflow rule, shown in the paper and captioned in the report."""
 
 import inspect
@@ -7,9 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from htsep import paper
-from htsep.config import load_config
-from htsep.figures import BY_NAME, FIGURES, SETTINGS, figure_params
+from htsep.experiments.grid import paper
+from htsep.report import tex as tex_module
+from htsep.report.figures import BY_NAME, FIGURES, SETTINGS, figure_params
+from htsep.study import load_config
 
 from .conftest import REPO, copy_workflow, snakemake
 
@@ -34,10 +35,11 @@ def test_plot_takes_the_tables_and_config_parts(figure):
 
 def test_the_paper_shows_every_figure_once():
     tex = "".join((REPO / path).read_text() for path in ("paper/paper.tex", "paper/mechanism.tex",
-                                                          "src/htsep/templates/frontier.tex.j2",
-                                                          "src/htsep/templates/calibration.tex.j2"))
+                                                          "src/htsep/experiments/frontier/templates/frontier.tex.j2",
+                                                          "src/htsep/experiments/calibration/templates/"
+                                                          "calibration.tex.j2"))
     protocols = ["lab", "calibrated"]
-    tex += paper.template("grid_figures").render(
+    tex += tex_module.template(paper.TEMPLATES / "grid_figures.tex.j2").render(
         **paper.grid_figures_values(SimpleNamespace(setup={"run_protocols": protocols})))
     shown = re.findall(r"\\(?:figwidth|includegraphics)(?:\[[^\]]*\])?\{(?:\.\./figures/)?([^}]+)\.pdf\}", tex)
     assert sorted(shown) == sorted(stem.removeprefix("figures/") for figure in FIGURES

@@ -1,5 +1,5 @@
-"""The stability frontier: its plan from the config (htsep.frontier), its config errors, and its statistics
-(htsep.frontier_stats) on simulated failure data with known critical levels."""
+"""The stability frontier: its plan from the config (htsep.experiments.frontier.plan), its config errors, and its
+statistics (htsep.experiments.frontier.stats) on simulated failure data with known critical levels."""
 
 import math
 
@@ -10,9 +10,24 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats as sps
 
-from htsep.config import ConfigError, check_config, load_config, shard_spec
-from htsep.frontier import axis_training, frontier_run, level_job, shard_name, stage_folders
-from htsep.frontier_stats import analyze, critical_x, detectable_shift, fit_logistic, merge_shards, separation
+from htsep.config import ConfigError
+from htsep.experiments.frontier.plan import (
+    axis_training,
+    frontier_run,
+    level_job,
+    shard_name,
+    shard_spec,
+    stage_folders,
+)
+from htsep.experiments.frontier.stats import (
+    analyze,
+    critical_x,
+    detectable_shift,
+    fit_logistic,
+    merge_shards,
+    separation,
+)
+from htsep.study import check_config, load_config
 
 from .conftest import REPO
 

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from htsep import fused
-from htsep.model import EPNetwork
+from htsep.ep import fused
+from htsep.ep.model import EPNetwork
 
 HTS = {"distribution": "normal", "mean": 0.3, "std": 0.05, "clip_min": 0.2, "clip_max": 0.4}
 
@@ -110,8 +110,8 @@ def cpu_has(*flags: str) -> bool:
 
 EP_GRADIENTS = """
 import sys, torch
-from htsep import fused
-from htsep.model import EPNetwork
+from htsep.ep import fused
+from htsep.ep.model import EPNetwork
 net = EPNetwork([784, 256, 10], {hts!r}, seed=1)
 gen = torch.Generator().manual_seed(4)
 x, y = torch.rand(37, 784, generator=gen), torch.randint(0, 10, (37,), generator=gen)
@@ -142,7 +142,7 @@ def test_a_built_kernel_is_loaded_in_a_fresh_process_without_building(tmp_path):
     probe = ("import torch.utils.cpp_extension as ext\n"
              "def refuse(*a, **k): raise AssertionError('rebuilt')\n"
              "ext.load = refuse\n"
-             "from htsep import fused\n"
+             "from htsep.ep import fused\n"
              "assert fused._extension() is not None\n"
              "print(fused.kernel_id())")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)

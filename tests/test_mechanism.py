@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from htsep.figures import FIGURES
+from htsep.report.figures import FIGURES
 
 from .conftest import copy_workflow, snakemake
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from htsep.model import EPNetwork, mse_loss, one_hot, per_neuron, phi_gradients, relaxation_step
+from htsep.ep.model import EPNetwork, mse_loss, one_hot, per_neuron, phi_gradients, relaxation_step
 
 HTS = {"distribution": "normal", "mean": 0.3, "std": 0.1, "clip_min": 0.1, "clip_max": 0.5}
 

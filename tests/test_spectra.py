@@ -1,10 +1,11 @@
-"""The spectral experiment's measure: the relaxation Jacobian and its spectrum (htsep.dynamics) against finite
-differences and closed forms, and the dt conditions each trained run is measured under (htsep.spectra)."""
+"""The spectral experiment's measure: the relaxation Jacobian and its spectrum (htsep.ep.dynamics) against finite
+differences and closed forms, and the dt conditions each trained run is measured under
+(htsep.experiments.mechanism.spectra)."""
 
 import pytest
 import torch
 
-from htsep.dynamics import (
+from htsep.ep.dynamics import (
     coupling_matrix,
     fixed_point_residual,
     relaxation_jacobian,
@@ -12,8 +13,8 @@ from htsep.dynamics import (
     spectral_radius,
     symmetric_jacobian,
 )
-from htsep.model import EPNetwork, phi_gradients
-from htsep.spectra import dt_conditions
+from htsep.ep.model import EPNetwork, phi_gradients
+from htsep.experiments.mechanism.spectra import dt_conditions
 
 HTS = {"distribution": "normal", "mean": 0.3, "std": 0.1, "clip_min": 0.1, "clip_max": 0.6}
 

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from htsep.figures import FIGURES
-from htsep.paper import GENERATED, pct
+from htsep.experiments.grid.paper import GENERATED
+from htsep.report.figures import FIGURES
+from htsep.report.tex import pct
 
 from .conftest import copy_workflow, snakemake
 

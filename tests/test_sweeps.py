@@ -1,5 +1,6 @@
-"""The mechanism sweeps on tiny synthetic data: plans from the config (htsep.sweeps), stacked training on a data
-subset (htsep.sweep_training, htsep.subsets), their tables (htsep.outcomes) and figures (htsep.figures)."""
+"""The mechanism sweeps on tiny synthetic data: plans from the config (htsep.experiments.mechanism.plan), stacked
+training on a data subset (htsep.training.sweeps, htsep.data.subsets), their tables
+(htsep.experiments.mechanism.landscape) and figures (htsep.report.figures)."""
 
 import json
 from pathlib import Path
@@ -8,14 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-from htsep.config import ConfigError, load_config
-from htsep.data import prepare_dataset
-from htsep.figures import BY_NAME, figure_params, make_figure
-from htsep.outcomes import landscape_tables
-from htsep.splits import load_split
-from htsep.subsets import first_per_class, subset_split
-from htsep.sweep_training import train_sweep
-from htsep.sweeps import landscape_plan, spectral_runs
+from htsep.config import ConfigError
+from htsep.data.prepare import prepare_dataset
+from htsep.data.splits import load_split
+from htsep.data.subsets import first_per_class, subset_split
+from htsep.experiments.mechanism.landscape import landscape_tables
+from htsep.experiments.mechanism.plan import landscape_plan, spectral_runs
+from htsep.report.figures import BY_NAME, figure_params, make_figure
+from htsep.study import load_config
+from htsep.training.sweeps import train_sweep
 
 from .conftest import REPO
 

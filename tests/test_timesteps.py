@@ -5,7 +5,7 @@ import pytest
 import scipy.stats
 import torch
 
-from htsep.timesteps import TimeStepSpecError, layer_specs, sample_time_steps
+from htsep.ep.timesteps import TimeStepSpecError, layer_specs, sample_time_steps
 
 
 def draw(spec, n=200_000, seed=0):

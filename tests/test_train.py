@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from htsep import cli, train
-from htsep.config import load_config, run_slice
-from htsep.data import prepare_dataset
-from htsep.model import EPNetwork
+from htsep import cli
+from htsep.config import run_slice
+from htsep.data.prepare import prepare_dataset
+from htsep.ep.model import EPNetwork
+from htsep.study import load_config
+from htsep.training import runs as train
 
 from .conftest import REPO
 

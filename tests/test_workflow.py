@@ -103,8 +103,8 @@ def test_batched_execution_gives_the_same_tables(test_study, tmp_path):
 
 
 def test_code_edits_rerun_exactly_the_rules_that_execute_the_code(test_study, tmp_path):
-    """Library code is an input: an edit in stats.py reruns the statistics and what reads them, not training;
-    one in model.py reruns training; a comment-only edit reruns nothing."""
+    """Library code is an input: an edit in the grid's stats.py reruns the statistics and what reads them, not
+    training; one in ep/model.py reruns training; a comment-only edit reruns nothing."""
     workdir = tmp_path / "study"
     shutil.copytree(test_study, workdir, symlinks=True)
     shutil.copytree(REPO / "src" / "htsep", workdir / "src" / "htsep", ignore=shutil.ignore_patterns("__pycache__"))
@@ -118,9 +118,9 @@ def test_code_edits_rerun_exactly_the_rules_that_execute_the_code(test_study, tm
         finally:
             (library / edit_file).write_text(original)
 
-    assert planned("stats.py", "\n# a comment changes no code\n") == {}
-    stats_edit = planned("stats.py", "\nEDITED = True\n")
+    assert planned("experiments/grid/stats.py", "\n# a comment changes no code\n") == {}
+    stats_edit = planned("experiments/grid/stats.py", "\nEDITED = True\n")
     assert "stats" in stats_edit and "paper" in stats_edit and "train" not in stats_edit
     assert "aggregate" not in stats_edit and "prepare_data" not in stats_edit
-    model_edit = planned("model.py", "\nEDITED = True\n")
+    model_edit = planned("ep/model.py", "\nEDITED = True\n")
     assert len(model_edit["train"]) == 18 and "prepare_data" not in model_edit

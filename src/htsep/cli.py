@@ -7,8 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import ConfigError, data_slice, load_config, run_slice
-from .data import DatasetError, prepare_from_slice
+from .config import ConfigError, data_slice, run_slice
+from .data.prepare import DatasetError, prepare_from_slice
+from .study import load_config
+from .training.runs import train_runs
 
 
 def _data_prepare(args) -> None:
@@ -24,8 +26,6 @@ def _data_prepare(args) -> None:
 
 
 def _train(args) -> None:
-    from .train import train_runs
-
     config = load_config(args.config)
     variants = args.variant or [v["name"] for v in config["variants"]]
     seeds = args.seed if args.seed is not None else config["seeds"]

@@ -17,8 +17,10 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent
+EXPERIMENTS = ("grid", "calibration", "mechanism", "frontier")
 # module -> the non-Python sources it executes (globs relative to the module's folder)
-RESOURCES = {"fused": ["csrc/relax_one_hidden.cpp"], "paper": ["templates/*.tex.j2"]}
+RESOURCES = {"ep.fused": ["csrc/relax_one_hidden.cpp"],
+             **{f"experiments.{name}.paper": ["templates/*.tex.j2"] for name in EXPERIMENTS}}
 
 
 def module_path(module: str) -> Path | None:

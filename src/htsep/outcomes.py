@@ -2,9 +2,8 @@
 and break rates with binomial CIs.
 
 A run *broke* when one of the failure criteria of its sweep holds: it diverged (non-finite), ended at chance level
-(finite, final test accuracy <= ``chance_acc``), ended with a class it never predicts, or collapsed (an
-epoch-to-epoch test-accuracy drop above ``collapse_drop``, as in ``htsep.stats``). ``landscape_tables`` writes the
-landscape rule's tables.
+(finite, final test accuracy <= ``chance_acc``), ended with a class it never predicts, or collapsed (an epoch-to-epoch
+test-accuracy drop above ``collapse_drop``, as in ``htsep.experiments.grid.stats``).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from scipy import stats as sps
 
 from .files import write_table
 
-LANDSCAPE_CRITERIA = ("diverged", "chance", "collapse")
+FAILURE_CRITERIA = ("diverged", "chance", "never_predicted", "collapse")  # what onsets knows
 
 def binomial_ci(k: int, n: int, alpha: float) -> dict:
     """Rate k/n with its exact (Clopper-Pearson) and Wilson confidence intervals at level 1 - alpha."""
@@ -146,15 +145,3 @@ def rates(outcomes: pd.DataFrame, keys: Sequence[str], alpha: float) -> pd.DataF
 def write_outcomes(summary_paths: Sequence[str | Path], output: str | Path, failure: Mapping) -> None:
     """``run_outcomes`` as a CSV table (a frontier shard)."""
     write_table(output, run_outcomes(summary_paths, failure))
-
-
-def landscape_tables(summary_paths: Sequence[str | Path], outputs: Mapping[str, str], params: Mapping) -> None:
-    """Landscape tables: one row per run, and per dt mean x spread with break rates."""
-    analysis = params["analysis"]
-    runs = run_outcomes(summary_paths, {"criteria": LANDSCAPE_CRITERIA, "chance_acc": params["chance_acc"],
-                                        "collapse_drop": analysis["collapse_drop"]})
-    runs = runs.sort_values(["mean", "std", "seed"], ignore_index=True)
-    summary = rates(runs, ["dataset", "dataset_label", "mean", "std"], analysis["alpha"])
-    write_table(outputs["runs"], runs)
-    write_table(outputs["runs_csv"], runs)
-    write_table(outputs["table"], summary)

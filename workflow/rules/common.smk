@@ -1,6 +1,6 @@
-from htsep.config import CALIBRATED, search_points  # noqa: E402
+from htsep.experiments.calibration.plan import CALIBRATED, search_points  # noqa: E402
 from htsep.fingerprint import script_fingerprint  # noqa: E402
-from htsep.frontier import FRONTIER_DIR, stage_members  # noqa: E402
+from htsep.experiments.frontier.plan import FRONTIER_DIR, stage_members  # noqa: E402
 
 CALIBRATION = "results/calibration"
 

@@ -1,10 +1,10 @@
-# The stability frontier (htsep.frontier plans it, htsep.outcomes classifies its runs, htsep.frontier_stats fits
+# The stability frontier (htsep.experiments.frontier.plan plans it, htsep.outcomes classifies its runs, htsep.experiments.frontier.stats fits
 # it): `snakemake frontier_pilot` places the levels on the fit/validation split; `snakemake frontier` trains the
 # shard config key frontier_shard names, writes its per-run tables to results/frontier/shards/ (commit them under
 # benchmarks/records/<date>-frontier/shards/), and analyses them together with every committed shard (frontier.records).
 
-from htsep.config import shard_spec  # noqa: E402
-from htsep.frontier import (  # noqa: E402
+from htsep.experiments.frontier.plan import (  # noqa: E402
+    shard_spec,
     FRONTIER_DIR,
     level_job,
     pilot_axes,

@@ -1,10 +1,11 @@
-# Mechanism experiments: relaxation spectra of the grid's trained runs (htsep.spectra) and a dt mean x spread
-# landscape of its own short runs (planned by htsep.sweeps, trained by htsep.sweep_training, tabled by
-# htsep.outcomes), and the paper's Mechanism macros (htsep.paper_mechanism); their
+# Mechanism experiments: relaxation spectra of the grid's trained runs (htsep.experiments.mechanism.spectra) and a dt mean x spread
+# landscape of its own short runs (planned by htsep.experiments.mechanism.plan, trained by htsep.training.sweeps, tabled by
+# htsep.outcomes), and the paper's Mechanism macros (htsep.experiments.mechanism.paper); their
 # figures are drawn by the figure rules (analysis.smk). `snakemake mechanism` builds all of it (and only the grid
 # runs the spectra need).
 
-from htsep.sweeps import LANDSCAPE_DIR, fmt, landscape_plan, spectral_runs
+from htsep.experiments.mechanism.plan import LANDSCAPE_DIR, landscape_plan, spectral_runs
+from htsep.paths import fmt
 
 MECH = config["mechanism"]
 MECH_ANALYSIS = {k: config["analysis"][k] for k in ("collapse_drop", "alpha", "reference", "mean_matched")}

@@ -1,7 +1,7 @@
-# The manuscript: generated LaTeX parts from the tables and config (htsep.paper, its templates in
-# src/htsep/templates), then latexmk.
+# The manuscript: generated LaTeX parts from the tables and config (htsep.experiments.grid.paper, its templates in
+# src/htsep/experiments/grid/templates), then latexmk (htsep.report.tex).
 
-from htsep.paper import GENERATED
+from htsep.experiments.grid.paper import GENERATED
 
 PAPER_SETUP = {
     "datasets": config["datasets"],

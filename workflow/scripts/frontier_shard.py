@@ -1,4 +1,4 @@
 from htsep.outcomes import write_outcomes
-from htsep.pipeline import run_rule
+from htsep.rules import run_rule
 
 run_rule(snakemake, lambda: write_outcomes(snakemake.input, snakemake.output[0], snakemake.params.failure))

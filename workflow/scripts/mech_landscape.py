@@ -1,5 +1,5 @@
-from htsep.outcomes import landscape_tables
-from htsep.pipeline import run_rule
+from htsep.experiments.mechanism.landscape import landscape_tables
+from htsep.rules import run_rule
 
 run_rule(snakemake, lambda: landscape_tables(snakemake.input.summaries, snakemake.output,
                                              dict(snakemake.params.items())))

@@ -1,5 +1,5 @@
-from htsep.pipeline import run_rule
-from htsep.sweep_training import train_sweep
+from htsep.rules import run_rule
+from htsep.training.sweeps import train_sweep
 
 run_rule(snakemake, lambda: train_sweep(snakemake.params.runs, snakemake.params.folders,
                                         {"train": snakemake.input.train, "test": snakemake.input.test}))

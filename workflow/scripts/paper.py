@@ -1,4 +1,4 @@
-from htsep.paper import build_pdf
-from htsep.pipeline import run_rule
+from htsep.report.tex import build_pdf
+from htsep.rules import run_rule
 
 run_rule(snakemake, lambda: build_pdf(snakemake.input.tex, snakemake.output.pdf, snakemake.output.latex_log))

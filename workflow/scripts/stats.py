@@ -1,4 +1,4 @@
-from htsep.pipeline import run_rule
-from htsep.stats import write_stats
+from htsep.experiments.grid.stats import write_stats
+from htsep.rules import run_rule
 
 run_rule(snakemake, lambda: write_stats(snakemake.input, snakemake.output, snakemake.params.analysis))

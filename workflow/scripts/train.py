@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from htsep.pipeline import run_rule
-from htsep.train import train_run
+from htsep.rules import run_rule
+from htsep.training.runs import train_run
 
 run_rule(snakemake, lambda: train_run(snakemake.params.run, {"train": snakemake.input.train,
                                                              "test": snakemake.input.test},

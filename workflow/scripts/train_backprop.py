@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from htsep.backprop import train_backprop
-from htsep.pipeline import run_rule
+from htsep.rules import run_rule
+from htsep.training.backprop import train_backprop
 
 run_rule(snakemake, lambda: train_backprop(snakemake.params.run, {"train": snakemake.input.train,
                                                                   "test": snakemake.input.test},

@@ -1,5 +1,5 @@
-from htsep.pipeline import run_rule
-from htsep.train import train_runs
+from htsep.rules import run_rule
+from htsep.training.runs import train_runs
 
 run_rule(snakemake, lambda: train_runs(snakemake.params.runs, {"train": snakemake.input.train,
                                                                "test": snakemake.input.test},

@@ -1,14 +1,18 @@
 """Tables of the GPU runs: python analyze.py RUNS_DIR (the run folders of grid.tar.gz and more_seeds.tar.gz).
 
 Only metrics.csv and summary.json came back from the GPU machine (no model.pt), so this builds the runs and epochs
-tables alone (htsep.aggregate.run_tables) and calls htsep.stats.analyze with config/config.yaml's analysis settings.
+tables alone (htsep.experiments.grid.tables.run_tables) and calls htsep.experiments.grid.stats.analyze with
+config/config.yaml's analysis settings.
+
+Ran before the package restructure (at the commit its record names; the imports are updated to the
+subpackage layout of 2026-12-04, nothing else).
 """
 import sys
 from pathlib import Path
 
-from htsep.aggregate import run_tables
-from htsep.config import load_config
-from htsep.stats import analyze
+from htsep.experiments.grid.stats import analyze
+from htsep.experiments.grid.tables import run_tables
+from htsep.study import load_config
 
 HERE = Path(__file__).parent
 

@@ -1,16 +1,19 @@
 """Tables of the calibrated-protocol grid and the backprop reference: python analyze.py RUN_FOLDER_ROOT...
 
 Reads every summary.json/metrics.csv under the given folders (in results/runs of the run, layout
-<protocol>/<dataset>/<variant>/seed<seed> and backprop/<dataset>/seed<seed>) with htsep.aggregate.run_tables and
-writes runs.csv, epochs.csv, summary.csv, stats.csv and gaps.csv here with config/config.yaml's analysis settings
-(htsep.stats.analyze); prints the headline table.
+<protocol>/<dataset>/<variant>/seed<seed> and backprop/<dataset>/seed<seed>) with
+htsep.experiments.grid.tables.run_tables and writes runs.csv, epochs.csv, summary.csv, stats.csv and gaps.csv here with
+config/config.yaml's analysis settings (htsep.experiments.grid.stats.analyze); prints the headline table.
+
+Ran before the package restructure (at the commit its record names; the imports are updated to the
+subpackage layout of 2026-12-04, nothing else).
 """
 import sys
 from pathlib import Path
 
-from htsep.aggregate import run_tables
-from htsep.config import load_config
-from htsep.stats import analyze
+from htsep.experiments.grid.stats import analyze
+from htsep.experiments.grid.tables import run_tables
+from htsep.study import load_config
 
 HERE = Path(__file__).parent
 

@@ -1,14 +1,18 @@
 """Seconds per epoch of one MNIST run (lab recipe, uniform_0.2, seed 0) with the checkout on PYTHONPATH.
 
     PYTHONPATH=<checkout>/src python epoch_seconds.py EPOCHS OUT_DIR     (run from the checkout's root)
+
+Ran before the package restructure (at the commit its record names; the imports are updated to the
+subpackage layout of 2026-12-04, nothing else).
 """
 import sys
 
 import pandas as pd
 
-from htsep.config import data_slice, load_config, run_slice
-from htsep.data import prepare_from_slice
-from htsep.train import train_run
+from htsep.config import data_slice, run_slice
+from htsep.data.prepare import prepare_from_slice
+from htsep.study import load_config
+from htsep.training.runs import train_run
 
 epochs, out = int(sys.argv[1]), sys.argv[2]
 config = load_config(["config/config.yaml", "config/offline.yaml"])

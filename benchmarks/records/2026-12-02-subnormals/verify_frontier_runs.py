@@ -2,6 +2,9 @@
 outcome rows with the committed shard tables (run from the checkout's root; writes /tmp/fv):
 
     PYTHONPATH=<checkout>/src python verify_frontier_runs.py fashion_mnist 6.5 10,11
+
+Ran before the package restructure (at the commit its record names; the imports are updated to the
+subpackage layout of 2026-12-04, nothing else).
 """
 import glob
 import sys
@@ -9,11 +12,12 @@ import time
 
 import pandas as pd
 
-from htsep.config import data_slice, load_config
-from htsep.data import prepare_from_slice
-from htsep.frontier import frontier_run
+from htsep.config import data_slice
+from htsep.data.prepare import prepare_from_slice
+from htsep.experiments.frontier.plan import frontier_run
 from htsep.outcomes import run_outcomes
-from htsep.train import train_runs
+from htsep.study import load_config
+from htsep.training.runs import train_runs
 
 dataset, level, seeds = sys.argv[1], float(sys.argv[2]), [int(s) for s in sys.argv[3].split(",")]
 cfg = load_config(["config/config.yaml", "config/offline.yaml"])

@@ -1,0 +1,67 @@
+"""Prepared dataset splits as training reads them: cached tensors, their display names, the network's input.
+
+Kept apart from ``data`` (which prepares the splits with torchvision) so that training never imports torchvision.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..files import write_torch
+
+_LABELS = {"mnist": "MNIST", "kmnist": "KMNIST", "fashion_mnist": "Fashion-MNIST", "synthetic": "Synthetic"}
+
+
+def dataset_label(name: str, split: str = "official") -> str:
+    """Display name, e.g. ``"Fashion-MNIST"`` or ``"KMNIST (test-set holdout)"``."""
+    label = _LABELS[name]
+    return f"{label} (test-set holdout)" if split == "test-holdout" else label
+
+
+def load_split(path: str | os.PathLike) -> dict:
+    """A prepared split: ``images`` uint8 [N,28,28], ``labels`` int64 [N], ``index`` (rows of the source
+    IDX file) and ``provenance``."""
+    return torch.load(path, weights_only=True)
+
+
+def as_tensors(split: dict, normalize: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x float32 [N,784], y int64 [N])``: x = images / 255, then ``(x - mean) / std`` if ``normalize``."""
+    x = split["images"].reshape(len(split["images"]), -1).to(torch.float32).div_(255)
+    if normalize is not None:
+        x.sub_(normalize["mean"]).div_(normalize["std"])
+    return x, split["labels"].to(torch.int64)
+
+
+def carve_validation(split: dict, per_class: int, seed: int) -> tuple[dict, dict]:
+    """(fit, validation): a stratified, seeded ``per_class`` images of each class set aside from a prepared
+    training split, the rest kept for fitting. Calibration trains on ``fit`` and scores on ``validation``, so the
+    test set never takes part in a choice. Both keep the source rows (``index``) and record the carving."""
+    labels = split["labels"]
+    rng = torch.Generator().manual_seed(seed)
+    held = []
+    for c in labels.unique().tolist():
+        rows = (labels == c).nonzero().flatten()
+        if len(rows) - per_class < per_class:
+            raise ValueError(f"validation_per_class={per_class} would leave fewer training images than it takes: "
+                             f"class {c} has {len(rows)}")
+        held.append(rows[torch.randperm(len(rows), generator=rng)[:per_class]])
+    validation = torch.zeros(len(labels), dtype=torch.bool)
+    validation[torch.cat(held)] = True
+    carving = {"per_class": per_class, "seed": seed, "n_validation": int(validation.sum()),
+               "n_fit": int((~validation).sum())}
+
+    def part(mask, name):
+        provenance = {**split["provenance"], "part": name, "validation_split": carving}
+        return {"images": split["images"][mask], "labels": labels[mask], "index": split["index"][mask],
+                "provenance": provenance}
+
+    return part(~validation, "fit"), part(validation, "validation")
+
+
+def write_validation_split(train_path: str | os.PathLike, outputs: dict, per_class: int, seed: int) -> None:
+    """Carve ``outputs['validation']`` from the prepared training split; the rest goes to ``outputs['fit']``."""
+    fit, validation = carve_validation(load_split(train_path), per_class, seed)
+    write_torch(outputs["fit"], fit)
+    write_torch(outputs["validation"], validation)

@@ -1,0 +1,184 @@
+"""The stability frontier's runs: pure functions of the config, read by the workflow to build its DAG.
+
+A frontier sweep starts from one training protocol and moves one stress axis (a training key, scaled or set to
+each level, e.g. every layer's learning rate x 1 ... x 16) from safe to broken, for the mean-matched uniform control
+and heterogeneous dt variants, many seeds per cell, on the full training and test sets. Two stages share the
+machinery: ``pilot`` (a few seeds of the control on the fit/validation split, to place the levels) and ``sweep``
+(the frontier itself). ``sweep`` runs are trained shard by shard (config key ``frontier_shard``: datasets, axes,
+levels and a seed range); each shard's per-run table is committed under ``frontier.records`` and the analysis
+(``htsep.experiments.frontier.stats``) reads every committed shard together with those this invocation trains.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+from collections.abc import Mapping
+
+from ...config import ConfigError, canonical, protocol_training, run_slice
+from ...outcomes import FAILURE_CRITERIA
+from ...paths import fmt
+
+FRONTIER_DIR = "results/frontier"
+STAGES = ("pilot", "sweep")
+SHARD_KEYS = ("datasets", "axes", "levels", "seeds")
+
+
+def check(config: Mapping) -> None:
+    """Frontier config errors the schema cannot express, each naming its key."""
+    spec = config["frontier"]
+    defined = [v["name"] for v in config["variants"]]
+    for name in spec["variants"]:
+        if name not in defined:
+            raise ConfigError(f"config key frontier.variants: {name!r} is not in variants {defined}")
+    if spec["protocol"] not in config["protocols"]:
+        raise ConfigError(f"config key frontier.protocol: {spec['protocol']!r} is not defined under protocols "
+                          f"{sorted(config['protocols'])}")
+    for dataset in spec["datasets"]:
+        if dataset not in config["data"]:
+            raise ConfigError(f"config key frontier.datasets: dataset {dataset!r} is not configured in data")
+    for name, axis in spec["axes"].items():
+        for dataset in spec["datasets"]:
+            levels = axis_levels(spec, name, dataset)
+            if len(levels) < 2:
+                raise ConfigError(f"config key frontier.axes.{name}.levels: a stress axis needs at least two levels, "
+                                  f"got {levels} for {dataset}")
+        if axis["key"] not in config["training"]:
+            raise ConfigError(f"config key frontier.axes.{name}.key: {axis['key']!r} is not a training key")
+    for name in spec["run_axes"]:
+        if name not in spec["axes"]:
+            raise ConfigError(f"config key frontier.run_axes: {name!r} is not an axis of frontier.axes "
+                              f"{sorted(spec['axes'])}")
+    for criterion in spec["failure"]["criteria"]:
+        if criterion not in FAILURE_CRITERIA:
+            raise ConfigError(f"config key frontier.failure.criteria: unknown measure {criterion!r} "
+                              f"(known: {', '.join(FAILURE_CRITERIA)})")
+    shard = shard_spec(config)
+    for key, where in (("datasets", "datasets"), ("axes", "run_axes")):
+        for name in shard[key]:
+            if name not in spec[where]:
+                raise ConfigError(f"config key frontier_shard.{key}: {name!r} is not in frontier.{where} "
+                                  f"{spec[where]}")
+    for axis in shard["axes"]:
+        for dataset in shard["datasets"]:
+            levels = axis_levels(spec, axis, dataset)
+            for level in shard["levels"] or []:
+                if level not in levels:
+                    raise ConfigError(f"config key frontier_shard.levels: {level} is not a level of axis {axis} on "
+                                      f"{dataset} {levels}")
+    start, stop = shard["seeds"]
+    if not 0 <= start < stop:
+        raise ConfigError(f"config key frontier_shard.seeds: need [first, stop) with 0 <= first < stop, got "
+                          f"{shard['seeds']}")
+
+
+def axis_levels(spec: Mapping, axis: str, dataset: str) -> list[float]:
+    """The levels of frontier axis ``axis`` on ``dataset`` (``levels``: one list, or one list per dataset)."""
+    levels = spec["axes"][axis]["levels"]
+    if isinstance(levels, Mapping):
+        if dataset not in levels:
+            raise ConfigError(f"config key frontier.axes.{axis}.levels: no levels for dataset {dataset!r} "
+                              f"(given for {sorted(levels)})")
+        levels = levels[dataset]
+    return list(levels)
+
+
+def shard_spec(config: Mapping) -> dict:
+    """What this invocation trains: config key ``frontier_shard`` with its nulls filled in (every dataset, every
+    axis in run_axes, every level, seeds [0, frontier.seeds); an empty list of datasets or axes trains nothing, so
+    the analysis reads the committed shards only) and its numbers as numbers (``snakemake --config``
+    passes nested values as strings)."""
+    spec, shard = config["frontier"], dict(config.get("frontier_shard") or {})
+    unknown = sorted(set(shard) - set(SHARD_KEYS))
+    if unknown:
+        raise ConfigError(f"config key frontier_shard: unknown keys {unknown} (known: {', '.join(SHARD_KEYS)})")
+    levels = shard.get("levels")
+    return {"datasets": list(spec["datasets"]) if shard.get("datasets") is None else list(shard["datasets"]),
+            "axes": list(spec["run_axes"]) if shard.get("axes") is None else list(shard["axes"]),
+            "levels": [float(level) for level in levels] if levels else None,
+            "seeds": [int(seed) for seed in shard.get("seeds") or [0, spec["seeds"]]]}
+
+
+def shard_name(dataset: str, axis: str, shard: Mapping) -> str:
+    """File stem of one (dataset, axis) part of a shard, e.g. 'fashion_mnist-lr-seeds0-9' ('-levels1_2' when the
+    shard names its levels)."""
+    start, stop = shard["seeds"]
+    levels = f"-levels{'_'.join(map(fmt, shard['levels']))}" if shard["levels"] else ""
+    return f"{dataset}-{axis}{levels}-seeds{start}-{stop - 1}"
+
+
+def axis_training(training: Mapping, axis: Mapping, level: float) -> dict:
+    """``training`` at one level of a stress axis: key scaled by the level (each layer's value for lists) or set
+    to it."""
+    out = copy.deepcopy(dict(training))
+    value = out[axis["key"]]
+    if axis["mode"] == "scale":
+        out[axis["key"]] = [level * v for v in value] if isinstance(value, list) else level * value
+    else:
+        out[axis["key"]] = level
+    return out
+
+
+def level_training(config: Mapping, axis: str, level: float, stage: str) -> dict:
+    """The training config of one level: the frontier protocol with the axis at ``level``, the stage's epochs and
+    no snapshots."""
+    spec = config["frontier"]
+    training = axis_training(protocol_training(config, spec["protocol"]), spec["axes"][axis], level)
+    epochs = spec["pilot"]["epochs"] if stage == "pilot" else spec["epochs"]
+    return canonical(training | {"epochs": epochs, "snapshot_epochs": []})
+
+
+def frontier_run(config: Mapping, dataset: str, axis: str, level: float, variant: str, seed: int, stage: str,
+                 training: Mapping | None = None) -> dict:
+    """The effective config of one frontier run (``training``: its level's, if already computed), tagged with
+    its coordinates."""
+    training = training or level_training(config, axis, level, stage)
+    run = run_slice(config, dataset, variant, seed, config["frontier"]["protocol"], training=training)
+    return canonical(run | {"sweep": {"name": f"frontier_{stage}", "axis": axis, "level": float(level)}})
+
+
+def stage_members(config: Mapping, stage: str) -> tuple[list[str], list[int]]:
+    """(variants, seeds) every level of a stage trains: the control's pilot seeds, or the shard's seed range."""
+    spec = config["frontier"]
+    if stage == "pilot":
+        return [spec["variants"][0]], list(spec["pilot"]["seeds"])
+    start, stop = shard_spec(config)["seeds"]
+    return list(spec["variants"]), list(range(start, stop))
+
+
+def stage_levels(config: Mapping, stage: str, dataset: str, axis: str) -> list[float]:
+    spec = config["frontier"]
+    if stage == "pilot":
+        return list(spec["pilot"]["levels"][axis])
+    return list(shard_spec(config)["levels"] or axis_levels(spec, axis, dataset))
+
+
+def run_folder(stage: str, dataset: str, axis: str, level: float, variant: str, seed: int) -> str:
+    return f"{FRONTIER_DIR}/{stage}/{dataset}/{axis}/{fmt(level)}/{variant}/seed{seed}"
+
+
+def level_job(config: Mapping, stage: str, dataset: str, axis: str, level: str) -> list[tuple[str, dict]]:
+    """[(run folder, run config)] of one training job: every variant x seed of one level, stacked."""
+    value = next((x for x in stage_levels(config, stage, dataset, axis) if fmt(x) == level), None)
+    if value is None:
+        raise ConfigError(f"frontier {stage}: {level} is not a level of axis {axis}")
+    variants, seeds = stage_members(config, stage)
+    training = level_training(config, axis, value, stage)
+    return [(run_folder(stage, dataset, axis, value, v, s),
+             frontier_run(config, dataset, axis, value, v, s, stage, training)) for v in variants for s in seeds]
+
+
+def stage_folders(config: Mapping, stage: str, dataset: str, axis: str) -> list[str]:
+    """Every run folder of a stage on one (dataset, axis)."""
+    variants, seeds = stage_members(config, stage)
+    return [run_folder(stage, dataset, axis, level, v, s) for level in stage_levels(config, stage, dataset, axis)
+            for v in variants for s in seeds]
+
+
+def pilot_axes(config: Mapping) -> list[str]:
+    return [axis for axis in config["frontier"]["run_axes"] if axis in config["frontier"]["pilot"]["levels"]]
+
+
+def recorded_shards(config: Mapping) -> list[str]:
+    """The committed shard tables (config key frontier.records, a glob relative to the working directory)."""
+    return sorted(glob.glob(config["frontier"]["records"]))

@@ -1,0 +1,195 @@
+"""Every figure of the study, defined once: its name, the tables it reads, the config parts it needs, the function
+that draws it and its report caption.
+
+The workflow makes one rule per figure from ``FIGURES`` (``workflow/rules/analysis.smk``), writing
+``figures/<protocol>/<name>.pdf|png`` (grid figures, one per training protocol, drawn from that protocol's rows;
+``reference=True`` also hands them the backprop reference's rows), ``figures/<name>.pdf|png`` (figures of the
+grid as a whole, and the stability frontier's) or ``figures/mechanism/<name>.pdf|png`` (mechanism figures); the
+paper rule and the tests read the same list. Adding a figure is one entry here and its plotting function, which
+takes the entry's tables (as DataFrames) and config parts as keyword arguments and returns the figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import BACKPROP
+from ..experiments.calibration import plots as calibration_plots
+from ..experiments.frontier import plots as frontier_plots
+from ..experiments.grid import plots as grid_plots
+from ..experiments.mechanism import plots as mechanism_plots
+from . import style
+
+TABLES = "results/tables"
+MECHANISM_TABLES = "results/mechanism"
+FRONTIER_TABLES = "results/frontier"
+CALIBRATION_TABLE = "results/calibration/calibration.csv"
+
+# The config parts a figure can ask for, by the keyword its plotting function takes.
+SETTINGS: dict[str, Callable[[Mapping], object]] = {
+    "datasets": lambda config: config["datasets"],
+    "variants": lambda config: config["variants"],
+    "analysis": lambda config: config["analysis"],
+    "free_steps": lambda config: config["training"]["free_steps"],
+    "spectral": lambda config: config["mechanism"]["spectral"],
+    "landscape": lambda config: config["mechanism"]["landscape"],
+    "frontier": lambda config: config["frontier"],
+    "calibration": lambda config: config["calibration"],
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: ``plot(**tables, **settings)`` draws it from ``tables`` (keyword -> parquet or CSV file) and the
+    config parts named in ``settings`` (see ``SETTINGS``)."""
+
+    name: str
+    tables: Mapping[str, str]
+    settings: tuple[str, ...]
+    plot: Callable
+    caption: str
+    mechanism: bool = False
+    section: str | None = None  # the paper section that shows it (None: the grid's figure list, or Mechanism)
+    per_protocol: bool = False  # one figure per training protocol, from that protocol's rows
+    reference: bool = False  # its plot also takes ``reference``: the backprop reference's rows of its first table
+    mem_mb: int = 2000  # what drawing it may take
+
+    def stem(self, protocol: str | None = None) -> str:
+        """Output path without extension (``protocol``: which protocol's figure, for per-protocol figures)."""
+        if self.mechanism:
+            return f"figures/mechanism/{self.name}"
+        return f"figures/{protocol}/{self.name}" if self.per_protocol else f"figures/{self.name}"
+
+    def path(self, ext: str, protocol: str | None = None) -> str:
+        return f"{self.stem(protocol)}.{ext}"
+
+    def rule(self, protocol: str | None = None) -> str:
+        """Name of the workflow rule that draws it."""
+        if self.mechanism:
+            return f"mech_figure_{self.name}"
+        return f"figure_{self.name}_{protocol}" if self.per_protocol else f"figure_{self.name}"
+
+    def outputs(self, protocols) -> list[tuple[str | None, str]]:
+        """(protocol, stem) of every file set this figure has (one per protocol, or one)."""
+        return [(p, self.stem(p)) for p in protocols] if self.per_protocol else [(None, self.stem())]
+
+
+ORDER = ("datasets", "variants")  # the config's order and labels of datasets and variants
+FIGURES = (
+    Figure("accuracy_curves", {"epochs": f"{TABLES}/epochs.parquet"}, (*ORDER, "analysis"), grid_plots.accuracy_curves,
+           "Test accuracy vs epoch per dataset: mean over seeds (thick) with its bootstrap confidence band, and every "
+           "seed (thin); a cross marks the last finite epoch of a diverged run.", per_protocol=True),
+    Figure("final_accuracy", {"runs": f"{TABLES}/runs.parquet"}, ORDER, grid_plots.final_accuracy,
+           "Final test accuracy of every seed (points) and its distribution (box: quartiles, whiskers 1.5 IQR) per dt "
+           "variant and dataset; diverged runs have no final accuracy and are counted below the box. The dashed line "
+           "and band: the backprop reference (same network, init, data, epochs and batch), mean and range over "
+           "seeds.", per_protocol=True, reference=True),
+    Figure("dead_units", {"epochs": f"{TABLES}/epochs.parquet"}, ORDER, grid_plots.dead_units,
+           "Units EP can no longer train, on the probe of test images after each epoch (mean over seeds): output "
+           "units whose state is identical in both nudged phases on every sample (solid) and those meeting the "
+           "analytic criterion, free-state drive below -beta on every sample (dashed); bottom: the same share for "
+           "the hidden units.", per_protocol=True),
+    Figure("seed_spread", {"epochs": f"{TABLES}/epochs.parquet"}, (*ORDER, "analysis"), grid_plots.seed_spread,
+           "Across-seed standard deviation of test accuracy (percentage points) at each epoch, per dataset and dt "
+           "variant.", per_protocol=True),
+    Figure("dt_distributions", {"dt": f"{TABLES}/dt_values.parquet"}, ORDER, grid_plots.dt_distributions,
+           "The per-neuron time steps the runs actually used (read from the saved models), pooled over datasets, "
+           "seeds and layers, one panel per variant.", mem_mb=4000),
+    Figure("instability_counts", {"runs": f"{TABLES}/runs.parquet", "epochs": f"{TABLES}/epochs.parquet"},
+           (*ORDER, "analysis"), grid_plots.instability_counts,
+           "Number of runs per dataset and variant with a collapse (an epoch-to-epoch test-accuracy drop above the "
+           "configured threshold), a divergence (non-finite weights or loss), or a class never predicted at the end "
+           "of training.", per_protocol=True),
+    Figure("free_residual", {"epochs": f"{TABLES}/epochs.parquet"}, ORDER, grid_plots.free_residual,
+           "Free-phase residual mean abs(s_T1 - s_(T1-1)) on the test set after each epoch (how far the relaxation "
+           "is from its fixed point), per seed (thin) and mean over seeds (thick).", per_protocol=True),
+    Figure("spectral_radius", {"table": f"{MECHANISM_TABLES}/spectral.parquet"}, ("spectral", "variants"),
+           mechanism_plots.spectral_radius_figure,
+           "Linear stability of the free relaxation at the state it reaches after T1 steps (means over the probe, "
+           "per run). Top: over training with each run's own dt, the slowest mode of the coupled (unsaturated) "
+           "units, i.e. the largest eigenvalue of the Jacobian J = I - D + D diag(sigma') H restricted to them, and "
+           "the dt-free coupling gain, the largest eigenvalue of H on those units (1 or more: no stable fixed point "
+           "for any dt); thin = run, thick = mean over seeds. Bottom: at the end of training, the full spectral "
+           "radius and the slowest coupled mode of each weights variant with its own dt and with swapped dt (HTS "
+           "weights with uniform dt; uniform weights with the HTS dt of the same seed); one point per run, bar = "
+           "median over runs. J is similar to a symmetric matrix, so its spectrum is real; saturated units "
+           "contribute 1 - dt_i.", mechanism=True),
+    Figure("eigenvalue_moduli", {"hist": f"{MECHANISM_TABLES}/eigenvalue_hist.parquet"}, ("spectral", "variants"),
+           mechanism_plots.eigenvalue_moduli_figure,
+           "Distribution of the moduli of the relaxation Jacobian's eigenvalues at the end of training (own dt, "
+           "state after T1 steps), pooled over seeds and probe samples, per variant: all free units (saturated "
+           "units give 1 - dt_i) and the coupled units' modes only. Moduli at or above 1 (dashed line) are modes "
+           "that do not contract.", mechanism=True),
+    Figure("relaxation", {"epochs": f"{TABLES}/epochs.parquet"}, (*ORDER, "free_steps"),
+           mechanism_plots.relaxation_figure,
+           "Free-phase relaxation over training on a probe of test images (recorded every epoch of the grid runs): "
+           "mean steps until max abs(s_t - s_(t-1)) stays below the tolerance, share of samples still moving after "
+           "T1 steps, and share of neurons whose update reverses direction between steps; per seed (thin) and mean "
+           "over seeds (thick).", mechanism=True),
+    Figure("landscape", {"summary": f"{MECHANISM_TABLES}/landscape.csv"}, ("landscape",),
+           mechanism_plots.landscape_figure,
+           "dt landscape: short runs over dt mean (rows) x spread (columns; 0 = uniform), the spread being the s.d. "
+           "of a clipped distribution. Mean final test accuracy over seeds, its s.d. across seeds, and runs that "
+           "broke (diverged, collapsed = an epoch-to-epoch test-accuracy drop above collapse_drop, or chance-level "
+           "final accuracy) as k/n.", mechanism=True),
+    Figure("calibration", {"table": CALIBRATION_TABLE}, ("calibration",), calibration_plots.calibration_figure,
+           "Calibration on the validation split (training set minus its validation part): final validation "
+           "accuracy of every search point, per seed (dots) and mean over seeds (bar), for EP with the reference "
+           "uniform variant (left) and the backprop reference (right); red: the point the rule declared before the "
+           "search selects (highest mean validation accuracy, ties to the simpler point). The test set takes no "
+           "part.", section="calibration"),
+    Figure("frontier", {"cells": f"{FRONTIER_TABLES}/cells.csv", "curves": f"{FRONTIER_TABLES}/curves.csv",
+                        "critical": f"{FRONTIER_TABLES}/critical.csv"}, ("frontier", "variants"),
+           frontier_plots.frontier_figure,
+           "Stability frontier: one stress axis from the calibrated protocol (learning rates of both layers "
+           "multiplied) for the mean-matched uniform control and heterogeneous dt. Top: share of runs that failed "
+           "(diverged, chance-level, a class never predicted at the end, or a collapse) per level with exact 95% "
+           "intervals, the per-variant logistic fit on log level and its bootstrap band (seeds resampled); "
+           "middle: the failed runs by the kind of failure that held first; bottom: each variant's critical level "
+           "(50% failed) with its bootstrap 95% CI (arrows: outside the axis).", section="frontier"),
+)
+BY_NAME = {figure.name: figure for figure in FIGURES}
+
+
+def figure_files(protocols, exts=("pdf", "png"), mechanism: bool | None = None, section: str = "any") -> list[str]:
+    """Every figure file of the study for these protocols (if asked: only mechanism figures or only the others;
+    only the figures of one paper section, None being the grid's figure list)."""
+    return [f"{stem}.{ext}" for figure in FIGURES
+            if mechanism in (None, figure.mechanism) and section in ("any", figure.section)
+            for _, stem in figure.outputs(protocols) for ext in exts]
+
+
+def figure_params(figure: Figure, config: Mapping) -> dict:
+    """The config parts ``figure`` is drawn with (its rule's params, so that a change redraws it)."""
+    return {name: SETTINGS[name](config) for name in figure.settings}
+
+
+def grid_protocol(figure: Figure, protocol: str | None, config: Mapping) -> str | None:
+    """The protocol whose grid rows ``figure`` shows: its own for per-protocol figures, the mechanism section's
+    (mechanism.spectral.protocol) for a mechanism figure of grid tables, else None (all rows)."""
+    if figure.per_protocol:
+        return protocol
+    reads_grid = any(path.startswith(TABLES) for path in figure.tables.values())
+    return config["mechanism"]["spectral"]["protocol"] if figure.mechanism and reads_grid else None
+
+
+def _read_table(path: str | Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if Path(path).suffix == ".parquet" else pd.read_csv(path)
+
+
+def make_figure(name: str, inputs: Mapping[str, str], outputs: Mapping[str, str], params: Mapping) -> None:
+    """Draw figure ``name`` from the rule's input tables and params; write ``outputs["pdf"]`` and ``outputs["png"]``."""
+    figure = BY_NAME[name]
+    tables = {key: _read_table(inputs[key]) for key in figure.tables}
+    extra = {}
+    if figure.reference:
+        first = next(iter(tables.values()))
+        extra["reference"] = first[first["protocol"] == BACKPROP]
+    if params.get("protocol") is not None:  # the rule's protocol (None or absent: every row)
+        tables = {key: t[t["protocol"] == params["protocol"]] for key, t in tables.items()}
+    fig = figure.plot(**tables, **extra, **{key: params[key] for key in figure.settings})
+    style.save(fig, outputs["pdf"], outputs["png"])

@@ -1,0 +1,28 @@
+"""The study's configuration as a whole: read, validated against the schema, and checked key by key, the keys every
+experiment shares (htsep.config) and then each experiment's own section (its plan's ``check``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from .config import SCHEMA_PATH, check_common, read_config
+from .experiments.calibration import plan as calibration
+from .experiments.frontier import plan as frontier
+from .experiments.mechanism import plan as mechanism
+
+PLANS = (calibration, mechanism, frontier)  # every experiment whose config section has checks
+
+
+def check_config(config: Mapping) -> None:
+    """Every check the schema cannot express; ConfigError naming the key."""
+    check_common(config)
+    for plan in PLANS:
+        plan.check(config)
+
+
+def load_config(paths, schema_path: Path = SCHEMA_PATH) -> dict:
+    """Read and merge YAML files in order, validate and check; raises ConfigError naming the bad key."""
+    config = read_config(paths, schema_path)
+    check_config(config)
+    return config
