@@ -98,8 +98,11 @@ def test_batched_execution_gives_the_same_tables(test_study, tmp_path):
     assert "train_batch_calibrated_synthetic_2" in result.stdout + result.stderr  # 9 runs in 3 stacked jobs
     batched = pd.read_parquet(workdir / "results/tables/runs.parquet")
     single = pd.read_parquet(test_study / "results/tables/runs.parquet")
-    columns = ["protocol", "dataset", "variant", "seed", "final_test_acc", "best_test_acc", "dt_mean_l1", "dt_std_l1"]
-    pd.testing.assert_frame_equal(batched[columns], single[columns], rtol=1e-5)
+    keys = ["protocol", "dataset", "variant", "seed", "dt_mean_l1", "dt_std_l1"]
+    pd.testing.assert_frame_equal(batched[keys], single[keys], rtol=1e-6)
+    for column in ("final_test_acc", "best_test_acc"):  # within rounding: a prediction may flip (test_batched)
+        assert ((batched[column] - single[column]).abs() <= 1.01 / 200).all(), column
+        assert abs(batched[column].mean() - single[column].mean()) < 1e-3, column
 
 
 def test_code_edits_rerun_exactly_the_rules_that_execute_the_code(test_study, tmp_path):
