@@ -22,13 +22,12 @@ from htsep.config import (  # noqa: E402
     run_slice,
     validation_slice,
 )
+from htsep.paths import BACKPROP_RUNS, CALIBRATION, FRONTIER, GENERATED_DIR, LANDSCAPE, MECHANISM, RUNS, TABLES  # noqa: E402
 from htsep.study import check_config  # noqa: E402
 
 check_config(config)
 
 DATA = config["data"]["root"]
-RUNS = "results/runs/{protocol}/{dataset}/{variant}/seed{seed}"
-BACKPROP_RUNS = "results/runs/backprop/{dataset}/seed{seed}"
 RUN_FILES = ["metrics.csv", "summary.json", "model.pt"]
 VARIANTS = [v["name"] for v in config["variants"]]
 

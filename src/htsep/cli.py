@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .config import ConfigError, data_slice, run_slice
 from .data.prepare import DatasetError, prepare_from_slice
+from .paths import RUN_LAYOUT, RUNS_ROOT, run_folder
 from .study import load_config
 from .training.runs import train_runs
 
@@ -38,8 +39,7 @@ def _train(args) -> None:
     paths = {split: root / args.dataset / f"{split}.pt" for split in ("train", "test")}
     if not all(p.exists() for p in paths.values()):
         paths = prepare_from_slice(data_slice(config, args.dataset), root)
-    folders = [args.out] if args.out else [Path(args.runs_dir) / protocol / args.dataset / v / f"seed{s}"
-                                           for v, s in members]
+    folders = [args.out] if args.out else [run_folder(protocol, args.dataset, v, s, args.runs_dir) for v, s in members]
     for start in range(0, len(runs), args.runs_per_job):
         stack = slice(start, start + args.runs_per_job)
         for summary in train_runs(runs[stack], paths, folders[stack]):
@@ -74,9 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--variant", nargs="+", help="variant name(s) (default: every variant in the config)")
     train.add_argument("--seed", type=int, nargs="+", help="seed(s) (default: every seed in the config)")
     train.add_argument("--out", help="folder of a single run (metrics.csv, summary.json, model.pt)")
-    train.add_argument("--runs-dir", default="results/runs",
-                       help="where several runs go, one folder each: "
-                            "<runs-dir>/<protocol>/<dataset>/<variant>/seed<seed>")
+    train.add_argument("--runs-dir", default=RUNS_ROOT,
+                       help=f"where several runs go, one folder each: <runs-dir>/{RUN_LAYOUT}")
     train.add_argument("--runs-per-job", type=int, default=50, help="runs trained together as one stacked network")
     train.add_argument("--data-root", help="prepared data folder (default: config data.root)")
     train.set_defaults(func=_train)

@@ -8,11 +8,11 @@ rule aggregate:
         backprop=backprop_files("summary.json"),
         backprop_metrics=backprop_files("metrics.csv"),
     output:
-        runs_csv=report("results/tables/runs.csv", category="Tables", caption="../report/runs.rst"),
-        runs="results/tables/runs.parquet",
-        epochs_csv="results/tables/epochs.csv",
-        epochs="results/tables/epochs.parquet",
-        dt="results/tables/dt_values.parquet",
+        runs_csv=report(f"{TABLES}/runs.csv", category="Tables", caption="../report/runs.rst"),
+        runs=f"{TABLES}/runs.parquet",
+        epochs_csv=f"{TABLES}/epochs.csv",
+        epochs=f"{TABLES}/epochs.parquet",
+        dt=f"{TABLES}/dt_values.parquet",
     params:
         code=code("aggregate.py"),
     log:

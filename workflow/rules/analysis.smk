@@ -1,7 +1,7 @@
 # Stability statistics of the grid (htsep.experiments.grid.stats), and one rule per figure of the study: the figure registry
 # htsep.report.figures.FIGURES names each figure, its tables, its config parts and its caption.
 
-from htsep.report.figures import FIGURES, MECHANISM_TABLES, TABLES, figure_files, figure_params, grid_protocol
+from htsep.report.figures import FIGURES, figure_files, figure_params, grid_protocol
 
 
 rule stats:

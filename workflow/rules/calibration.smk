@@ -68,7 +68,7 @@ rule calibration_paper:
         table=rules.calibration.output.table,
         selection=rules.calibration.output.selection,
     output:
-        "paper/generated/calibration.tex",
+        f"{GENERATED_DIR}/calibration.tex",
     params:
         code=code("calibration_paper.py"),
         config=CALIBRATION_SLICE,

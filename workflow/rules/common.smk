@@ -1,8 +1,7 @@
 from htsep.experiments.calibration.plan import CALIBRATED, search_points  # noqa: E402
 from htsep.fingerprint import script_fingerprint  # noqa: E402
-from htsep.experiments.frontier.plan import FRONTIER_DIR, stage_members  # noqa: E402
+from htsep.experiments.frontier.plan import stage_members  # noqa: E402
 
-CALIBRATION = "results/calibration"
 
 
 def code(script):
@@ -34,5 +33,5 @@ def calibration_summaries():
 def frontier_outputs(stage):
     """The run files of one training job (every variant x seed of one level), as output patterns."""
     variants, seeds = stage_members(config, stage)
-    return [f"{FRONTIER_DIR}/{stage}/{{dataset}}/{{axis}}/{{level}}/{v}/seed{s}/{name}"
+    return [f"{FRONTIER}/{stage}/{{dataset}}/{{axis}}/{{level}}/{v}/seed{s}/{name}"
             for v in variants for s in seeds for name in ("metrics.csv", "summary.json")]

@@ -5,7 +5,6 @@
 
 from htsep.experiments.frontier.plan import (  # noqa: E402
     shard_spec,
-    FRONTIER_DIR,
     level_job,
     pilot_axes,
     recorded_shards,
@@ -13,11 +12,11 @@ from htsep.experiments.frontier.plan import (  # noqa: E402
     stage_folders,
 )
 
-FRONTIER = config["frontier"]
+FRONTIER_SPEC = config["frontier"]
 SHARD = shard_spec(config)
 SHARD_TABLES = {shard_name(d, a, SHARD): (d, a) for d in SHARD["datasets"] for a in SHARD["axes"]}
-FRONTIER_FAILURE = FRONTIER["failure"]
-FRONTIER_STATISTICS = {k: FRONTIER[k] for k in ("bootstrap", "bootstrap_seed", "ci_level", "alpha", "power")}
+FRONTIER_FAILURE = FRONTIER_SPEC["failure"]
+FRONTIER_STATISTICS = {k: FRONTIER_SPEC[k] for k in ("bootstrap", "bootstrap_seed", "ci_level", "alpha", "power")}
 
 
 for stage, split in (("pilot", ("fit", "validation")), ("sweep", ("train", "test"))):
@@ -57,7 +56,7 @@ rule frontier_shard:
     input:
         lambda w: [f"{folder}/summary.json" for folder in stage_folders(config, "sweep", *SHARD_TABLES[w.shard])],
     output:
-        f"{FRONTIER_DIR}/shards/{{shard}}.csv",
+        f"{FRONTIER}/shards/{{shard}}.csv",
     params:
         code=code("frontier_shard.py"),
         failure=FRONTIER_FAILURE,
@@ -75,15 +74,15 @@ rule frontier_shard:
 rule frontier_pilot:
     """Target: the pilot's failure rate per level (the control variant, fit/validation split)."""
     input:
-        [f"{folder}/summary.json" for d in FRONTIER["datasets"] for a in pilot_axes(config)
+        [f"{folder}/summary.json" for d in FRONTIER_SPEC["datasets"] for a in pilot_axes(config)
          for folder in stage_folders(config, "pilot", d, a)],
     output:
-        runs=f"{FRONTIER_DIR}/pilot_runs.csv",
-        table=report(f"{FRONTIER_DIR}/pilot.csv", category="Frontier", caption="../report/frontier_pilot.rst"),
+        runs=f"{FRONTIER}/pilot_runs.csv",
+        table=report(f"{FRONTIER}/pilot.csv", category="Frontier", caption="../report/frontier_pilot.rst"),
     params:
         code=code("frontier_pilot.py"),
         failure=FRONTIER_FAILURE,
-        alpha=FRONTIER["alpha"],
+        alpha=FRONTIER_SPEC["alpha"],
     log:
         "results/logs/frontier/pilot.log",
     localrule: True
@@ -97,18 +96,18 @@ rule frontier_analysis:
     """Every committed shard and this invocation's: failure rates, binomial GLMs with the LR test of the variant
     terms, critical levels with bootstrap CIs, the detectable shift, and how and when runs failed."""
     input:
-        shards=[*recorded_shards(config), *(f"{FRONTIER_DIR}/shards/{name}.csv" for name in SHARD_TABLES)],
+        shards=[*recorded_shards(config), *(f"{FRONTIER}/shards/{name}.csv" for name in SHARD_TABLES)],
     output:
-        runs=f"{FRONTIER_DIR}/runs.csv",
-        cells=report(f"{FRONTIER_DIR}/cells.csv", category="Frontier", caption="../report/frontier_cells.rst"),
-        fits=report(f"{FRONTIER_DIR}/fits.csv", category="Frontier", caption="../report/frontier_fits.rst"),
-        critical=report(f"{FRONTIER_DIR}/critical.csv", category="Frontier",
+        runs=f"{FRONTIER}/runs.csv",
+        cells=report(f"{FRONTIER}/cells.csv", category="Frontier", caption="../report/frontier_cells.rst"),
+        fits=report(f"{FRONTIER}/fits.csv", category="Frontier", caption="../report/frontier_fits.rst"),
+        critical=report(f"{FRONTIER}/critical.csv", category="Frontier",
                         caption="../report/frontier_critical.rst"),
-        curves=f"{FRONTIER_DIR}/curves.csv",
+        curves=f"{FRONTIER}/curves.csv",
     params:
         code=code("frontier_analysis.py"),
-        variants=FRONTIER["variants"],
-        axes=list(FRONTIER["axes"]),
+        variants=FRONTIER_SPEC["variants"],
+        axes=list(FRONTIER_SPEC["axes"]),
         statistics=FRONTIER_STATISTICS,
     log:
         "results/logs/frontier/analysis.log",
@@ -128,7 +127,7 @@ rule frontier:
     input:
         rules.frontier_analysis.output,
         figure_files(config["run_protocols"], section="frontier"),
-        "paper/generated/frontier.tex",
+        f"{GENERATED_DIR}/frontier.tex",
 
 
 rule frontier_paper:
@@ -138,10 +137,10 @@ rule frontier_paper:
         critical=rules.frontier_analysis.output.critical,
         cells=rules.frontier_analysis.output.cells,
     output:
-        "paper/generated/frontier.tex",
+        f"{GENERATED_DIR}/frontier.tex",
     params:
         code=code("frontier_paper.py"),
-        frontier=FRONTIER,
+        frontier=FRONTIER_SPEC,
         variants=config["variants"],
     log:
         "results/logs/frontier/paper.log",

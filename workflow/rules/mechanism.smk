@@ -4,8 +4,8 @@
 # figures are drawn by the figure rules (analysis.smk). `snakemake mechanism` builds all of it (and only the grid
 # runs the spectra need).
 
-from htsep.experiments.mechanism.plan import LANDSCAPE_DIR, landscape_plan, spectral_runs
-from htsep.paths import fmt
+from htsep.experiments.mechanism.plan import landscape_plan, spectral_runs
+from htsep.paths import number
 
 MECH = config["mechanism"]
 MECH_ANALYSIS = {k: config["analysis"][k] for k in ("collapse_drop", "alpha", "reference", "mean_matched")}
@@ -21,11 +21,11 @@ rule mech_spectral:
                 for d, v, s in SPECTRAL_RUNS],
         test=[f"{DATA}/{d}/test.pt" for d in MECH["spectral"]["datasets"]],
     output:
-        table=f"{MECHANISM_TABLES}/spectral.parquet",
-        table_csv=report(f"{MECHANISM_TABLES}/spectral.csv", category="Mechanism",
+        table=f"{MECHANISM}/spectral.parquet",
+        table_csv=report(f"{MECHANISM}/spectral.csv", category="Mechanism",
                          caption="../report/mech_spectral.rst"),
-        samples=f"{MECHANISM_TABLES}/spectral_samples.parquet",
-        hist=f"{MECHANISM_TABLES}/eigenvalue_hist.parquet",
+        samples=f"{MECHANISM}/spectral_samples.parquet",
+        hist=f"{MECHANISM}/eigenvalue_hist.parquet",
     params:
         code=code("mech_spectral.py"),
         spectral=MECH["spectral"],
@@ -48,8 +48,8 @@ rule mech_landscape_train:
         train=f"{DATA}/{MECH['landscape']['dataset']}/train.pt",
         test=f"{DATA}/{MECH['landscape']['dataset']}/test.pt",
     output:
-        [f"{LANDSCAPE_DIR}/{MECH['landscape']['dataset']}/mean{{mean}}_std{std}/seed{seed}/{name}"
-         for std in map(fmt, MECH["landscape"]["stds"])
+        [f"{LANDSCAPE}/{MECH['landscape']['dataset']}/mean{{mean}}_std{std}/seed{seed}/{name}"
+         for std in map(number, MECH["landscape"]["stds"])
          for seed in MECH["landscape"]["seeds"] for name in RUN_FILES],
     params:
         code=code("mech_train_sweep.py"),
@@ -77,9 +77,9 @@ rule mech_landscape:
         summaries=[f"{folder}/summary.json" for jobs in LANDSCAPE_PLAN.values() for folder, _ in jobs],
         metrics=[f"{folder}/metrics.csv" for jobs in LANDSCAPE_PLAN.values() for folder, _ in jobs],
     output:
-        runs=f"{MECHANISM_TABLES}/landscape_runs.parquet",
-        runs_csv=f"{MECHANISM_TABLES}/landscape_runs.csv",
-        table=report(f"{MECHANISM_TABLES}/landscape.csv", category="Mechanism",
+        runs=f"{MECHANISM}/landscape_runs.parquet",
+        runs_csv=f"{MECHANISM}/landscape_runs.csv",
+        table=report(f"{MECHANISM}/landscape.csv", category="Mechanism",
                      caption="../report/mech_landscape_table.rst"),
     params:
         code=code("mech_landscape.py"),
@@ -105,7 +105,7 @@ rule mechanism_paper:
         epochs=f"{TABLES}/epochs.parquet",
         landscape=rules.mech_landscape.output.table,
     output:
-        "paper/generated/mechanism.tex",
+        f"{GENERATED_DIR}/mechanism.tex",
     params:
         code=code("mech_paper.py"),
         spectral=MECH["spectral"],

@@ -27,7 +27,7 @@ rule paper_macros:
         summary=rules.stats.output.summary,
         gaps=rules.stats.output.gaps,
     output:
-        **{name: f"paper/generated/{name}.tex" for name in GENERATED},
+        **{name: f"{GENERATED_DIR}/{name}.tex" for name in GENERATED},
     params:
         code=code("paper_macros.py"),
         setup=PAPER_SETUP,
@@ -53,9 +53,9 @@ rule paper:
         generated=rules.paper_macros.output,
         figures=figure_files(config["run_protocols"], ("pdf",)),
         mechanism_tex="paper/mechanism.tex",
-        mechanism_generated="paper/generated/mechanism.tex",
-        frontier_generated="paper/generated/frontier.tex",
-        calibration_generated="paper/generated/calibration.tex",
+        mechanism_generated=f"{GENERATED_DIR}/mechanism.tex",
+        frontier_generated=f"{GENERATED_DIR}/frontier.tex",
+        calibration_generated=f"{GENERATED_DIR}/calibration.tex",
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",

@@ -22,12 +22,8 @@ from ..experiments.calibration import plots as calibration_plots
 from ..experiments.frontier import plots as frontier_plots
 from ..experiments.grid import plots as grid_plots
 from ..experiments.mechanism import plots as mechanism_plots
+from ..paths import CALIBRATION, FIGURE_DIR, FRONTIER, MECHANISM, TABLES
 from . import style
-
-TABLES = "results/tables"
-MECHANISM_TABLES = "results/mechanism"
-FRONTIER_TABLES = "results/frontier"
-CALIBRATION_TABLE = "results/calibration/calibration.csv"
 
 # The config parts a figure can ask for, by the keyword its plotting function takes.
 SETTINGS: dict[str, Callable[[Mapping], object]] = {
@@ -61,8 +57,8 @@ class Figure:
     def stem(self, protocol: str | None = None) -> str:
         """Output path without extension (``protocol``: which protocol's figure, for per-protocol figures)."""
         if self.mechanism:
-            return f"figures/mechanism/{self.name}"
-        return f"figures/{protocol}/{self.name}" if self.per_protocol else f"figures/{self.name}"
+            return f"{FIGURE_DIR}/mechanism/{self.name}"
+        return f"{FIGURE_DIR}/{protocol}/{self.name}" if self.per_protocol else f"{FIGURE_DIR}/{self.name}"
 
     def path(self, ext: str, protocol: str | None = None) -> str:
         return f"{self.stem(protocol)}.{ext}"
@@ -107,7 +103,7 @@ FIGURES = (
     Figure("free_residual", {"epochs": f"{TABLES}/epochs.parquet"}, ORDER, grid_plots.free_residual,
            "Free-phase residual mean abs(s_T1 - s_(T1-1)) on the test set after each epoch (how far the relaxation "
            "is from its fixed point), per seed (thin) and mean over seeds (thick).", per_protocol=True),
-    Figure("spectral_radius", {"table": f"{MECHANISM_TABLES}/spectral.parquet"}, ("spectral", "variants"),
+    Figure("spectral_radius", {"table": f"{MECHANISM}/spectral.parquet"}, ("spectral", "variants"),
            mechanism_plots.spectral_radius_figure,
            "Linear stability of the free relaxation at the state it reaches after T1 steps (means over the probe, "
            "per run). Top: over training with each run's own dt, the slowest mode of the coupled (unsaturated) "
@@ -118,7 +114,7 @@ FIGURES = (
            "weights with uniform dt; uniform weights with the HTS dt of the same seed); one point per run, bar = "
            "median over runs. J is similar to a symmetric matrix, so its spectrum is real; saturated units "
            "contribute 1 - dt_i.", mechanism=True),
-    Figure("eigenvalue_moduli", {"hist": f"{MECHANISM_TABLES}/eigenvalue_hist.parquet"}, ("spectral", "variants"),
+    Figure("eigenvalue_moduli", {"hist": f"{MECHANISM}/eigenvalue_hist.parquet"}, ("spectral", "variants"),
            mechanism_plots.eigenvalue_moduli_figure,
            "Distribution of the moduli of the relaxation Jacobian's eigenvalues at the end of training (own dt, "
            "state after T1 steps), pooled over seeds and probe samples, per variant: all free units (saturated "
@@ -130,20 +126,21 @@ FIGURES = (
            "mean steps until max abs(s_t - s_(t-1)) stays below the tolerance, share of samples still moving after "
            "T1 steps, and share of neurons whose update reverses direction between steps; per seed (thin) and mean "
            "over seeds (thick).", mechanism=True),
-    Figure("landscape", {"summary": f"{MECHANISM_TABLES}/landscape.csv"}, ("landscape",),
+    Figure("landscape", {"summary": f"{MECHANISM}/landscape.csv"}, ("landscape",),
            mechanism_plots.landscape_figure,
            "dt landscape: short runs over dt mean (rows) x spread (columns; 0 = uniform), the spread being the s.d. "
            "of a clipped distribution. Mean final test accuracy over seeds, its s.d. across seeds, and runs that "
            "broke (diverged, collapsed = an epoch-to-epoch test-accuracy drop above collapse_drop, or chance-level "
            "final accuracy) as k/n.", mechanism=True),
-    Figure("calibration", {"table": CALIBRATION_TABLE}, ("calibration",), calibration_plots.calibration_figure,
+    Figure("calibration", {"table": f"{CALIBRATION}/calibration.csv"}, ("calibration",),
+           calibration_plots.calibration_figure,
            "Calibration on the validation split (training set minus its validation part): final validation "
            "accuracy of every search point, per seed (dots) and mean over seeds (bar), for EP with the reference "
            "uniform variant (left) and the backprop reference (right); red: the point the rule declared before the "
            "search selects (highest mean validation accuracy, ties to the simpler point). The test set takes no "
            "part.", section="calibration"),
-    Figure("frontier", {"cells": f"{FRONTIER_TABLES}/cells.csv", "curves": f"{FRONTIER_TABLES}/curves.csv",
-                        "critical": f"{FRONTIER_TABLES}/critical.csv"}, ("frontier", "variants"),
+    Figure("frontier", {"cells": f"{FRONTIER}/cells.csv", "curves": f"{FRONTIER}/curves.csv",
+                        "critical": f"{FRONTIER}/critical.csv"}, ("frontier", "variants"),
            frontier_plots.frontier_figure,
            "Stability frontier: one stress axis from the calibrated protocol (learning rates of both layers "
            "multiplied) for the mean-matched uniform control and heterogeneous dt. Top: share of runs that failed "

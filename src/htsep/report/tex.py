@@ -20,6 +20,7 @@ import jinja2
 import pandas as pd
 
 from ..files import atomic_write, write_text
+from ..paths import number
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,6 @@ def p_eq(p, sub: str = "") -> str:
     if missing(p):
         return f"${name}$ n/a"
     return f"${name}<0.001$" if p < 0.001 else f"${name}={p:.3f}$"
-
-
-def number(x) -> str:
-    """Shortest form of a config number: 0.30 -> '0.3', 1e-4 -> '0.0001', 5.0 -> '5'."""
-    return f"{x:g}"
 
 
 def thousands(n: int) -> str:

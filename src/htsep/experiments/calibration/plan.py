@@ -15,6 +15,7 @@ from ...config import (
     run_slice,
     variant_by_name,
 )
+from ...paths import number
 
 
 def check(config: Mapping) -> None:
@@ -66,5 +67,5 @@ def point_name(point: Mapping) -> str:
     def text(value):
         if isinstance(value, list | tuple):
             return "-".join(text(v) for v in value)
-        return f"{value:g}" if isinstance(value, float) else str(value)
+        return number(value) if isinstance(value, float) else str(value)
     return "_".join(f"{key}{text(value)}" for key, value in point.items())

@@ -17,9 +17,8 @@ from collections.abc import Mapping
 
 from ...config import ConfigError, canonical, protocol_training, run_slice
 from ...outcomes import FAILURE_CRITERIA
-from ...paths import fmt
+from ...paths import FRONTIER, number
 
-FRONTIER_DIR = "results/frontier"
 STAGES = ("pilot", "sweep")
 SHARD_KEYS = ("datasets", "axes", "levels", "seeds")
 
@@ -103,7 +102,7 @@ def shard_name(dataset: str, axis: str, shard: Mapping) -> str:
     """File stem of one (dataset, axis) part of a shard, e.g. 'fashion_mnist-lr-seeds0-9' ('-levels1_2' when the
     shard names its levels)."""
     start, stop = shard["seeds"]
-    levels = f"-levels{'_'.join(map(fmt, shard['levels']))}" if shard["levels"] else ""
+    levels = f"-levels{'_'.join(map(number, shard['levels']))}" if shard["levels"] else ""
     return f"{dataset}-{axis}{levels}-seeds{start}-{stop - 1}"
 
 
@@ -154,12 +153,12 @@ def stage_levels(config: Mapping, stage: str, dataset: str, axis: str) -> list[f
 
 
 def run_folder(stage: str, dataset: str, axis: str, level: float, variant: str, seed: int) -> str:
-    return f"{FRONTIER_DIR}/{stage}/{dataset}/{axis}/{fmt(level)}/{variant}/seed{seed}"
+    return f"{FRONTIER}/{stage}/{dataset}/{axis}/{number(level)}/{variant}/seed{seed}"
 
 
 def level_job(config: Mapping, stage: str, dataset: str, axis: str, level: str) -> list[tuple[str, dict]]:
     """[(run folder, run config)] of one training job: every variant x seed of one level, stacked."""
-    value = next((x for x in stage_levels(config, stage, dataset, axis) if fmt(x) == level), None)
+    value = next((x for x in stage_levels(config, stage, dataset, axis) if number(x) == level), None)
     if value is None:
         raise ConfigError(f"frontier {stage}: {level} is not a level of axis {axis}")
     variants, seeds = stage_members(config, stage)

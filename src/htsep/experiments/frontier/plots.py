@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from ...outcomes import FAILURE_CRITERIA
-from ...paths import fmt
+from ...paths import number
 from ...report.style import set_style, variant_colours, variant_labels, variant_specs
 
 KIND_LABELS = {"diverged": "diverged", "chance": "chance level", "never_predicted": "class never predicted",
@@ -90,7 +90,7 @@ def frontier_figure(cells: pd.DataFrame, curves: pd.DataFrame, critical: pd.Data
         top.set_title(f"{label}: {axis} axis ({'-'.join(map(str, seeds))} seeds per cell)", fontsize=9)
         for ax in (top, middle, bottom):
             ax.set_xscale("log")
-            ax.set_xticks(levels, [f"×{fmt(lv)}" if frontier["axes"][axis]["mode"] == "scale" else fmt(lv)
+            ax.set_xticks(levels, [f"×{number(lv)}" if frontier["axes"][axis]["mode"] == "scale" else number(lv)
                                    for lv in levels])
             ax.minorticks_off()
             ax.set_xlim(levels[0] / ratio**0.6, levels[-1] * ratio**0.6)

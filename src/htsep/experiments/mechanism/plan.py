@@ -16,12 +16,9 @@ from collections.abc import Mapping, Sequence
 
 from ...config import ConfigError, canonical, deep_update, run_slice
 from ...ep.timesteps import TimeStepSpecError, validate_spec
-from ...paths import fmt
+from ...paths import LANDSCAPE, number
 
 log = logging.getLogger(__name__)
-
-LANDSCAPE_DIR = "results/mechanism/landscape"
-
 
 def check(config: Mapping) -> None:
     """Mechanism config errors the schema cannot express, each naming its key."""
@@ -86,7 +83,7 @@ def landscape_variant(mean: float, std: float, landscape: Mapping) -> dict:
     else:
         dt = {"distribution": landscape["distribution"], "mean": float(mean), "std": float(std),
               "clip_min": landscape["clip_min"], "clip_max": landscape["clip_max"]}
-    return {"name": f"mean{fmt(mean)}_std{fmt(std)}", "dt": dt}
+    return {"name": f"mean{number(mean)}_std{number(std)}", "dt": dt}
 
 
 def landscape_plan(config: Mapping) -> dict[str, list[tuple[str, dict]]]:
@@ -98,8 +95,8 @@ def landscape_plan(config: Mapping) -> dict[str, list[tuple[str, dict]]]:
         for std in land["stds"]:
             variant = landscape_variant(mean, std, land)
             for seed in land["seeds"]:
-                folder = f"{LANDSCAPE_DIR}/{land['dataset']}/{variant['name']}/seed{seed}"
+                folder = f"{LANDSCAPE}/{land['dataset']}/{variant['name']}/seed{seed}"
                 jobs.append((folder, sweep_run(config, land, variant, seed, {"name": "landscape", "mean": mean,
                                                                               "std": std})))
-        plan[fmt(mean)] = jobs
+        plan[number(mean)] = jobs
     return plan

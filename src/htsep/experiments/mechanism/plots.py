@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from ...paths import fmt
+from ...paths import number
 from ...report.style import Order, epoch_axis, legend_below, set_style, variant_colours, variant_labels, variant_specs
 
 SOURCE_COLOURS = {"own": "black", "uniform": ["#1b9e77", "#7570b3", "#66a61e", "#666666"],
@@ -65,15 +65,15 @@ def landscape_figure(summary: pd.DataFrame, landscape: Mapping):
                 dark = np.isfinite(value) and (value - vmin) / (vmax - vmin) > 0.55
                 dark = dark if cmap != "viridis" else not dark
                 ax.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if dark else "black")
-        ax.set_xticks(range(len(stds)), [fmt(s) for s in stds])
-        ax.set_yticks(range(len(means)), [fmt(m) for m in means])
+        ax.set_xticks(range(len(stds)), [number(s) for s in stds])
+        ax.set_yticks(range(len(means)), [number(m) for m in means])
         ax.set_xlabel(r"$\Delta t$ spread (s.d.; 0 = uniform)")
         ax.set_ylabel(r"$\Delta t$ mean")
         ax.set_title(title)
         ax.grid(False)
     label = summary["dataset_label"].iloc[0] if len(summary) else ""
-    fig.suptitle(f"{label}: {landscape['distribution']} dt clipped to [{fmt(landscape['clip_min'])}, "
-                 f"{fmt(landscape['clip_max'])}], {landscape['epochs']} epochs, {len(landscape['seeds'])} seeds",
+    fig.suptitle(f"{label}: {landscape['distribution']} dt clipped to [{number(landscape['clip_min'])}, "
+                 f"{number(landscape['clip_max'])}], {landscape['epochs']} epochs, {len(landscape['seeds'])} seeds",
                  fontsize=9)
     return fig
 

@@ -23,7 +23,7 @@ from ...data.splits import as_tensors, dataset_label, load_split
 from ...ep.dynamics import ACTIVATION_DERIVATIVES, fixed_point_residual, relaxation_diagnostics, relaxation_spectrum
 from ...ep.model import EPNetwork, phi_gradients
 from ...files import write_table
-from ...paths import fmt
+from ...paths import number
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def dt_conditions(own_dt, same_seed_hts: Mapping[str, Sequence[torch.Tensor]],
     for value in swap_uniform:
         if uniform and math.isclose(value, own_value, rel_tol=1e-6):
             continue
-        conditions.append((f"uniform {fmt(value)}", "uniform", [torch.full_like(d, value) for d in own_dt]))
+        conditions.append((f"uniform {number(value)}", "uniform", [torch.full_like(d, value) for d in own_dt]))
     if uniform and swap_hts:
         for name, dt in same_seed_hts.items():
             conditions.append((name, "hts", list(dt)))
