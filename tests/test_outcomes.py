@@ -6,7 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from htsep.outcomes import binomial_ci, rates, run_outcomes
+from htsep.experiments.grid.stats import run_measures
+from htsep.outcomes import accuracy_drops, binomial_ci, is_collapse, rates, run_outcomes
 
 FAILURE = {"criteria": ["diverged", "chance", "never_predicted", "collapse"], "chance_acc": 0.2,
            "collapse_drop": 0.05}
@@ -67,3 +68,23 @@ def test_binomial_ci_known_values():
     half = binomial_ci(5, 10, 0.05)
     assert half["rate"] == 0.5 and half["cp_low"] == pytest.approx(1 - half["cp_high"])
     assert math.isnan(binomial_ci(0, 0, 0.05)["rate"])
+
+
+def test_one_collapse_definition_for_sweeps_and_the_grid(tmp_path):
+    """A drop of exactly the threshold (as k/N accuracies give it, with round-off) is no collapse anywhere; a run
+    with one finite epoch has no largest drop (NaN) in the sweep tables and in the grid's measures alike."""
+    at_threshold = [0.93, 0.88]  # 0.93 - 0.88 = 0.05000000000000004 in floating point
+    assert accuracy_drops(at_threshold)[0] > 0.05 and not is_collapse(accuracy_drops(at_threshold), 0.05).any()
+    paths = [write_run(tmp_path / "edge" / "s", at_threshold), write_run(tmp_path / "short" / "s", [0.9])]
+    out = run_outcomes(paths, FAILURE).set_index("variant")
+    assert not out.loc["edge", "broke"] and math.isnan(out.loc["short", "max_drop"])
+    runs = pd.DataFrame({"protocol": "lab", "dataset": "synthetic", "dataset_label": "Synthetic",
+                         "variant": ["edge", "short"], "seed": 0, "final_test_acc": [0.88, 0.9],
+                         "best_test_acc": [0.93, 0.9], "final_train_acc": 0.9, "diverged": False,
+                         "diverged_epoch": pd.NA, "wall_seconds": 1.0})
+    epochs = pd.DataFrame({"protocol": "lab", "dataset": "synthetic", "variant": ["edge", "edge", "short"], "seed": 0,
+                           "epoch": [1, 2, 1], "test_acc": [*at_threshold, 0.9], "diverged": False,
+                           "classes_never_predicted": 0, "free_residual": 1e-5})
+    grid = run_measures(runs, epochs, 0.05).set_index("variant")
+    assert not grid.loc["edge", "collapsed"] and grid.loc["edge", "max_drop"] == out.loc["edge", "max_drop"]
+    assert math.isnan(grid.loc["short", "max_drop"])

@@ -20,6 +20,8 @@ from scipy import stats as sps
 from .files import write_table
 
 FAILURE_CRITERIA = ("diverged", "chance", "never_predicted", "collapse")  # what onsets knows
+# Collapses are strict: a drop counts when it exceeds collapse_drop by more than float round-off of k/N accuracies.
+COLLAPSE_TOLERANCE = 1e-9
 
 def binomial_ci(k: int, n: int, alpha: float) -> dict:
     """Rate k/n with its exact (Clopper-Pearson) and Wilson confidence intervals at level 1 - alpha."""
@@ -30,6 +32,23 @@ def binomial_ci(k: int, n: int, alpha: float) -> dict:
     cp, wilson = (test.proportion_ci(confidence_level=1 - alpha, method=m) for m in ("exact", "wilson"))
     return {"rate": k / n, "cp_low": cp.low, "cp_high": cp.high, "wilson_low": wilson.low,
             "wilson_high": wilson.high}
+
+
+def accuracy_drops(test_acc: Sequence[float]) -> np.ndarray:
+    """Epoch-to-epoch drops (positive: accuracy fell) of the finite part of a test-accuracy curve."""
+    acc = np.asarray(test_acc, dtype=float)
+    return -np.diff(acc[np.isfinite(acc)])
+
+
+def is_collapse(drops: np.ndarray, collapse_drop: float) -> np.ndarray:
+    """Which of ``drops`` are collapses: larger than ``collapse_drop`` (beyond round-off)."""
+    return drops > collapse_drop + COLLAPSE_TOLERANCE
+
+
+def max_drop(test_acc: Sequence[float]) -> float:
+    """The largest epoch-to-epoch drop of a curve's finite part (0 if it never fell; NaN below two finite epochs)."""
+    drops = accuracy_drops(test_acc)
+    return float(max(drops.max(), 0.0)) if len(drops) else math.nan
 
 
 def _pooled_dt(summary: Mapping) -> tuple[float, float]:
@@ -68,8 +87,8 @@ def onsets(metrics: pd.DataFrame, summary: Mapping, failure: Mapping) -> dict[st
         elif criterion == "never_predicted":
             out[criterion] = stays(finite["classes_never_predicted"].to_numpy(float) > 0)
         elif criterion == "collapse":
-            drops = np.flatnonzero(-np.diff(acc) > failure["collapse_drop"] + 1e-12)
-            out[criterion] = float(epochs[drops[0] + 1]) if len(drops) else math.nan
+            collapses = np.flatnonzero(is_collapse(accuracy_drops(acc), failure["collapse_drop"]))
+            out[criterion] = float(epochs[collapses[0] + 1]) if len(collapses) else math.nan
     return out
 
 
@@ -100,7 +119,7 @@ def run_outcomes(summary_paths: Sequence[str | Path], failure: Mapping) -> pd.Da
             "best_test_acc": summary["best_test_acc"] if summary["best_test_acc"] is not None else math.nan,
             "epochs_completed": summary["epochs_completed"],
             "diverged": bool(summary["diverged"]), "diverged_epoch": summary["diverged_epoch"],
-            "max_drop": float(max((-np.diff(acc)).max(), 0.0)) if len(acc) > 1 else 0.0,
+            "max_drop": max_drop(acc),
             "classes_never_predicted": float(last["classes_never_predicted"]) if last is not None else math.nan,
             **{f"onset_{criterion}": epoch for criterion, epoch in onset.items()},
             "broke": kind is not None, "failure_kind": kind,

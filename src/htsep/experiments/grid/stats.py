@@ -31,6 +31,7 @@ from scipy import stats as sps
 
 from ...config import BACKPROP
 from ...files import write_table
+from ...outcomes import accuracy_drops, is_collapse, max_drop
 
 DEFAULTS = {
     "collapse_drop": 0.05,
@@ -51,8 +52,6 @@ STATS_COLUMNS = ["protocol", "dataset", "dataset_label", "variant", "baseline", 
 GAP_COLUMNS = ["protocol", "dataset", "dataset_label", "variant", "n_pairs", "ep_mean", "backprop_mean", "gap_mean",
                "gap_std", "gap_median", "gap_iqr", "gap_ci_low", "gap_ci_high"]
 HOLM_FAMILIES = {"test": ["protocol", "test"], "dataset_test": ["protocol", "dataset", "test"], "all": ["protocol"]}
-# Collapses are strict: a drop counts when it exceeds collapse_drop by more than float round-off of k/N accuracies.
-_TOL = 1e-9
 
 
 def settings(analysis: Mapping | None) -> dict:
@@ -61,14 +60,6 @@ def settings(analysis: Mapping | None) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------- per run
-
-
-def collapse_drops(test_acc: Sequence[float], collapse_drop: float) -> np.ndarray:
-    """The epoch-to-epoch drops (positive numbers) of a test-accuracy curve that exceed ``collapse_drop``."""
-    acc = np.asarray(test_acc, dtype=float)
-    acc = acc[np.isfinite(acc)]
-    drops = -np.diff(acc)
-    return drops[drops > collapse_drop + _TOL]
 
 
 def total_variation(test_acc: Sequence[float]) -> float:
@@ -87,8 +78,7 @@ def run_measures(runs: pd.DataFrame, epochs: pd.DataFrame, collapse_drop: float)
         curve = curves.get((run.protocol, run.dataset, run.variant, run.seed))
         acc = curve["test_acc"].to_numpy(float) if curve is not None else np.empty(0)
         residual = curve["free_residual"].to_numpy(float) if curve is not None else np.empty(0)
-        drops = -np.diff(acc)
-        events = collapse_drops(acc, collapse_drop)
+        n_collapses = int(is_collapse(accuracy_drops(acc), collapse_drop).sum())
         tv = total_variation(acc)
         diverged = bool(run.diverged)
         never = curve["classes_never_predicted"].iloc[-1] if curve is not None and len(curve) else 0
@@ -99,14 +89,14 @@ def run_measures(runs: pd.DataFrame, epochs: pd.DataFrame, collapse_drop: float)
             "final_test_acc": run.final_test_acc, "best_test_acc": run.best_test_acc,
             "final_train_acc": run.final_train_acc,
             "n_epochs_finite": len(acc),
-            "n_collapse_events": len(events),
-            "max_drop": float(max(drops.max(), 0.0)) if len(drops) else math.nan,
-            "collapsed": len(events) > 0,
+            "n_collapse_events": n_collapses,
+            "max_drop": max_drop(acc),
+            "collapsed": n_collapses > 0,
             "classes_never_predicted_final": dead if not diverged else pd.NA,
             "dead_classes": (not diverged) and dead > 0,
             "diverged": diverged,
             "diverged_epoch": run.diverged_epoch,
-            "unstable": len(events) > 0 or diverged,
+            "unstable": n_collapses > 0 or diverged,
             "residual_final": float(residual[-1]) if len(residual) else math.nan,
             "residual_mean": float(residual.mean()) if len(residual) else math.nan,
             "tv": tv,
