@@ -11,8 +11,9 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
+from htsep.config import dataset_label
 from htsep.data.prepare import DATASETS, DatasetError, prepare_dataset, synthetic_arrays, write_synthetic_archives
-from htsep.data.splits import as_tensors, dataset_label, load_split
+from htsep.data.splits import as_tensors, load_split
 
 SMALL = {"n_train": 400, "n_test": 300, "seed": 3}
 MIRROR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"

@@ -26,6 +26,15 @@ TRAIN_PER_CLASS = {"mnist": 5421, "kmnist": 6000, "fashion_mnist": 6000}
 TEST_PER_CLASS = {"mnist": 892, "kmnist": 1000, "fashion_mnist": 1000}
 
 
+DATASET_LABELS = {"mnist": "MNIST", "kmnist": "KMNIST", "fashion_mnist": "Fashion-MNIST", "synthetic": "Synthetic"}
+
+
+def dataset_label(name: str, split: str = "official") -> str:
+    """Display name, e.g. ``"Fashion-MNIST"`` or ``"KMNIST (test-set holdout)"``."""
+    label = DATASET_LABELS[name]
+    return f"{label} (test-set holdout)" if split == "test-holdout" else label
+
+
 class ConfigError(ValueError):
     """A configuration that names an unusable value; the message names the key."""
 

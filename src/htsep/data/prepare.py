@@ -22,7 +22,7 @@ from torchvision.datasets import KMNIST, MNIST, FashionMNIST
 from torchvision.datasets import utils as tv_utils
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from .splits import dataset_label
+from ..config import dataset_label
 from .subsets import first_per_class
 
 FORMAT = 1

@@ -11,14 +11,6 @@ import torch
 
 from ..files import write_torch
 
-_LABELS = {"mnist": "MNIST", "kmnist": "KMNIST", "fashion_mnist": "Fashion-MNIST", "synthetic": "Synthetic"}
-
-
-def dataset_label(name: str, split: str = "official") -> str:
-    """Display name, e.g. ``"Fashion-MNIST"`` or ``"KMNIST (test-set holdout)"``."""
-    label = _LABELS[name]
-    return f"{label} (test-set holdout)" if split == "test-holdout" else label
-
 
 def load_split(path: str | os.PathLike) -> dict:
     """A prepared split: ``images`` uint8 [N,28,28], ``labels`` int64 [N], ``index`` (rows of the source

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from .model import EPNetwork, per_neuron, phi_gradients, relaxation_step
+from .model import ACTIVATIONS, EPNetwork, per_neuron, phi_gradients, relaxation_step
 
 
 @torch.no_grad()
@@ -78,12 +78,6 @@ def dead_units(net: EPNetwork, x: torch.Tensor, y: torch.Tensor, training: dict)
 # Q^-1 K Q = J^T; a saturated unit's row of J is (1 - dt_i) e_i, which K reproduces): the spectrum of J is real
 # for any dt. Its eigenvalues near +1 are slow modes; those below -1 flip sign every step (a period-2 oscillation).
 
-ACTIVATION_DERIVATIVES = {
-    # The hard sigmoid's kinks (u = 0, u = 1) count as saturated: sigma' = 0 there.
-    "hard_sigmoid": lambda u: ((u > 0) & (u < 1)).to(u.dtype),
-    "sigmoid": lambda u: torch.sigmoid(u) * (1 - torch.sigmoid(u)),
-}
-
 
 def coupling_matrix(net: EPNetwork, beta: float = 0.0) -> torch.Tensor:
     """H = d2Phi/ds2 over the free neurons, [..., N, N]: block (l, l-1) = W_l, block (l-1, l) = W_l^T
@@ -109,7 +103,7 @@ def _linearisation(net: EPNetwork, x: torch.Tensor, states, beta: float = 0.0, t
     """(dt [..., 1, N], sigma'(u) [..., B, N], H [..., 1, N, N]) at ``states`` (a list [..., B, n_l] per layer)."""
     grads = phi_gradients(states, net.weights, net.drives(x, beta, target), beta)
     u = torch.cat(grads, -1)
-    derivative = ACTIVATION_DERIVATIVES[net.activation](u)
+    derivative = ACTIVATIONS[net.activation].derivative(u)
     dt = torch.cat(net.dt, -1).unsqueeze(-2).to(u.dtype)
     return dt, derivative, coupling_matrix(net, beta).unsqueeze(-3).to(u.dtype)
 

@@ -21,7 +21,7 @@ same code trains one network or a stack of R independent networks (leading run a
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -30,9 +30,21 @@ from ..seeding import numpy_rng, torch_rng
 from . import fused
 from .timesteps import layer_specs, sample_time_steps
 
-ACTIVATIONS = {  # applied in place to a freshly computed dPhi/ds (saves a pass over memory every step)
-    "hard_sigmoid": lambda u: u.clamp_(0.0, 1.0),
-    "sigmoid": torch.sigmoid_,
+
+class Activation(NamedTuple):
+    """sigma in its three uses: in place on a freshly computed dPhi/ds (saves a pass over memory every relaxation
+    step), out of place under autograd (the backprop reference), and its derivative (the relaxation Jacobian)."""
+
+    in_place: Callable[[torch.Tensor], torch.Tensor]
+    autograd: Callable[[torch.Tensor], torch.Tensor]
+    derivative: Callable[[torch.Tensor], torch.Tensor]
+
+
+ACTIVATIONS = {
+    # The hard sigmoid's kinks (u = 0, u = 1) count as saturated: sigma' = 0 there, as hardtanh's gradient has it.
+    "hard_sigmoid": Activation(lambda u: u.clamp_(0.0, 1.0), lambda u: torch.nn.functional.hardtanh(u, 0.0, 1.0),
+                               lambda u: ((u > 0) & (u < 1)).to(u.dtype)),
+    "sigmoid": Activation(torch.sigmoid_, torch.sigmoid, lambda u: torch.sigmoid(u) * (1 - torch.sigmoid(u))),
 }
 
 States = list[torch.Tensor]
@@ -145,7 +157,7 @@ class EPNetwork:
             raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.sizes = list(sizes)
         self.activation = activation
-        self.sigma = ACTIVATIONS[activation]
+        self.sigma = ACTIVATIONS[activation].in_place
         gen = torch_rng(seed, "init")
         self.weights, self.biases = [], []
         for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):

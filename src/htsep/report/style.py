@@ -89,15 +89,16 @@ def variant_colours(variants: Sequence[Mapping]) -> dict[str, str]:
 
 
 class Order:
-    """Datasets and variants in config order (those in the data but not in the config come last)."""
+    """Datasets and variants in config order (those in the data but not in the config come last), with their
+    labels (LaTeX with ``tex``) and colours."""
 
-    def __init__(self, frame: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping]):
+    def __init__(self, frame: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping], tex: bool = False):
         present = set(frame["dataset"])
         self.datasets = [d for d in datasets if d in present] + sorted(present - set(datasets))
         self.dataset_labels = dict(zip(frame["dataset"], frame["dataset_label"], strict=False))
         self.variant_specs = variant_specs(frame["variant"].unique(), variants)
         self.variants = [v["name"] for v in self.variant_specs]
-        self.labels = variant_labels(self.variant_specs)
+        self.labels = variant_labels(self.variant_specs, tex)
         self.colours = variant_colours(self.variant_specs)
 
     def handles(self) -> list[Line2D]:

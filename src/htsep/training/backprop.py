@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..config import BACKPROP
 from ..data.splits import as_tensors, load_split
-from ..ep.model import EPNetwork
+from ..ep.model import ACTIVATIONS, EPNetwork
 from ..files import write_json, write_table, write_torch
 from ..fingerprint import code_fingerprint
 from ..seeding import torch_rng
@@ -28,7 +28,6 @@ from .runs import make_optimizer, resolve_device, run_summary, subnormals_flushe
 
 log = logging.getLogger(__name__)
 
-ACTIVATIONS = {"hard_sigmoid": lambda u: F.hardtanh(u, 0.0, 1.0), "sigmoid": torch.sigmoid}
 LOSSES = {
     "mse": lambda logits, y: 0.5 * (logits - F.one_hot(y, logits.shape[-1]).to(logits.dtype)).pow(2).sum(-1),
     "cross_entropy": lambda logits, y: F.cross_entropy(logits, y, reduction="none"),
@@ -37,7 +36,7 @@ LOSSES = {
 
 def forward(net: EPNetwork, x: torch.Tensor) -> torch.Tensor:
     """Logits W_L h_{L-1} + b_L of the feedforward pass h_l = sigma(W_l h_{l-1} + b_l), h_0 = x."""
-    sigma = ACTIVATIONS[net.activation]
+    sigma = ACTIVATIONS[net.activation].autograd
     h = x
     for w, b in zip(net.weights[:-1], net.biases[:-1], strict=True):
         h = sigma(torch.addmm(b, h, w.mT))

@@ -21,7 +21,8 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
-from ..data.splits import as_tensors, dataset_label, load_split
+from ..config import dataset_label
+from ..data.splits import as_tensors, load_split
 from ..ep import fused
 from ..ep.dynamics import dead_units, relaxation_diagnostics
 from ..ep.model import EPNetwork, mse_loss, one_hot

@@ -12,16 +12,14 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from ...config import BACKPROP
+from ...config import BACKPROP, dataset_label, model_slice
 from ...files import write_text
 from ...report.figures import FIGURES
-from ...report.style import is_uniform, variant_labels
+from ...report.style import Order, is_uniform
 from ...report.tex import missing, template, tex_escape
-from .stats import settings
+from .stats import TESTS, describe_dt, settings
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +45,10 @@ class Study:
         self.backprop = summary[summary["protocol"] == BACKPROP]
         self.dt = dt[dt["protocol"] == dt["protocol"].iloc[0]] if len(dt) else dt  # dt is the same in every protocol
         self.setup, self.a = setup, settings(analysis)
-        runs = self.runs
-        present = list(dict.fromkeys(runs["dataset"]))
-        self.datasets = [d for d in setup["datasets"] if d in present] + sorted(set(present) - set(setup["datasets"]))
-        self.dataset_labels = dict(zip(runs["dataset"], runs["dataset_label"], strict=False))
-        self.variant_specs = [v for v in setup["variants"] if v["name"] in set(runs["variant"])]
-        self.variants = [v["name"] for v in self.variant_specs]
-        self.labels = variant_labels(self.variant_specs, tex=True)
+        order = Order(self.runs, setup["datasets"], setup["variants"], tex=True)
+        self.datasets, self.dataset_labels, self.variant_specs = order.datasets, order.dataset_labels, \
+            order.variant_specs
+        self.variants, self.labels = order.variants, order.labels
         self.hts = [v["name"] for v in self.variant_specs if not is_uniform(v)]
         self.alpha = float(self.a["alpha"])
 
@@ -132,7 +127,7 @@ def macros_values(study: Study) -> dict:
         "n_variants": len(study.variants), "n_hts": len(study.hts),
         "seeds": seeds, "seeds_consecutive": len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)),
         "n_runs": len(runs), "training": s["training"], "analysis": study.a,
-        "layer_sizes": [28 * 28, *model["hidden"], 10], "hidden": model["hidden"],
+        "layer_sizes": model_slice(s)["sizes"], "hidden": model["hidden"],
         "activation": model.get("activation", "hard_sigmoid"),
         "reference_label": study.label(study.a["reference"]),
         "mean_matched_label": study.label(study.a["mean_matched"]),
@@ -164,8 +159,7 @@ def variants_table_values(study: Study) -> dict:
         dt = v["dt"]
         layers = [dt[0]] if isinstance(dt, list | tuple) and all(spec == dt[0] for spec in dt) else \
             list(dt) if isinstance(dt, list | tuple) else [dt]
-        stats = {"mean": x.mean(), "std": x.std(), "skew": sps.skew(x) if np.ptp(x) > 0 else math.nan,
-                 "min": x.min(), "max": x.max()} if len(x) else None
+        stats = describe_dt(x) if len(x) else None
         rows.append({"label": study.label(v["name"]), "roles": roles, "layers": layers, "stats": stats})
     return {"variants": rows}
 
@@ -196,7 +190,7 @@ def stats_table_values(study: Study) -> dict:
             datasets.append({"label": study.dlabel(dataset), "pairs": [
                 {"variant": study.label(v), "baseline": study.label(b),
                  **{test: _test_values(study, study.test(dataset, v, b, test))
-                    for test in ("brown_forsythe", "mann_whitney", "welch_t", "fisher_unstable")}}
+                    for test in TESTS}}
                 for v, b in pairs]})
     return {"protocol": protocol_values(study), "datasets": datasets}
 
@@ -206,7 +200,7 @@ def comparison(study: Study, dataset: str, variant: str, baseline: str) -> dict:
     return {"variant": study.label(variant), "baseline": study.label(baseline),
             "a": study.cell(dataset, variant).to_dict(), "b": study.cell(dataset, baseline).to_dict(),
             **{test: _test_values(study, study.test(dataset, variant, baseline, test))
-               for test in ("brown_forsythe", "mann_whitney", "fisher_unstable")}}
+               for test in TESTS}}
 
 
 def results_values(study: Study) -> dict:
@@ -240,7 +234,7 @@ def limitations_values(study: Study) -> dict:
             f = float(d.get("holdout_fraction", 0.2))
             holdouts.append({"label": study.dlabel(dataset), "train_pct": 100 * (1 - f), "test_pct": 100 * f,
                              "split_seed": d.get("split_seed", 0),
-                             "name": dataset.upper() if dataset != "fashion_mnist" else "Fashion-MNIST"})
+                             "name": dataset_label(dataset)})
     return {"holdouts": holdouts, "subset": data.get("subset"), "synthetic": "synthetic" in study.datasets}
 
 

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
-from scipy import stats as sps
 
 from ...report.style import PAGE_WIDTH, PANEL, Order, epoch_axis, legend_below, panels, set_style
 from . import stats
@@ -119,8 +118,9 @@ def dt_distributions(dt: pd.DataFrame, datasets: Sequence[str], variants: Sequen
         x = dt.loc[dt["variant"] == variant, "dt"].to_numpy(float)
         ax.hist(x, bins=bins, weights=np.full(len(x), 1 / max(len(x), 1)), color=order.colours[variant],
                 edgecolor="white", linewidth=0.3)
-        skew = sps.skew(x) if np.ptp(x) > 0 else math.nan
-        text = f"mean {x.mean():.3f}\ns.d. {x.std():.3f}" + (f"\nskew {skew:.2f}" if np.isfinite(skew) else "")
+        moments = stats.describe_dt(x)
+        text = f"mean {moments['mean']:.3f}\ns.d. {moments['std']:.3f}" + (
+            f"\nskew {moments['skew']:.2f}" if np.isfinite(moments["skew"]) else "")
         ax.text(0.97, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
                 bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.8", "lw": 0.5})
         ax.set_title(order.labels[variant], fontsize=8.5)

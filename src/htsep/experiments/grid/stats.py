@@ -107,6 +107,13 @@ def run_measures(runs: pd.DataFrame, epochs: pd.DataFrame, collapse_drop: float)
     return out.astype({"diverged_epoch": "Int64", "classes_never_predicted_final": "Int64"})
 
 
+def describe_dt(dt: np.ndarray) -> dict[str, float]:
+    """Mean, s.d. (ddof=0), skewness (NaN for a constant dt), min and max of the dt values a variant used."""
+    skew = float(sps.skew(dt)) if np.ptp(dt) > 0 else math.nan
+    return {"mean": float(dt.mean()), "std": float(dt.std()), "skew": skew, "min": float(dt.min()),
+            "max": float(dt.max())}
+
+
 # ------------------------------------------------------------------------------------------------- per group
 
 

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...data.splits import as_tensors, dataset_label, load_split
-from ...ep.dynamics import ACTIVATION_DERIVATIVES, fixed_point_residual, relaxation_diagnostics, relaxation_spectrum
-from ...ep.model import EPNetwork, phi_gradients
+from ...config import dataset_label
+from ...data.splits import as_tensors, load_split
+from ...ep.dynamics import fixed_point_residual, relaxation_diagnostics, relaxation_spectrum
+from ...ep.model import ACTIVATIONS, EPNetwork, phi_gradients
 from ...files import write_table
 from ...paths import number
 
@@ -90,7 +91,7 @@ def spectrum_rows(net: EPNetwork, x: torch.Tensor, steps: Mapping[str, int], tol
         c_min = torch.nan_to_num(coupled, nan=math.inf).amin(-1)
         nan = torch.full_like(rho, math.nan)
         u = torch.cat(phi_gradients(states, net.weights, net.drives(x)), -1)
-        active = (ACTIVATION_DERIVATIVES[net.activation](u) > 0).double().mean(-1)
+        active = (ACTIVATIONS[net.activation].derivative(u) > 0).double().mean(-1)
         residual = fixed_point_residual(net, x, states)
         frame = pd.DataFrame({
             "relax": mode, "steps": n_steps, "sample": np.arange(len(x)),
