@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from htsep.experiments.calibration.plan import calibration_run, search_points
-from htsep.experiments.calibration.selection import select
+from htsep.experiments.calibration.selection import calibration_table, select
 from htsep.study import load_config
 
 from .conftest import REPO
@@ -47,6 +47,20 @@ def test_search_runs_train_on_the_fit_split_with_the_point_overriding_training(t
     assert run["training"] == {**config["training"], "momentum": 0.0, "beta": 1.0, "lr": [0.2, 0.1]}
     assert run["seed"] == 2 and run["variant"]["name"] == config["calibration"]["variant"]
     assert "protocol" not in run  # a search point is not a protocol of the study
+    assert run["sweep"] == {"name": "calibration", "kind": "ep", "point": name}  # what its table row says
+
+
+def test_the_table_reads_kind_and_point_from_each_run_not_its_folder(tmp_path):
+    config = config_with(tmp_path, "calibration: {search: {momentum: [0.0], beta: [0.5, 1.0]}}")
+    name = list(search_points(config, "ep"))[1]
+    summary = tmp_path / "anywhere" / "summary.json"
+    summary.parent.mkdir()
+    summary.write_text(json.dumps({"seed": 2, "final_test_acc": 0.8, "diverged": False,
+                                   "config": calibration_run(config, "ep", name, 2)}))
+    pd.DataFrame({"epoch": [1], "classes_never_predicted": [0], "dead_frac_l1": [0.1]}).to_csv(
+        summary.parent / "metrics.csv", index=False)
+    row = calibration_table([summary], config).iloc[0]
+    assert (row["kind"], row["point"], row["order"], row["beta"], row["val_acc"]) == ("ep", name, 1, 1.0, 0.8)
 
 
 @pytest.mark.skipif(not (RECORD / "selection.json").exists(), reason="no calibration record yet")

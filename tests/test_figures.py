@@ -7,9 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from htsep.config import FIGURE_SETTINGS
 from htsep.experiments.grid import paper
 from htsep.report import tex as tex_module
-from htsep.report.figures import BY_NAME, FIGURES, SETTINGS, figure_params
+from htsep.report.figures import BY_NAME, FIGURES, figure_params
 from htsep.study import load_config
 
 from .conftest import REPO, copy_workflow, snakemake
@@ -27,7 +28,7 @@ def test_plot_takes_the_tables_and_config_parts(figure):
     parameters = inspect.signature(figure.plot).parameters
     assert list(parameters) == [*figure.tables, *(["reference"] if figure.reference else []), *figure.settings]
     assert all(p.default is inspect.Parameter.empty for p in parameters.values())
-    assert set(figure.settings) <= set(SETTINGS) and figure.caption.strip()
+    assert set(figure.settings) <= set(FIGURE_SETTINGS) and figure.caption.strip()
     assert all(path.endswith((".parquet", ".csv")) for path in figure.tables.values())
     config = load_config([REPO / "config/config.yaml", REPO / "config/test.yaml"])
     assert list(figure_params(figure, config)) == list(figure.settings)

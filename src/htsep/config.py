@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import jsonschema
@@ -169,6 +169,21 @@ def canonical(obj):
     return obj
 
 
+# ---------------------------------------------------------------------------------------------------- slices
+# What each job's params carry of the config (its rerun trigger): every slice is defined here.
+
+
+@functools.cache
+def _schema_properties(schema_path: Path = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(Path(schema_path).read_text())["properties"]
+
+
+def schema_defaults(section: str) -> dict:
+    """The schema's default of every key of a config section (e.g. 'analysis'), for callers given a part of it."""
+    return {key: copy.deepcopy(spec["default"]) for key, spec in _schema_properties()[section]["properties"].items()
+            if "default" in spec}
+
+
 def data_slice(config: Mapping, dataset: str) -> dict:
     """What preparing ``dataset`` depends on (not its validation split: see validation_slice)."""
     data = config["data"]
@@ -221,3 +236,41 @@ def backprop_slice(config: Mapping, dataset: str, seed: int, setting: Mapping | 
         "model": model_slice(config),
         "training": shared | {"weight_decay": 0.0} | dict(setting or config["backprop"]),
     })
+
+
+def section_slice(config: Mapping, section: str, keys: Sequence[str] | None = None) -> dict:
+    """Config section ``section`` (e.g. the analysis settings), or its ``keys`` only."""
+    return {k: config[section][k] for k in keys or config[section]}
+
+
+def paper_slice(config: Mapping) -> dict:
+    """What the grid's part of the paper shows of the config: datasets and their data settings, variants, seeds,
+    model, training (not where or how fast it ran) and the protocols the grid trains."""
+    return {
+        "datasets": config["datasets"],
+        "data": {"subset": config["data"].get("subset"), **{name: config["data"][name] for name in config["datasets"]}},
+        "variants": config["variants"],
+        "seeds": config["seeds"],
+        "model": config["model"],
+        "training": {k: v for k, v in config["training"].items() if k not in ("device", "threads", "eval_batch_size")},
+        "protocols": {name: config["protocols"][name] for name in config["run_protocols"]},
+        "run_protocols": config["run_protocols"],
+    }
+
+
+# The config parts a figure can ask for, by the keyword its plotting function takes (htsep.report.figures).
+FIGURE_SETTINGS: dict[str, Callable[[Mapping], object]] = {
+    "datasets": lambda config: config["datasets"],
+    "variants": lambda config: config["variants"],
+    "analysis": lambda config: config["analysis"],
+    "free_steps": lambda config: config["training"]["free_steps"],
+    "spectral": lambda config: config["mechanism"]["spectral"],
+    "landscape": lambda config: config["mechanism"]["landscape"],
+    "frontier": lambda config: config["frontier"],
+    "calibration": lambda config: config["calibration"],
+}
+
+
+def figure_slice(config: Mapping, settings: Sequence[str]) -> dict:
+    """The config parts named in ``settings`` (keys of FIGURE_SETTINGS)."""
+    return {name: FIGURE_SETTINGS[name](config) for name in settings}

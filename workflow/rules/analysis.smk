@@ -1,6 +1,7 @@
 # Stability statistics of the grid (htsep.experiments.grid.stats), and one rule per figure of the study: the figure registry
 # htsep.report.figures.FIGURES names each figure, its tables, its config parts and its caption.
 
+from htsep.config import section_slice
 from htsep.report.figures import FIGURES, figure_files, figure_params, grid_protocol
 
 
@@ -15,7 +16,7 @@ rule stats:
         gaps=report(f"{TABLES}/gaps.csv", category="Tables", caption="../report/gaps.rst"),
     params:
         code=code("stats.py"),
-        analysis=config["analysis"],
+        analysis=section_slice(config, "analysis"),
     log:
         "results/logs/stats.log",
     benchmark:

@@ -1,11 +1,12 @@
 # The calibration search behind the calibrated protocol and the backprop setting (htsep.experiments.calibration.selection):
 # snakemake calibrate. Trains on the calibration dataset's fit split and scores on its validation split.
 
+from htsep.config import section_slice  # noqa: E402
 from htsep.experiments.calibration.plan import calibration_run  # noqa: E402
 from htsep.report.figures import figure_files  # noqa: E402
 
 CALIBRATION_DATA = f"{DATA}/{config['calibration']['dataset']}"
-CALIBRATION_SLICE = {"calibration": config["calibration"]}  # all the table and the selection depend on
+CALIBRATION_SLICE = {"calibration": section_slice(config, "calibration")}  # what the table and selection read
 
 
 rule calibrate_run:

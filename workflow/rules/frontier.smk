@@ -3,6 +3,7 @@
 # shard config key frontier_shard names, writes its per-run tables to results/frontier/shards/ (commit them under
 # benchmarks/records/<date>-frontier/shards/), and analyses them together with every committed shard (frontier.records).
 
+from htsep.config import section_slice  # noqa: E402
 from htsep.experiments.frontier.plan import (  # noqa: E402
     shard_spec,
     level_job,
@@ -16,7 +17,7 @@ FRONTIER_SPEC = config["frontier"]
 SHARD = shard_spec(config)
 SHARD_TABLES = {shard_name(d, a, SHARD): (d, a) for d in SHARD["datasets"] for a in SHARD["axes"]}
 FRONTIER_FAILURE = FRONTIER_SPEC["failure"]
-FRONTIER_STATISTICS = {k: FRONTIER_SPEC[k] for k in ("bootstrap", "bootstrap_seed", "ci_level", "alpha", "power")}
+FRONTIER_STATISTICS = section_slice(config, "frontier", ("bootstrap", "bootstrap_seed", "ci_level", "alpha", "power"))
 
 
 for stage, split in (("pilot", ("fit", "validation")), ("sweep", ("train", "test"))):

@@ -4,11 +4,12 @@
 # figures are drawn by the figure rules (analysis.smk). `snakemake mechanism` builds all of it (and only the grid
 # runs the spectra need).
 
+from htsep.config import section_slice
 from htsep.experiments.mechanism.plan import landscape_plan, spectral_runs
 from htsep.paths import number
 
 MECH = config["mechanism"]
-MECH_ANALYSIS = {k: config["analysis"][k] for k in ("collapse_drop", "alpha", "reference", "mean_matched")}
+MECH_ANALYSIS = section_slice(config, "analysis", ("collapse_drop", "alpha", "reference", "mean_matched"))
 SPECTRAL_RUNS = spectral_runs(config)
 LANDSCAPE_PLAN = landscape_plan(config)
 

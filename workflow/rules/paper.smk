@@ -1,21 +1,8 @@
 # The manuscript: generated LaTeX parts from the tables and config (htsep.experiments.grid.paper, its templates in
 # src/htsep/experiments/grid/templates), then latexmk (htsep.report.tex).
 
+from htsep.config import section_slice, paper_slice
 from htsep.experiments.grid.paper import GENERATED
-
-PAPER_SETUP = {
-    "datasets": config["datasets"],
-    "data": {
-        "subset": config["data"].get("subset"),
-        **{name: config["data"][name] for name in config["datasets"]},
-    },
-    "variants": config["variants"],
-    "seeds": config["seeds"],
-    "model": config["model"],
-    "training": {k: v for k, v in config["training"].items() if k not in ("device", "threads", "eval_batch_size")},
-    "protocols": {name: config["protocols"][name] for name in config["run_protocols"]},
-    "run_protocols": config["run_protocols"],
-}
 
 
 rule paper_macros:
@@ -30,8 +17,8 @@ rule paper_macros:
         **{name: f"{GENERATED_DIR}/{name}.tex" for name in GENERATED},
     params:
         code=code("paper_macros.py"),
-        setup=PAPER_SETUP,
-        analysis=config["analysis"],
+        setup=paper_slice(config),
+        analysis=section_slice(config, "analysis"),
     log:
         "results/logs/paper_macros.log",
     benchmark:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import BACKPROP
+from ..config import BACKPROP, figure_slice
 from ..experiments.calibration import plots as calibration_plots
 from ..experiments.frontier import plots as frontier_plots
 from ..experiments.grid import plots as grid_plots
@@ -25,23 +25,11 @@ from ..experiments.mechanism import plots as mechanism_plots
 from ..paths import CALIBRATION, FIGURE_DIR, FRONTIER, MECHANISM, TABLES
 from . import style
 
-# The config parts a figure can ask for, by the keyword its plotting function takes.
-SETTINGS: dict[str, Callable[[Mapping], object]] = {
-    "datasets": lambda config: config["datasets"],
-    "variants": lambda config: config["variants"],
-    "analysis": lambda config: config["analysis"],
-    "free_steps": lambda config: config["training"]["free_steps"],
-    "spectral": lambda config: config["mechanism"]["spectral"],
-    "landscape": lambda config: config["mechanism"]["landscape"],
-    "frontier": lambda config: config["frontier"],
-    "calibration": lambda config: config["calibration"],
-}
-
 
 @dataclass(frozen=True)
 class Figure:
     """One figure: ``plot(**tables, **settings)`` draws it from ``tables`` (keyword -> parquet or CSV file) and the
-    config parts named in ``settings`` (see ``SETTINGS``)."""
+    config parts named in ``settings`` (see ``htsep.config.FIGURE_SETTINGS``)."""
 
     name: str
     tables: Mapping[str, str]
@@ -162,7 +150,7 @@ def figure_files(protocols, exts=("pdf", "png"), mechanism: bool | None = None, 
 
 def figure_params(figure: Figure, config: Mapping) -> dict:
     """The config parts ``figure`` is drawn with (its rule's params, so that a change redraws it)."""
-    return {name: SETTINGS[name](config) for name in figure.settings}
+    return figure_slice(config, figure.settings)
 
 
 def grid_protocol(figure: Figure, protocol: str | None, config: Mapping) -> str | None:

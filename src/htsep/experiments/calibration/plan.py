@@ -54,12 +54,14 @@ def search_points(config: Mapping, kind: str) -> dict[str, dict]:
 
 
 def calibration_run(config: Mapping, kind: str, point: str, seed: int) -> dict:
-    """The run one (kind, search point, seed) of the calibration trains."""
+    """The run one (kind, search point, seed) of the calibration trains, tagged with its kind and point."""
     calibration, values = config["calibration"], search_points(config, kind)[point]
     if kind == "backprop":
-        return backprop_slice(config, calibration["dataset"], seed, values)
-    return run_slice(config, calibration["dataset"], calibration["variant"], seed,
-                     training={**config["training"], **values})
+        run = backprop_slice(config, calibration["dataset"], seed, values)
+    else:
+        run = run_slice(config, calibration["dataset"], calibration["variant"], seed,
+                        training={**config["training"], **values})
+    return run | {"sweep": {"name": "calibration", "kind": kind, "point": point}}
 
 
 def point_name(point: Mapping) -> str:

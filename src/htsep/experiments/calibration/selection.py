@@ -35,7 +35,7 @@ def calibration_table(summary_paths: Iterable[str | Path], config: Mapping) -> p
     rows = []
     for path in map(Path, summary_paths):
         summary = json.loads(path.read_text())
-        kind, point = path.parts[-4], path.parts[-3]
+        kind, point = (summary["config"]["sweep"][key] for key in ("kind", "point"))
         values = {k: json.dumps(v) if isinstance(v, list) else v for k, v in search_points(config, kind)[point].items()}
         rows.append({"kind": kind, "point": point, "order": order[kind].index(point), "seed": summary["seed"],
                      **values, "val_acc": summary["final_test_acc"], "diverged": summary["diverged"],

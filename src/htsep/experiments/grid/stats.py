@@ -29,21 +29,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ...config import BACKPROP
+from ...config import BACKPROP, schema_defaults
 from ...files import write_table
 from ...outcomes import accuracy_drops, is_collapse, max_drop
 
-DEFAULTS = {
-    "collapse_drop": 0.05,
-    "bootstrap": 10000,
-    "bootstrap_seed": 0,
-    "bootstrap_method": "percentile",
-    "ci_level": 0.95,
-    "alpha": 0.05,
-    "reference": "uniform_0.2",
-    "mean_matched": "uniform_0.3",
-    "holm_family": "test",
-}
 RUN = ["protocol", "dataset", "variant", "seed"]
 GROUP = ["protocol", "dataset", "dataset_label", "variant"]
 TESTS = ("brown_forsythe", "mann_whitney", "welch_t", "fisher_unstable")
@@ -55,8 +44,8 @@ HOLM_FAMILIES = {"test": ["protocol", "test"], "dataset_test": ["protocol", "dat
 
 
 def settings(analysis: Mapping | None) -> dict:
-    """The analysis config with defaults filled in."""
-    return {**DEFAULTS, **(analysis or {})}
+    """The analysis config with the schema's defaults filled in."""
+    return {**schema_defaults("analysis"), **(analysis or {})}
 
 
 # --------------------------------------------------------------------------------------------------- per run
