@@ -11,6 +11,7 @@ from scipy import stats as sps
 from htsep.experiments.grid import paper, stats
 from htsep.outcomes import accuracy_drops, is_collapse
 from htsep.report import style, tex
+from htsep.report.figures import paper_figures
 
 ANALYSIS = {"collapse_drop": 0.05, "bootstrap": 2000, "alpha": 0.05, "reference": "uniform_0.2",
             "mean_matched": "uniform_0.3"}
@@ -209,7 +210,7 @@ def _study(table_edit=None):
     dt = pd.DataFrame({"protocol": "lab", "variant": ["uniform_0.2"] * 3 + ["hts_normal"] * 3,
                        "dt": [0.2] * 3 + [0.25, 0.3, 0.35]})
     setup = {"datasets": ["mnist"], "data": {"mnist": {"split": "official"}}, "variants": variants,
-             "protocols": {"lab": {}}, "run_protocols": ["lab"],
+             "protocols": {"lab": {}}, "run_protocols": ["lab"], "figures": paper_figures(["lab"]),
              "seeds": [0, 1, 2, 3, 4],
              "model": {"hidden": [256]}, "training": {"epochs": 1, "batch_size": 64, "lr": [0.4, 0.02], "momentum": 0.9,
                                                        "weight_decay": 0.0, "beta": 0.1, "free_steps": 60,

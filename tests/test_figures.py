@@ -10,7 +10,7 @@ import pytest
 from htsep.config import FIGURE_SETTINGS
 from htsep.experiments.grid import paper
 from htsep.report import tex as tex_module
-from htsep.report.figures import BY_NAME, FIGURES, figure_params
+from htsep.report.figures import BY_NAME, FIGURES, figure_params, paper_figures
 from htsep.study import load_config
 
 from .conftest import REPO, copy_workflow, snakemake
@@ -41,7 +41,7 @@ def test_the_paper_shows_every_figure_once():
                                                           "calibration.tex.j2"))
     protocols = ["lab", "calibrated"]
     tex += tex_module.template(paper.TEMPLATES / "grid_figures.tex.j2").render(
-        **paper.grid_figures_values(SimpleNamespace(setup={"run_protocols": protocols})))
+        **paper.grid_figures_values(SimpleNamespace(setup={"figures": paper_figures(protocols)})))
     shown = re.findall(r"\\(?:figwidth|includegraphics)(?:\[[^\]]*\])?\{(?:\.\./figures/)?([^}]+)\.pdf\}", tex)
     assert sorted(shown) == sorted(stem.removeprefix("figures/") for figure in FIGURES
                                    for _, stem in figure.outputs(protocols))

@@ -17,10 +17,11 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent
-EXPERIMENTS = ("grid", "calibration", "mechanism", "frontier")
-# module -> the non-Python sources it executes (globs relative to the module's folder)
+# module -> the non-Python sources it executes (globs relative to the module's folder): the kernel's C++, and each
+# experiment's templates, rendered by its paper module
 RESOURCES = {"ep.fused": ["csrc/relax_one_hidden.cpp"],
-             **{f"experiments.{name}.paper": ["templates/*.tex.j2"] for name in EXPERIMENTS}}
+             **{f"experiments.{folder.name}.paper": ["templates/*.tex.j2"]
+                for folder in sorted((PACKAGE / "experiments").iterdir()) if (folder / "templates").is_dir()}}
 
 
 def module_path(module: str) -> Path | None:

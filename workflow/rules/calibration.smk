@@ -3,7 +3,7 @@
 
 from htsep.config import section_slice  # noqa: E402
 from htsep.experiments.calibration.plan import calibration_run  # noqa: E402
-from htsep.report.figures import figure_files  # noqa: E402
+from htsep.report.figures import BY_NAME, figure_files  # noqa: E402
 
 CALIBRATION_DATA = f"{DATA}/{config['calibration']['dataset']}"
 CALIBRATION_SLICE = {"calibration": section_slice(config, "calibration")}  # what the table and selection read
@@ -73,6 +73,7 @@ rule calibration_paper:
     params:
         code=code("calibration_paper.py"),
         config=CALIBRATION_SLICE,
+        caption=BY_NAME["calibration"].caption,
     log:
         "results/logs/calibration_paper.log",
     localrule: True

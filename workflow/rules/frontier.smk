@@ -4,6 +4,7 @@
 # benchmarks/records/<date>-frontier/shards/), and analyses them together with every committed shard (frontier.records).
 
 from htsep.config import section_slice  # noqa: E402
+from htsep.report.figures import BY_NAME  # noqa: E402
 from htsep.experiments.frontier.plan import (  # noqa: E402
     shard_spec,
     level_job,
@@ -142,6 +143,7 @@ rule frontier_paper:
     params:
         code=code("frontier_paper.py"),
         frontier=FRONTIER_SPEC,
+        caption=BY_NAME["frontier"].caption,
         variants=config["variants"],
     log:
         "results/logs/frontier/paper.log",

@@ -3,6 +3,7 @@
 
 from htsep.config import section_slice, paper_slice
 from htsep.experiments.grid.paper import GENERATED
+from htsep.report.figures import paper_figures
 
 
 rule paper_macros:
@@ -17,7 +18,7 @@ rule paper_macros:
         **{name: f"{GENERATED_DIR}/{name}.tex" for name in GENERATED},
     params:
         code=code("paper_macros.py"),
-        setup=paper_slice(config),
+        setup=paper_slice(config) | {"figures": paper_figures(config["run_protocols"])},
         analysis=section_slice(config, "analysis"),
     log:
         "results/logs/paper_macros.log",

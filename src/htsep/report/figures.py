@@ -148,6 +148,15 @@ def figure_files(protocols, exts=("pdf", "png"), mechanism: bool | None = None, 
             for _, stem in figure.outputs(protocols) for ext in exts]
 
 
+def paper_figures(protocols, section: str | None = None) -> list[dict]:
+    """The figures a paper part shows (``section``; None: the grid's figure list): name, path below figures/,
+    caption and protocol, once per protocol for per-protocol figures (a paper rule's params)."""
+    return [{"name": figure.name, "path": f"{stem.removeprefix(FIGURE_DIR + '/')}.pdf", "caption": figure.caption,
+             "protocol": protocol}
+            for figure in FIGURES if not figure.mechanism and figure.section == section
+            for protocol, stem in figure.outputs(protocols)]
+
+
 def figure_params(figure: Figure, config: Mapping) -> dict:
     """The config parts ``figure`` is drawn with (its rule's params, so that a change redraws it)."""
     return figure_slice(config, figure.settings)

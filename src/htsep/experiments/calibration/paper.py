@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 
 from ...files import write_text
-from ...report.figures import BY_NAME
 from ...report.tex import template, tex_escape
 
 TEMPLATE = Path(__file__).with_name("templates") / "calibration.tex.j2"
@@ -43,8 +42,9 @@ def point_rows(table: pd.DataFrame, selection: Mapping, kind: str) -> list[dict]
     return rows
 
 
-def calibration_text(inputs: Mapping[str, str], output: str | Path, config: Mapping) -> None:
-    """Write ``paper/generated/calibration.tex`` from the calibration table and selection."""
+def calibration_text(inputs: Mapping[str, str], output: str | Path, config: Mapping, caption: str) -> None:
+    """Write ``paper/generated/calibration.tex`` from the calibration table and selection (``caption``: the
+    figure's)."""
     table = pd.read_csv(inputs["table"])
     selection = json.loads(Path(inputs["selection"]).read_text())
     calibration = config["calibration"]
@@ -54,4 +54,4 @@ def calibration_text(inputs: Mapping[str, str], output: str | Path, config: Mapp
     write_text(output, template(TEMPLATE).render(
         dataset=tex_escape(selection["dataset"]), variant=tex_escape(selection["variant"]),
         n_seeds=len(selection["seeds"]), rule=RULES[calibration["selection"]], kinds=kinds,
-        caption=tex_escape(BY_NAME["calibration"].caption)))
+        caption=tex_escape(caption)))

@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 
 from ...files import write_text
-from ...report.figures import BY_NAME
 from ...report.style import variant_labels
 from ...report.tex import template, tex_escape
 from .plots import KIND_LABELS
@@ -62,7 +61,7 @@ def frontier_text(inputs: Mapping[str, str], output: str | Path, params: Mapping
     fits, critical, cells = (_table(inputs[k]) for k in ("fits", "critical", "cells"))
     panels = [panel_values(fit, critical, cells, spec, label) for _, fit in fits.iterrows()]
     write_text(output, template(TEMPLATE).render(
-        spec=spec, panels=panels, caption=tex_escape(BY_NAME["frontier"].caption), control=label(spec["variants"][0]),
+        spec=spec, panels=panels, caption=tex_escape(params["caption"]), control=label(spec["variants"][0]),
         others=[label(v) for v in spec["variants"][1:]], protocol=tex_escape(spec["protocol"]),
         datasets=sorted({p["dataset"] for p in panels}), n_runs=sum(p["n_runs"] for p in panels),
         any_significant=any(p["significant"] for p in panels),

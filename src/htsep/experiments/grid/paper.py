@@ -16,7 +16,6 @@ import pandas as pd
 
 from ...config import BACKPROP, dataset_label, model_slice
 from ...files import write_text
-from ...report.figures import FIGURES
 from ...report.style import Order, is_uniform
 from ...report.tex import missing, template, tex_escape
 from .stats import TESTS, describe_dt, settings
@@ -239,16 +238,12 @@ def limitations_values(study: Study) -> dict:
 
 
 def grid_figures_values(study: Study) -> dict:
-    """The grid's figures (htsep.report.figures) for the paper: file, caption and label, once per protocol where drawn
-    per protocol."""
-    shown = []
-    for figure in FIGURES:
-        if not figure.mechanism and figure.section is None:  # the others are in their own sections
-            for protocol, stem in figure.outputs(study.setup["run_protocols"]):
-                shown.append({"path": f"{stem.removeprefix('figures/')}.pdf", "caption": tex_escape(figure.caption),
-                              "protocol": tex_escape(protocol) if protocol else None,
-                              "label": f"{figure.name}:{protocol}" if protocol else figure.name})
-    return {"figures": shown}
+    """The grid's figures for the paper (``setup['figures']``, from the figure registry: name, path below
+    figures/, caption and protocol, once per protocol where drawn per protocol), with LaTeX labels."""
+    return {"figures": [{"path": f["path"], "caption": tex_escape(f["caption"]),
+                         "protocol": tex_escape(f["protocol"]) if f["protocol"] else None,
+                         "label": f"{f['name']}:{f['protocol']}" if f["protocol"] else f["name"]}
+                        for f in study.setup["figures"]]}
 
 
 VALUES = {"macros": macros_values, "variants_table": variants_table_values, "summary_table": summary_table_values,
