@@ -29,7 +29,8 @@ import torch
 from htsep.ep import fused
 from htsep.ep.dynamics import dead_units, relaxation_diagnostics
 from htsep.ep.model import EPNetwork, energy, ep_parameter_gradients, one_hot
-from htsep.training.runs import batch_estimator, evaluate, make_optimizer, subnormals_flushed, train_epoch
+from htsep.training.epochs import batch_estimator, evaluate, train_epoch
+from htsep.training.runs import make_optimizer, subnormals_flushed
 
 SIZES, T1, T2, BATCH, BETA = [784, 256, 10], 60, 12, 64, 0.1
 HTS = {"distribution": "normal", "mean": 0.3, "std": 0.05, "clip_min": 0.2, "clip_max": 0.4}

@@ -8,6 +8,7 @@ import torch
 
 from htsep.config import run_slice
 from htsep.study import load_config
+from htsep.training import epochs
 from htsep.training import runs as train
 
 from .test_train import CONFIGS, data_paths, kill_during_epoch  # noqa: F401  (data_paths: fixture)
@@ -45,7 +46,7 @@ def test_batched_members_equal_separate_runs(data_paths, tmp_path):  # noqa: F81
 
 def test_one_diverging_member_does_not_stop_the_others(data_paths, tmp_path, monkeypatch):  # noqa: F811
     runs = grid_runs(epochs=3)[:3]
-    real_epoch = train.train_epoch
+    real_epoch = epochs.train_epoch
 
     def poison_member_1(net, *args):
         stats = real_epoch(net, *args)

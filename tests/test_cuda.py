@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from htsep.ep.model import EPNetwork
+from htsep.training import epochs
 from htsep.training import runs as train
 
 from .test_batched import COLUMNS, grid_runs
@@ -54,16 +55,16 @@ def test_training_epoch_never_syncs():
     net, (x, y) = stacked_net(), data()
     optimizer = train.make_optimizer(net, {"lr": [0.1, 0.01], "momentum": 0.9, "weight_decay": 0.0})
     orders = torch.stack([torch.randperm(len(x), device="cuda") for _ in range(3)])
-    estimate = train.batch_estimator(net, x, y, TRAINING)  # the one-off capture may synchronize
-    assert isinstance(estimate, train.GraphedEstimate)
+    estimate = epochs.batch_estimator(net, x, y, TRAINING)  # the one-off capture may synchronize
+    assert isinstance(estimate, epochs.GraphedEstimate)
     with sync_is_an_error():  # 200 samples / 16: 12 replayed batches and a short eager one
-        train.train_epoch(net, optimizer, estimate, y, orders, TRAINING, "sync check")
+        epochs.train_epoch(net, optimizer, estimate, y, orders, TRAINING, "sync check")
 
 
 def test_graph_replay_equals_eager_and_sees_parameter_updates():
     net, (x, y) = stacked_net(), data()
-    graphed = train.batch_estimator(net, x, y, TRAINING)
-    assert isinstance(graphed, train.GraphedEstimate)  # captured, not the eager fallback
+    graphed = epochs.batch_estimator(net, x, y, TRAINING)
+    assert isinstance(graphed, epochs.GraphedEstimate)  # captured, not the eager fallback
     for _ in range(3):
         idx = torch.randint(0, len(x), (3, 16), device="cuda")
         eager = net.ep_estimate(x[idx], y[idx], 0.1, 20, 6)

@@ -12,6 +12,7 @@ from htsep.config import run_slice
 from htsep.data.prepare import prepare_dataset
 from htsep.ep.model import EPNetwork
 from htsep.study import load_config
+from htsep.training import checkpoints, epochs
 from htsep.training import runs as train
 
 from .conftest import REPO
@@ -62,7 +63,7 @@ def test_same_config_and_seed_give_identical_numbers(run, data_paths, tmp_path):
 
 def kill_during_epoch(monkeypatch, epoch: int):
     """Make training die (as on SIGINT) in ``epoch``, after the checkpoint of the epoch before it."""
-    real_evaluate, calls = train.evaluate, []
+    real_evaluate, calls = epochs.evaluate, []
 
     def evaluate(*args):
         calls.append(1)
@@ -158,12 +159,12 @@ def test_checkpoint_of_other_training_code_is_not_resumed(run, data_paths, tmp_p
     """After an engine edit (another code fingerprint) a rerun retrains; it never rewrites the old numbers."""
     run["training"]["epochs"] = 1
     train.train_run(run, data_paths, tmp_path)
-    ckpt = torch.load(tmp_path / train.CHECKPOINT, weights_only=False)
-    assert ckpt["code"] == train.training_code()
-    assert json.loads((tmp_path / "summary.json").read_text())["code_fingerprint"] == train.training_code()
+    ckpt = torch.load(tmp_path / checkpoints.CHECKPOINT, weights_only=False)
+    assert ckpt["code"] == checkpoints.training_code()
+    assert json.loads((tmp_path / "summary.json").read_text())["code_fingerprint"] == checkpoints.training_code()
     poisoned = {**ckpt, "metrics": [{**row, "test_acc": -1.0} for row in ckpt["metrics"]]}
-    torch.save(poisoned, tmp_path / train.CHECKPOINT)  # a resume would report test_acc -1
-    monkeypatch.setattr(train, "training_code", lambda: "edited-engine")
+    torch.save(poisoned, tmp_path / checkpoints.CHECKPOINT)  # a resume would report test_acc -1
+    monkeypatch.setattr(checkpoints, "training_code", lambda: "edited-engine")
     with caplog.at_level("WARNING"):
         train.train_run(run, data_paths, tmp_path)
     assert "other training code" in caplog.text
@@ -211,7 +212,7 @@ def test_dead_units_momentum_decays_to_subnormals_that_flushing_zeroes_without_c
 
 def test_training_flushes_subnormals_and_restores_the_default(run, data_paths, tmp_path, monkeypatch):
     seen = []
-    train_epoch = train.train_epoch
+    train_epoch = epochs.train_epoch
     monkeypatch.setattr(train, "train_epoch", lambda *args: seen.append(flushing()) or train_epoch(*args))
     run["training"]["epochs"] = 2
     train.train_run(run, data_paths, tmp_path / "run")

@@ -205,25 +205,13 @@ def prepare_dataset(
     ignored for the others. Files already prepared for the same request are kept as they are; the outputs
     are replaced only once everything succeeded. Raises ``DatasetError`` for missing or corrupt archives.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
     holdout = split == "test-holdout"
-    if holdout and not 0 < holdout_fraction < 1:
-        raise ValueError(f"holdout_fraction must lie in (0, 1), got {holdout_fraction}")
-    if subset is not None and subset < 1:
-        raise ValueError(f"subset must be a positive number of images per class, got {subset}")
-    if unknown := set(synthetic or {}) - set(SYNTHETIC_DEFAULTS):
-        raise ValueError(f"unknown synthetic settings {sorted(unknown)}; known: {sorted(SYNTHETIC_DEFAULTS)}")
+    _check_request(name, split, holdout_fraction, subset, synthetic)
     cls = DATASETS[name]
     out = Path(root) / name
     paths = {"train": out / "train.pt", "test": out / "test.pt"}
-    raw = Path(root) / "torchvision" / cls.__name__ / "raw"
     prefixes = ("t10k",) if holdout else ("train", "t10k")
     needed = {stem + ".gz" for prefix in prefixes for stem in _STEMS[prefix]}
-
-    synthetic_config = {key: int(value) for key, value in {**SYNTHETIC_DEFAULTS, **(synthetic or {})}.items()}
     request = {
         "format": FORMAT,
         "dataset": name,
@@ -233,67 +221,78 @@ def prepare_dataset(
             "split_seed": int(split_seed) if holdout else None,
             "subset": subset,
         },
-        "synthetic": synthetic_config if cls is SyntheticMNIST else None,
+        "synthetic": {key: int(value) for key, value in {**SYNTHETIC_DEFAULTS, **(synthetic or {})}.items()}
+        if cls is SyntheticMNIST else None,
     }
     if cls is not SyntheticMNIST:
         request["archives"] = {f: md5 for f, md5 in cls.resources if f in needed}
     if _is_current(paths, request):
         return paths
 
-    raw.mkdir(parents=True, exist_ok=True)
-    if cls is SyntheticMNIST:
-        resources = write_synthetic_archives(raw, **request["synthetic"])
-        source = "generated"
-    else:
-        resources = cls.resources
-        mirror = None if mirror is None else Path(mirror).resolve()
-        source = "download" if mirror is None else f"mirror {mirror}"
-    archives = {}
-    for filename, md5 in resources:
-        if filename in needed:
-            _fetch(name, cls, filename, md5, raw, mirror)
-            tv_utils.extract_archive(os.fspath(raw / filename), os.fspath(raw))
-            archives[filename] = md5
-    sets = {}
-    for prefix in prefixes:
-        images_stem, labels_stem = _STEMS[prefix]
-        sets[prefix] = (
-            read_image_file(os.fspath(raw / images_stem)),
-            read_label_file(os.fspath(raw / labels_stem)),
-        )
-
-    if holdout:
-        train_index, test_index = _stratified_holdout(sets["t10k"][1], holdout_fraction, split_seed)
-        parts = {"train": ("t10k", train_index), "test": ("t10k", test_index)}
-    else:
-        parts = {
-            "train": ("train", np.arange(len(sets["train"][1]))),
-            "test": ("t10k", np.arange(len(sets["t10k"][1]))),
-        }
-    if subset is not None:
-        prefix, index = parts["train"]
-        parts["train"] = (prefix, index[first_per_class(sets[prefix][1][index], subset)])
-
+    raw = Path(root) / "torchvision" / cls.__name__ / "raw"
+    archives, source = _fetch_archives(name, cls, needed, raw, mirror, request["synthetic"])
+    sets = {prefix: (read_image_file(os.fspath(raw / _STEMS[prefix][0])),
+                     read_label_file(os.fspath(raw / _STEMS[prefix][1]))) for prefix in prefixes}
+    parts = _parts(sets, holdout, holdout_fraction, split_seed, subset)
+    provenance = {**request, "archives": archives, "label": dataset_label(name, split),
+                  "torchvision_class": f"{cls.__module__}.{cls.__qualname__}",
+                  "torchvision_version": torchvision.__version__, "source": source}
     out.mkdir(parents=True, exist_ok=True)
     with _staged(paths["train"]) as train_tmp, _staged(paths["test"]) as test_tmp:
         for part, tmp in (("train", train_tmp), ("test", test_tmp)):
             prefix, index = parts[part]
             index = torch.from_numpy(index).long()
             images, labels = sets[prefix][0][index], sets[prefix][1][index]
-            provenance = {
-                **request,
-                "archives": archives,
-                "label": dataset_label(name, split),
-                "torchvision_class": f"{cls.__module__}.{cls.__qualname__}",
-                "torchvision_version": torchvision.__version__,
-                "source": source,
-                "part": part,
-                "files": [stem + ".gz" for stem in _STEMS[prefix]],
-                "n": len(labels),
-                "counts_per_class": torch.bincount(labels, minlength=10).tolist(),
-            }
-            torch.save({"images": images, "labels": labels, "index": index, "provenance": provenance}, tmp)
+            torch.save({"images": images, "labels": labels, "index": index, "provenance": {
+                **provenance, "part": part, "files": [stem + ".gz" for stem in _STEMS[prefix]], "n": len(labels),
+                "counts_per_class": torch.bincount(labels, minlength=10).tolist()}}, tmp)
     return paths
+
+
+def _check_request(name: str, split: str, holdout_fraction: float, subset: int | None, synthetic: dict | None):
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
+    if split == "test-holdout" and not 0 < holdout_fraction < 1:
+        raise ValueError(f"holdout_fraction must lie in (0, 1), got {holdout_fraction}")
+    if subset is not None and subset < 1:
+        raise ValueError(f"subset must be a positive number of images per class, got {subset}")
+    if unknown := set(synthetic or {}) - set(SYNTHETIC_DEFAULTS):
+        raise ValueError(f"unknown synthetic settings {sorted(unknown)}; known: {sorted(SYNTHETIC_DEFAULTS)}")
+
+
+def _fetch_archives(name: str, cls: type[MNIST], needed: set[str], raw: Path, mirror, synthetic: dict | None
+                    ) -> tuple[dict[str, str], str]:
+    """Make the ``needed`` archives verified and extracted in ``raw`` (generated for the synthetic dataset); returns
+    ({archive: md5}, where they came from)."""
+    raw.mkdir(parents=True, exist_ok=True)
+    if cls is SyntheticMNIST:
+        resources, source = write_synthetic_archives(raw, **synthetic), "generated"
+    else:
+        mirror = None if mirror is None else Path(mirror).resolve()
+        resources, source = cls.resources, "download" if mirror is None else f"mirror {mirror}"
+    archives = {}
+    for filename, md5 in resources:
+        if filename in needed:
+            _fetch(name, cls, filename, md5, raw, mirror)
+            tv_utils.extract_archive(os.fspath(raw / filename), os.fspath(raw))
+            archives[filename] = md5
+    return archives, source
+
+
+def _parts(sets: dict, holdout: bool, holdout_fraction: float, split_seed: int, subset: int | None) -> dict:
+    """part ('train', 'test') -> (IDX prefix, rows of that file) for an official or test-holdout split."""
+    if holdout:
+        train_index, test_index = _stratified_holdout(sets["t10k"][1], holdout_fraction, split_seed)
+        parts = {"train": ("t10k", train_index), "test": ("t10k", test_index)}
+    else:
+        parts = {part: (prefix, np.arange(len(sets[prefix][1])))
+                 for part, prefix in (("train", "train"), ("test", "t10k"))}
+    if subset is not None:
+        prefix, index = parts["train"]
+        parts["train"] = (prefix, index[first_per_class(sets[prefix][1][index], subset)])
+    return parts
 
 
 def prepare_from_slice(dataset: dict, root: str | Path) -> dict[str, Path]:
