@@ -31,6 +31,7 @@ reproduce: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile config/test.yaml
 
 test: lint

@@ -1,8 +1,8 @@
 """htsep: heterogeneous time steps in Equilibrium Propagation, from config.yaml to tables, figures and paper.
 
-    snakemake --cores N                                   # the whole study (config/config.yaml)
-    snakemake --cores 2 --configfile config/test.yaml     # the CI-sized study on synthetic data
-    snakemake --cores N figures/accuracy_curves.pdf       # one artifact and what it needs
+snakemake --cores N                                   # the whole study (config/config.yaml)
+snakemake --cores 2 --configfile config/test.yaml     # the CI-sized study on synthetic data
+snakemake --cores N figures/accuracy_curves.pdf       # one artifact and what it needs
 """
 
 import sys
@@ -12,7 +12,10 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+
 configfile: "config/config.yaml"
+
+
 validate(config, "config/schema.yaml")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
@@ -22,7 +25,16 @@ from htsep.config import (  # noqa: E402
     run_slice,
     validation_slice,
 )
-from htsep.paths import BACKPROP_RUNS, CALIBRATION, FRONTIER, GENERATED_DIR, LANDSCAPE, MECHANISM, RUNS, TABLES  # noqa: E402
+from htsep.paths import (
+    BACKPROP_RUNS,
+    CALIBRATION,
+    FRONTIER,
+    GENERATED_DIR,
+    LANDSCAPE,
+    MECHANISM,
+    RUNS,
+    TABLES,
+)  # noqa: E402
 from htsep.study import check_config  # noqa: E402
 
 check_config(config)
@@ -48,6 +60,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/mechanism.smk"
 include: "workflow/rules/frontier.smk"
+
 
 # Light rules run where snakemake runs, not as cluster jobs (only training goes to SLURM); so do the figure rules
 # (localrule: True where analysis.smk makes them).

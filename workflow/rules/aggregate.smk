@@ -13,16 +13,16 @@ rule aggregate:
         epochs_csv=f"{TABLES}/epochs.csv",
         epochs=f"{TABLES}/epochs.parquet",
         dt=f"{TABLES}/dt_values.parquet",
-    params:
-        code=code("aggregate.py"),
     log:
         "results/logs/aggregate.log",
     benchmark:
         "results/benchmarks/aggregate.tsv"
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("aggregate.py"),
     script:
         "../scripts/aggregate.py"

@@ -1,4 +1,4 @@
-# The calibration search behind the calibrated protocol and the backprop setting (htsep.experiments.calibration.selection):
+# The calibration search behind the calibrated protocol and the backprop setting (htsep.experiments.calibration):
 # snakemake calibrate. Trains on the calibration dataset's fit split and scores on its validation split.
 
 from htsep.config import section_slice  # noqa: E402
@@ -18,24 +18,24 @@ rule calibrate_run:
         metrics=f"{CALIBRATION}/{{kind}}/{{point}}/seed{{seed}}/metrics.csv",
         summary=f"{CALIBRATION}/{{kind}}/{{point}}/seed{{seed}}/summary.json",
         model=f"{CALIBRATION}/{{kind}}/{{point}}/seed{{seed}}/model.pt",
-    wildcard_constraints:
-        kind="ep|backprop",
-        point="[A-Za-z0-9_.-]+",
-    params:
-        code=code("calibrate_run.py"),
-        kind=lambda w: w.kind,
-        run=lambda w: calibration_run(config, w.kind, w.point, int(w.seed)),
     log:
         f"results/logs/calibration/{{kind}}/{{point}}/seed{{seed}}.log",
     benchmark:
         f"results/benchmarks/calibration/{{kind}}/{{point}}/seed{{seed}}.tsv"
-    threads: config["training"].get("threads", 1)
-    resources:
-        **TRAIN_RESOURCES,
+    wildcard_constraints:
+        kind="ep|backprop",
+        point="[A-Za-z0-9_.-]+",
     group:
         "train"
     conda:
         "../../environment.yml"
+    threads: config["training"].get("threads", 1)
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        code=code("calibrate_run.py"),
+        kind=lambda w: w.kind,
+        run=lambda w: calibration_run(config, w.kind, w.point, int(w.seed)),
     script:
         "../scripts/calibrate_run.py"
 
@@ -47,18 +47,18 @@ rule calibration:
     output:
         table=report(f"{CALIBRATION}/calibration.csv", category="Calibration", caption="../report/calibration.rst"),
         selection=f"{CALIBRATION}/selection.json",
-    params:
-        code=code("calibration.py"),
-        config=CALIBRATION_SLICE,
     log:
         "results/logs/calibration.log",
     benchmark:
         "results/benchmarks/calibration.tsv"
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("calibration.py"),
+        config=CALIBRATION_SLICE,
     script:
         "../scripts/calibration.py"
 
@@ -70,15 +70,15 @@ rule calibration_paper:
         selection=rules.calibration.output.selection,
     output:
         f"{GENERATED_DIR}/calibration.tex",
-    params:
-        code=code("calibration_paper.py"),
-        config=CALIBRATION_SLICE,
-        caption=BY_NAME["calibration"].caption,
     log:
         "results/logs/calibration_paper.log",
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        code=code("calibration_paper.py"),
+        config=CALIBRATION_SLICE,
+        caption=BY_NAME["calibration"].caption,
     script:
         "../scripts/calibration_paper.py"
 

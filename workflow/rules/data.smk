@@ -3,18 +3,18 @@ rule prepare_data:
     output:
         train=f"{DATA}/{{dataset}}/train.pt",
         test=f"{DATA}/{{dataset}}/test.pt",
-    params:
-        code=code("prepare_data.py"),
-        dataset=lambda w: data_slice(config, w.dataset),
     log:
         "results/logs/prepare_data/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_data/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("prepare_data.py"),
+        dataset=lambda w: data_slice(config, w.dataset),
     script:
         "../scripts/prepare_data.py"
 
@@ -27,17 +27,17 @@ rule validation_split:
     output:
         fit=f"{DATA}/{{dataset}}/fit.pt",
         validation=f"{DATA}/{{dataset}}/validation.pt",
-    params:
-        code=code("validation_split.py"),
-        validation=lambda w: validation_slice(config, w.dataset),
     log:
         "results/logs/validation_split/{dataset}.log",
     benchmark:
         "results/benchmarks/validation_split/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("validation_split.py"),
+        validation=lambda w: validation_slice(config, w.dataset),
     script:
         "../scripts/validation_split.py"

@@ -1,7 +1,7 @@
-# The stability frontier (htsep.experiments.frontier.plan plans it, htsep.outcomes classifies its runs, htsep.experiments.frontier.stats fits
+# The stability frontier (htsep.experiments.frontier: plan plans it, htsep.outcomes classifies its runs, stats fits
 # it): `snakemake frontier_pilot` places the levels on the fit/validation split; `snakemake frontier` trains the
 # shard config key frontier_shard names, writes its per-run tables to results/frontier/shards/ (commit them under
-# benchmarks/records/<date>-frontier/shards/), and analyses them together with every committed shard (frontier.records).
+# benchmarks/records/<date>-frontier/shards/), and analyses them with every committed shard (frontier.records).
 
 from htsep.config import section_slice  # noqa: E402
 from htsep.report.figures import BY_NAME  # noqa: E402
@@ -31,24 +31,24 @@ for stage, split in (("pilot", ("fit", "validation")), ("sweep", ("train", "test
             test=f"{DATA}/{{dataset}}/{split[1]}.pt",
         output:
             frontier_outputs(stage),
-        params:
-            code=code("frontier_train.py"),
-            runs=lambda w, stage=stage: [run for _, run in level_job(config, stage, w.dataset, w.axis, w.level)],
-            folders=lambda w, stage=stage: [f for f, _ in level_job(config, stage, w.dataset, w.axis, w.level)],
-        wildcard_constraints:
-            axis="[A-Za-z0-9_]+",
-            level=r"[0-9.e+-]+",
         log:
             f"results/logs/frontier/{stage}/{{dataset}}/{{axis}}/{{level}}.log",
         benchmark:
             f"results/benchmarks/frontier/{stage}/{{dataset}}/{{axis}}/{{level}}.tsv"
-        threads: config["training"].get("threads", 1)
-        resources:
-            **TRAIN_RESOURCES,
+        wildcard_constraints:
+            axis="[A-Za-z0-9_]+",
+            level=r"[0-9.e+-]+",
         group:
             "train"
         conda:
             "../../environment.yml"
+        threads: config["training"].get("threads", 1)
+        resources:
+            **TRAIN_RESOURCES,
+        params:
+            code=code("frontier_train.py"),
+            runs=lambda w, stage=stage: [run for _, run in level_job(config, stage, w.dataset, w.axis, w.level)],
+            folders=lambda w, stage=stage: [f for f, _ in level_job(config, stage, w.dataset, w.axis, w.level)],
         script:
             "../scripts/frontier_train.py"
 
@@ -59,16 +59,16 @@ rule frontier_shard:
         lambda w: [f"{folder}/summary.json" for folder in stage_folders(config, "sweep", *SHARD_TABLES[w.shard])],
     output:
         f"{FRONTIER}/shards/{{shard}}.csv",
-    params:
-        code=code("frontier_shard.py"),
-        failure=FRONTIER_FAILURE,
-    wildcard_constraints:
-        shard="|".join(SHARD_TABLES) or "no-shard",
     log:
         f"results/logs/frontier/shards/{{shard}}.log",
+    wildcard_constraints:
+        shard="|".join(SHARD_TABLES) or "no-shard",
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        code=code("frontier_shard.py"),
+        failure=FRONTIER_FAILURE,
     script:
         "../scripts/frontier_shard.py"
 
@@ -76,20 +76,24 @@ rule frontier_shard:
 rule frontier_pilot:
     """Target: the pilot's failure rate per level (the control variant, fit/validation split)."""
     input:
-        [f"{folder}/summary.json" for d in FRONTIER_SPEC["datasets"] for a in pilot_axes(config)
-         for folder in stage_folders(config, "pilot", d, a)],
+        [
+            f"{folder}/summary.json"
+            for d in FRONTIER_SPEC["datasets"]
+            for a in pilot_axes(config)
+            for folder in stage_folders(config, "pilot", d, a)
+        ],
     output:
         runs=f"{FRONTIER}/pilot_runs.csv",
         table=report(f"{FRONTIER}/pilot.csv", category="Frontier", caption="../report/frontier_pilot.rst"),
-    params:
-        code=code("frontier_pilot.py"),
-        failure=FRONTIER_FAILURE,
-        alpha=FRONTIER_SPEC["alpha"],
     log:
         "results/logs/frontier/pilot.log",
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        code=code("frontier_pilot.py"),
+        failure=FRONTIER_FAILURE,
+        alpha=FRONTIER_SPEC["alpha"],
     script:
         "../scripts/frontier_pilot.py"
 
@@ -103,23 +107,22 @@ rule frontier_analysis:
         runs=f"{FRONTIER}/runs.csv",
         cells=report(f"{FRONTIER}/cells.csv", category="Frontier", caption="../report/frontier_cells.rst"),
         fits=report(f"{FRONTIER}/fits.csv", category="Frontier", caption="../report/frontier_fits.rst"),
-        critical=report(f"{FRONTIER}/critical.csv", category="Frontier",
-                        caption="../report/frontier_critical.rst"),
+        critical=report(f"{FRONTIER}/critical.csv", category="Frontier", caption="../report/frontier_critical.rst"),
         curves=f"{FRONTIER}/curves.csv",
+    log:
+        "results/logs/frontier/analysis.log",
+    benchmark:
+        "results/benchmarks/frontier/analysis.tsv"
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=20,
     params:
         code=code("frontier_analysis.py"),
         variants=FRONTIER_SPEC["variants"],
         axes=list(FRONTIER_SPEC["axes"]),
         statistics=FRONTIER_STATISTICS,
-    log:
-        "results/logs/frontier/analysis.log",
-    benchmark:
-        "results/benchmarks/frontier/analysis.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/frontier_analysis.py"
 
@@ -140,15 +143,15 @@ rule frontier_paper:
         cells=rules.frontier_analysis.output.cells,
     output:
         f"{GENERATED_DIR}/frontier.tex",
-    params:
-        code=code("frontier_paper.py"),
-        frontier=FRONTIER_SPEC,
-        caption=BY_NAME["frontier"].caption,
-        variants=config["variants"],
     log:
         "results/logs/frontier/paper.log",
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        code=code("frontier_paper.py"),
+        frontier=FRONTIER_SPEC,
+        caption=BY_NAME["frontier"].caption,
+        variants=config["variants"],
     script:
         "../scripts/frontier_paper.py"

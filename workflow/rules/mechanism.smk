@@ -1,8 +1,7 @@
-# Mechanism experiments: relaxation spectra of the grid's trained runs (htsep.experiments.mechanism.spectra) and a dt mean x spread
-# landscape of its own short runs (planned by htsep.experiments.mechanism.plan, trained by htsep.training.sweeps, tabled by
-# htsep.outcomes), and the paper's Mechanism macros (htsep.experiments.mechanism.paper); their
-# figures are drawn by the figure rules (analysis.smk). `snakemake mechanism` builds all of it (and only the grid
-# runs the spectra need).
+# Mechanism experiments (htsep.experiments.mechanism): relaxation spectra of the grid's trained runs (spectra) and a
+# dt mean x spread landscape of its own short runs (planned by plan, trained by htsep.training.sweeps, tabled by
+# landscape), and the paper's Mechanism macros (paper); their figures are drawn by the figure rules (analysis.smk).
+# `snakemake mechanism` builds all of it (and only the grid runs the spectra need).
 
 from htsep.config import section_slice
 from htsep.experiments.mechanism.plan import landscape_plan, spectral_runs
@@ -18,27 +17,28 @@ rule mech_spectral:
     """Jacobian spectrum of the free relaxation at the state after T1 and after long_steps steps, for the grid's
     trained runs at each snapshot epoch and at the end, with their own and with swapped dt."""
     input:
-        models=[f"{RUNS}/model.pt".format(protocol=MECH["spectral"]["protocol"], dataset=d, variant=v, seed=s)
-                for d, v, s in SPECTRAL_RUNS],
+        models=[
+            f"{RUNS}/model.pt".format(protocol=MECH["spectral"]["protocol"], dataset=d, variant=v, seed=s)
+            for d, v, s in SPECTRAL_RUNS
+        ],
         test=[f"{DATA}/{d}/test.pt" for d in MECH["spectral"]["datasets"]],
     output:
         table=f"{MECHANISM}/spectral.parquet",
-        table_csv=report(f"{MECHANISM}/spectral.csv", category="Mechanism",
-                         caption="../report/mech_spectral.rst"),
+        table_csv=report(f"{MECHANISM}/spectral.csv", category="Mechanism", caption="../report/mech_spectral.rst"),
         samples=f"{MECHANISM}/spectral_samples.parquet",
         hist=f"{MECHANISM}/eigenvalue_hist.parquet",
-    params:
-        code=code("mech_spectral.py"),
-        spectral=MECH["spectral"],
     log:
         "results/logs/mechanism/spectral.log",
     benchmark:
         "results/benchmarks/mechanism/spectral.tsv"
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("mech_spectral.py"),
+        spectral=MECH["spectral"],
     script:
         "../scripts/mech_spectral.py"
 
@@ -49,25 +49,28 @@ rule mech_landscape_train:
         train=f"{DATA}/{MECH['landscape']['dataset']}/train.pt",
         test=f"{DATA}/{MECH['landscape']['dataset']}/test.pt",
     output:
-        [f"{LANDSCAPE}/{MECH['landscape']['dataset']}/mean{{mean}}_std{std}/seed{seed}/{name}"
-         for std in map(number, MECH["landscape"]["stds"])
-         for seed in MECH["landscape"]["seeds"] for name in RUN_FILES],
-    params:
-        code=code("mech_train_sweep.py"),
-        runs=lambda w: [run for _, run in LANDSCAPE_PLAN[w.mean]],
-        folders=lambda w: [folder for folder, _ in LANDSCAPE_PLAN[w.mean]],
-    wildcard_constraints:
-        mean=r"[0-9.e-]+",
+        [
+            f"{LANDSCAPE}/{MECH['landscape']['dataset']}/mean{{mean}}_std{std}/seed{seed}/{name}"
+            for std in map(number, MECH["landscape"]["stds"])
+            for seed in MECH["landscape"]["seeds"]
+            for name in RUN_FILES
+        ],
     log:
         "results/logs/mechanism/landscape_train/mean{mean}.log",
     benchmark:
         "results/benchmarks/mechanism/landscape_train/mean{mean}.tsv"
+    wildcard_constraints:
+        mean=r"[0-9.e-]+",
+    conda:
+        "../../environment.yml"
     threads: config["training"].get("threads", 1)
     resources:
         mem_mb=3000,
         runtime=120,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("mech_train_sweep.py"),
+        runs=lambda w: [run for _, run in LANDSCAPE_PLAN[w.mean]],
+        folders=lambda w: [folder for folder, _ in LANDSCAPE_PLAN[w.mean]],
     script:
         "../scripts/mech_train_sweep.py"
 
@@ -80,21 +83,20 @@ rule mech_landscape:
     output:
         runs=f"{MECHANISM}/landscape_runs.parquet",
         runs_csv=f"{MECHANISM}/landscape_runs.csv",
-        table=report(f"{MECHANISM}/landscape.csv", category="Mechanism",
-                     caption="../report/mech_landscape_table.rst"),
-    params:
-        code=code("mech_landscape.py"),
-        analysis=MECH_ANALYSIS,
-        chance_acc=MECH["chance_acc"],
+        table=report(f"{MECHANISM}/landscape.csv", category="Mechanism", caption="../report/mech_landscape_table.rst"),
     log:
         "results/logs/mechanism/landscape.log",
     benchmark:
         "results/benchmarks/mechanism/landscape.tsv"
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("mech_landscape.py"),
+        analysis=MECH_ANALYSIS,
+        chance_acc=MECH["chance_acc"],
     script:
         "../scripts/mech_landscape.py"
 
@@ -107,6 +109,15 @@ rule mechanism_paper:
         landscape=rules.mech_landscape.output.table,
     output:
         f"{GENERATED_DIR}/mechanism.tex",
+    log:
+        "results/logs/mechanism/paper.log",
+    benchmark:
+        "results/benchmarks/mechanism/paper.tsv"
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         code=code("mech_paper.py"),
         spectral=MECH["spectral"],
@@ -114,15 +125,6 @@ rule mechanism_paper:
         variants=config["variants"],
         run_protocols=config["run_protocols"],
         analysis=MECH_ANALYSIS,
-    log:
-        "results/logs/mechanism/paper.log",
-    benchmark:
-        "results/benchmarks/mechanism/paper.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/mech_paper.py"
 

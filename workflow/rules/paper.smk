@@ -16,19 +16,19 @@ rule paper_macros:
         gaps=rules.stats.output.gaps,
     output:
         **{name: f"{GENERATED_DIR}/{name}.tex" for name in GENERATED},
-    params:
-        code=code("paper_macros.py"),
-        setup=paper_slice(config) | {"figures": paper_figures(config["run_protocols"])},
-        analysis=section_slice(config, "analysis"),
     log:
         "results/logs/paper_macros.log",
     benchmark:
         "results/benchmarks/paper_macros.tsv"
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("paper_macros.py"),
+        setup=paper_slice(config) | {"figures": paper_figures(config["run_protocols"])},
+        analysis=section_slice(config, "analysis"),
     script:
         "../scripts/paper_macros.py"
 
@@ -47,16 +47,16 @@ rule paper:
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",
-    params:
-        code=code("paper.py"),
     log:
         "results/logs/paper.log",
     benchmark:
         "results/benchmarks/paper.tsv"
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=2000,
         runtime=15,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("paper.py"),
     script:
         "../scripts/paper.py"

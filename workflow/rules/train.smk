@@ -17,20 +17,20 @@ if not EXECUTION.get("batch_runs", False):
             metrics=f"{RUNS}/metrics.csv",
             summary=f"{RUNS}/summary.json",
             model=f"{RUNS}/model.pt",
-        params:
-            code=code("train.py"),
-            run=lambda w: run_slice(config, w.dataset, w.variant, int(w.seed), w.protocol),
         log:
             "results/logs/train/{protocol}/{dataset}/{variant}/seed{seed}.log",
         benchmark:
             "results/benchmarks/train/{protocol}/{dataset}/{variant}/seed{seed}.tsv"
-        threads: config["training"].get("threads", 1)
-        resources:
-            **TRAIN_RESOURCES,
         group:
             "train"
         conda:
             "../../environment.yml"
+        threads: config["training"].get("threads", 1)
+        resources:
+            **TRAIN_RESOURCES,
+        params:
+            code=code("train.py"),
+            run=lambda w: run_slice(config, w.dataset, w.variant, int(w.seed), w.protocol),
         script:
             "../scripts/train.py"
 
@@ -52,19 +52,19 @@ else:
                     test=f"{DATA}/{dataset}/test.pt",
                 output:
                     [f"{folder}/{name}" for folder in folders for name in RUN_FILES],
-                params:
-                    code=code("train_batch.py"),
-                    runs=[run_slice(config, dataset, v, s, protocol) for v, s in chunk],
-                    folders=folders,
                 log:
                     f"results/logs/train_batch/{protocol}_{dataset}_{index}.log",
                 benchmark:
                     f"results/benchmarks/train_batch/{protocol}_{dataset}_{index}.tsv"
+                conda:
+                    "../../environment.yml"
                 threads: config["training"].get("threads", 1)
                 resources:
                     **TRAIN_RESOURCES,
-                conda:
-                    "../../environment.yml"
+                params:
+                    code=code("train_batch.py"),
+                    runs=[run_slice(config, dataset, v, s, protocol) for v, s in chunk],
+                    folders=folders,
                 script:
                     "../scripts/train_batch.py"
 
@@ -79,19 +79,19 @@ rule train_backprop:
         metrics=f"{BACKPROP_RUNS}/metrics.csv",
         summary=f"{BACKPROP_RUNS}/summary.json",
         model=f"{BACKPROP_RUNS}/model.pt",
-    params:
-        code=code("train_backprop.py"),
-        run=lambda w: backprop_slice(config, w.dataset, int(w.seed)),
     log:
         "results/logs/train/backprop/{dataset}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train/backprop/{dataset}/seed{seed}.tsv"
-    threads: config["training"].get("threads", 1)
-    resources:
-        **TRAIN_RESOURCES,
     group:
         "train"
     conda:
         "../../environment.yml"
+    threads: config["training"].get("threads", 1)
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        code=code("train_backprop.py"),
+        run=lambda w: backprop_slice(config, w.dataset, int(w.seed)),
     script:
         "../scripts/train_backprop.py"
