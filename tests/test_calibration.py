@@ -55,7 +55,7 @@ def test_the_table_reads_kind_and_point_from_each_run_not_its_folder(tmp_path):
     name = list(search_points(config, "ep"))[1]
     summary = tmp_path / "anywhere" / "summary.json"
     summary.parent.mkdir()
-    summary.write_text(json.dumps({"seed": 2, "final_test_acc": 0.8, "diverged": False,
+    summary.write_text(json.dumps({"seed": 2, "final_test_acc": 0.8, "diverged": False, "epochs_completed": 1,
                                    "config": calibration_run(config, "ep", name, 2)}))
     pd.DataFrame({"epoch": [1], "classes_never_predicted": [0], "dead_frac_l1": [0.1]}).to_csv(
         summary.parent / "metrics.csv", index=False)

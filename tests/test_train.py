@@ -87,11 +87,19 @@ def test_resume_after_kill_matches_uninterrupted(run, data_paths, tmp_path, monk
     pd.testing.assert_frame_equal(metrics(tmp_path / "whole"), metrics(tmp_path / "killed"))
 
 
-def test_checkpoint_of_another_config_is_not_resumed(run, data_paths, tmp_path):
-    run["training"]["epochs"] = 1
-    train.train_run(run, data_paths, tmp_path)
+def interrupted_run(run, data_paths, folder, monkeypatch):
+    """``run`` (2 epochs) killed in its second epoch: its folder holds the checkpoint of epoch 1 only."""
+    run["training"]["epochs"] = 2
+    real_evaluate = kill_during_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_run(run, data_paths, folder)
+    monkeypatch.setattr(train, "evaluate", real_evaluate)
+    assert (folder / checkpoints.CHECKPOINT).exists() and not (folder / "summary.json").exists()
+
+
+def test_checkpoint_of_another_config_is_not_resumed(run, data_paths, tmp_path, monkeypatch):
+    interrupted_run(run, data_paths, tmp_path, monkeypatch)
     changed = copy.deepcopy(run)
-    changed["training"]["epochs"] = 2
     changed["training"]["beta"] = 0.2
     train.train_run(changed, data_paths, tmp_path)
     fresh = tmp_path / "fresh"
@@ -157,11 +165,9 @@ def test_cli_out_names_a_single_run(tmp_path, capsys):
 
 def test_checkpoint_of_other_training_code_is_not_resumed(run, data_paths, tmp_path, monkeypatch, caplog):
     """After an engine edit (another code fingerprint) a rerun retrains; it never rewrites the old numbers."""
-    run["training"]["epochs"] = 1
-    train.train_run(run, data_paths, tmp_path)
-    ckpt = torch.load(tmp_path / checkpoints.CHECKPOINT, weights_only=False)
+    interrupted_run(run, data_paths, tmp_path, monkeypatch)
+    ckpt = torch.load(tmp_path / checkpoints.CHECKPOINT, weights_only=True)
     assert ckpt["code"] == checkpoints.training_code()
-    assert json.loads((tmp_path / "summary.json").read_text())["code_fingerprint"] == checkpoints.training_code()
     poisoned = {**ckpt, "metrics": [{**row, "test_acc": -1.0} for row in ckpt["metrics"]]}
     torch.save(poisoned, tmp_path / checkpoints.CHECKPOINT)  # a resume would report test_acc -1
     monkeypatch.setattr(checkpoints, "training_code", lambda: "edited-engine")
@@ -169,6 +175,7 @@ def test_checkpoint_of_other_training_code_is_not_resumed(run, data_paths, tmp_p
         train.train_run(run, data_paths, tmp_path)
     assert "other training code" in caplog.text
     assert (metrics(tmp_path)["test_acc"] > 0).all()
+    assert json.loads((tmp_path / "summary.json").read_text())["code_fingerprint"] == train.training_code()
 
 
 def test_lab_protocol_runs_give_the_metrics_of_the_plain_training_config(data_paths, tmp_path):

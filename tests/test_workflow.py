@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -127,3 +128,24 @@ def test_code_edits_rerun_exactly_the_rules_that_execute_the_code(test_study, tm
     assert "aggregate" not in stats_edit and "prepare_data" not in stats_edit
     model_edit = planned("ep/model.py", "\nEDITED = True\n")
     assert len(model_edit["train"]) == 18 and "prepare_data" not in model_edit
+
+
+SHIPPED = [["config/config.yaml"], ["config/config.yaml", "config/offline.yaml"],
+           ["config/config.yaml", "config/offline.yaml", "config/reduced.yaml"],
+           ["config/config.yaml", "config/offline.yaml", "config/gpu.yaml"], ["config/test.yaml"]]
+
+
+def test_every_shipped_config_resolves_its_whole_dag(tmp_path):
+    """Each documented combination of the files in config/ plans its whole study (a dry run), so a shipped overlay
+    cannot contradict the defaults unnoticed."""
+    shipped = {str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml")} - {"config/schema.yaml"}
+    assert {name for combination in SHIPPED for name in combination} == shipped
+    workdir = copy_workflow(tmp_path)
+
+    def plan(combination):
+        return snakemake(workdir, "-n", "--configfile", *combination).stdout
+
+    with ThreadPoolExecutor(2) as pool:
+        for combination, out in zip(SHIPPED, pool.map(plan, SHIPPED), strict=True):
+            jobs = planned_jobs(out)
+            assert "paper" in jobs and any(name.startswith("train") for name in jobs), combination

@@ -7,11 +7,36 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import ConfigError, data_slice, run_slice
+from .config import DATASET_LABELS, ConfigError, data_slice, run_slice
 from .data.prepare import DatasetError, prepare_from_slice
+from .files import DamagedFileError
 from .paths import RUN_LAYOUT, RUNS_ROOT, run_folder
 from .study import load_config
 from .training.runs import train_runs
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line naming the argument (exit 2), as every user error here."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _number(kind, test, wanted: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text}")
+        return value
+    return parse
+
+
+POSITIVE = _number(int, lambda n: n >= 1, "a whole number >= 1")
+NON_NEGATIVE = _number(int, lambda n: n >= 0, "a whole number >= 0")
+FRACTION = _number(float, lambda x: 0 < x < 1, "a number strictly between 0 and 1")
 
 
 def _data_prepare(args) -> None:
@@ -28,6 +53,8 @@ def _data_prepare(args) -> None:
 
 def _train(args) -> None:
     config = load_config(args.config)
+    if args.dataset not in config["data"]:
+        raise ConfigError(f"--dataset {args.dataset}: not configured under data in {', '.join(args.config)}")
     variants = args.variant or [v["name"] for v in config["variants"]]
     seeds = args.seed if args.seed is not None else config["seeds"]
     members = [(v, s) for v in variants for s in seeds]
@@ -50,19 +77,19 @@ def _train(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="htsep", description=__doc__)
+    parser = Parser(prog="htsep", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="dataset preparation").add_subparsers(dest="action", required=True)
     prep = data.add_parser("prepare", help="download (or copy from a mirror), verify and cache one dataset")
-    prep.add_argument("--dataset", required=True, choices=["mnist", "kmnist", "fashion_mnist", "synthetic"])
+    prep.add_argument("--dataset", required=True, choices=list(DATASET_LABELS))
     prep.add_argument("--root", required=True, help="folder for the prepared files")
     prep.add_argument("--mirror", help="folder in torchvision layout (<Name>/raw/*.gz) to use instead of downloading")
     prep.add_argument("--config", action="append", help="take split settings from these config files")
     prep.add_argument("--split", default="official", choices=["official", "test-holdout"])
-    prep.add_argument("--holdout-fraction", type=float, default=0.2)
-    prep.add_argument("--split-seed", type=int, default=0)
-    prep.add_argument("--subset", type=int, help="first N training images per class")
+    prep.add_argument("--holdout-fraction", type=FRACTION, default=0.2)
+    prep.add_argument("--split-seed", type=NON_NEGATIVE, default=0)
+    prep.add_argument("--subset", type=POSITIVE, help="first N training images per class")
     prep.set_defaults(func=_data_prepare)
 
     train = sub.add_parser("train", help="train (dataset, variant, seed) runs; several runs train as one stack")
@@ -70,13 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="config file(s), merged in order like snakemake --configfile")
     train.add_argument("--protocol", help="training protocol (config key protocols; default: the first of "
                                           "run_protocols)")
-    train.add_argument("--dataset", required=True)
+    train.add_argument("--dataset", required=True, choices=list(DATASET_LABELS))
     train.add_argument("--variant", nargs="+", help="variant name(s) (default: every variant in the config)")
-    train.add_argument("--seed", type=int, nargs="+", help="seed(s) (default: every seed in the config)")
+    train.add_argument("--seed", type=NON_NEGATIVE, nargs="+", help="seed(s) (default: every seed in the config)")
     train.add_argument("--out", help="folder of a single run (metrics.csv, summary.json, model.pt)")
     train.add_argument("--runs-dir", default=RUNS_ROOT,
                        help=f"where several runs go, one folder each: <runs-dir>/{RUN_LAYOUT}")
-    train.add_argument("--runs-per-job", type=int, default=50, help="runs trained together as one stacked network")
+    train.add_argument("--runs-per-job", type=POSITIVE, default=50, help="runs trained together as one stacked network")
     train.add_argument("--data-root", help="prepared data folder (default: config data.root)")
     train.set_defaults(func=_train)
     return parser
@@ -90,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"htsep: configuration error: {err}", file=sys.stderr)
         return 2
-    except DatasetError as err:
+    except (DatasetError, DamagedFileError) as err:
         print(f"htsep: data error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
 def check_common(config: Mapping) -> None:
     """Checks of the keys every experiment shares that the schema cannot express: dt specs usable, one learning
     rate per layer, datasets and protocols configured (each experiment checks its own section: htsep.study)."""
+    check_finite(config, "")
     n_layers = len(config["model"]["hidden"]) + 1
     names = [v["name"] for v in config["variants"]]
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -92,6 +94,7 @@ def check_common(config: Mapping) -> None:
     for name in config["datasets"]:
         if name not in config["data"]:
             raise ConfigError(f"config key data.{name}: dataset {name!r} is listed in datasets but not configured")
+        check_subset(config, name)
     for name, overrides in config["protocols"].items():
         if name == BACKPROP:
             raise ConfigError(f"config key protocols.{BACKPROP}: the name is reserved for the backprop reference")
@@ -102,8 +105,8 @@ def check_common(config: Mapping) -> None:
                               f"(defined: {sorted(config['protocols'])})")
 
 
-def train_per_class(config: Mapping, dataset: str) -> int:
-    """Training images in the smallest class of ``dataset`` as configured (split, subset)."""
+def train_per_class(config: Mapping, dataset: str, subset: bool = True) -> int:
+    """Training images in the smallest class of ``dataset`` as configured (split and, with ``subset``, data.subset)."""
     data = config["data"][dataset]
     if dataset == "synthetic":
         n = data.get("n_train", 2000) // N_CLASSES  # labels are arange(n) % 10, permuted
@@ -111,10 +114,22 @@ def train_per_class(config: Mapping, dataset: str) -> int:
         n = TEST_PER_CLASS[dataset] - round(data.get("holdout_fraction", 0.2) * TEST_PER_CLASS[dataset])
     else:
         n = TRAIN_PER_CLASS[dataset]
-    return min(n, config["data"].get("subset") or n)
+    return min(n, config["data"].get("subset") or n) if subset else n
+
+
+def check_subset(config: Mapping, dataset: str) -> None:
+    """data.subset (first N training images per class) is no larger than the smallest class of ``dataset``, so that
+    a prepared dataset is never replaced by a failing one."""
+    subset, available = config["data"].get("subset"), train_per_class(config, dataset, subset=False)
+    if subset is not None and subset > available:
+        split = config["data"][dataset].get("split", "official")
+        raise ConfigError(f"config key data.subset: {subset} training images per class, but {dataset} has "
+                          f"{available} in its smallest class (split {split}); use at most {available}")
 
 
 def check_validation_size(config: Mapping, dataset: str) -> None:
+    """The validation split of ``dataset`` leaves at least as many training images per class as it takes."""
+    check_subset(config, dataset)
     taken = config["data"][dataset].get("validation_per_class", 500)
     available = train_per_class(config, dataset)
     if available - taken < taken:
@@ -136,15 +151,35 @@ def protocol_training(config: Mapping, name: str, overrides: Mapping | None = No
             raise ConfigError(f"config key protocols.{name}.{key}: a protocol overrides only {', '.join(PROTOCOL_KEYS)}"
                               f" (data, sizes, epochs and batch stay shared)")
     training = deep_update(copy.deepcopy(dict(config["training"])), overrides)
+    check_training(config, training, f"protocol {name}", lr_key=f"protocols.{name}.lr")
+    return training
+
+
+def check_training(config: Mapping, training: Mapping, where: str, lr_key: str = "training.lr") -> None:
+    """The checks of config key ``training`` for another training config (a protocol, a search point, a stress
+    level): schema, finite numbers, one learning rate per layer (``lr_key`` names where the list came from);
+    ConfigError prefixed with ``where``."""
     try:
         validate_schema({**config, "training": training})
+        check_finite(training, "training")
     except ConfigError as err:
-        raise ConfigError(f"protocol {name}: {err}") from None
+        raise ConfigError(f"{where}: {err}") from None
     n_layers = len(config["model"]["hidden"]) + 1
     if len(training["lr"]) != n_layers:
-        raise ConfigError(f"config key protocols.{name}.lr: need one learning rate per layer ({n_layers}), got "
+        raise ConfigError(f"{where}: config key {lr_key}: need one learning rate per layer ({n_layers}), got "
                           f"{len(training['lr'])}")
-    return training
+
+
+def check_finite(value, where: str) -> None:
+    """ConfigError naming the first number in ``value`` (nested mappings and lists) that is NaN or infinite."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            check_finite(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_finite(item, f"{where}.{i}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {where}: {value} is not a finite number")
 
 
 def read_config(paths, schema_path: Path = SCHEMA_PATH) -> dict:
@@ -155,7 +190,10 @@ def read_config(paths, schema_path: Path = SCHEMA_PATH) -> dict:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        deep_update(config, yaml.safe_load(path.read_text()) or {})
+        try:
+            deep_update(config, yaml.safe_load(path.read_text()) or {})
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(err).split())}") from None
     validate_schema(config, schema_path)
     return config
 

@@ -1,15 +1,34 @@
-"""Atomic writes: a file either has its complete new content or is untouched (no half-written outputs)."""
+"""Pipeline files: written atomically (complete new content or untouched), read through checks that name a damaged
+file, move it aside and say how to remake it.
+
+Every reader here loads without unpickling code (``torch.load(..., weights_only=True)``); a file that cannot be read
+as what it should be raises ``DamagedFileError`` after being renamed to ``<name>.damaged``, so that the next
+``snakemake`` run sees it missing and reruns the rule that makes it.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import torch
+
+DAMAGED = ".damaged"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # outputs get the usual permissions (0o666 & ~umask), not mkstemp's 0o600
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -20,6 +39,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -36,7 +56,10 @@ def write_text(path, text: str) -> Path:
 
 
 def write_torch(path, obj) -> Path:
-    return atomic_write(path, lambda p: torch.save(obj, p))
+    """torch.save ``obj``: the same content gives the same bytes (the archive is not named after the file)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, lambda p: p.write_bytes(buffer.getvalue()))
 
 
 def write_table(path, frame: pd.DataFrame) -> Path:
@@ -45,3 +68,74 @@ def write_table(path, frame: pd.DataFrame) -> Path:
     if path.suffix == ".parquet":
         return atomic_write(path, lambda p: frame.to_parquet(p, index=False))
     return atomic_write(path, lambda p: frame.to_csv(p, index=False))
+
+
+class DamagedFileError(RuntimeError):
+    """A pipeline file that cannot be read as what it should be (it has been moved aside)."""
+
+
+def set_aside(path: str | Path) -> Path:
+    """Rename ``path`` to ``<path>.damaged`` (replacing an older one) and return the new name."""
+    path = Path(path)
+    aside = path.with_name(path.name + DAMAGED)
+    os.replace(path, aside)
+    return aside
+
+
+def damaged(path: str | Path, problem: str) -> DamagedFileError:
+    """Set ``path`` aside and return the error that says what is wrong with it and how to remake it."""
+    aside = set_aside(path)
+    return DamagedFileError(f"{path}: {problem}; moved to {aside.name}; rerun to remake {Path(path).name}")
+
+
+@contextmanager
+def reading(path: str | Path, what: str) -> Iterator[None]:
+    """Any failure to read ``path`` as a ``what`` (but its absence) becomes a DamagedFileError."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except DamagedFileError:
+        raise
+    except Exception as err:
+        raise damaged(path, f"not a readable {what} ({type(err).__name__}: {str(err).splitlines()[0][:300]})") \
+            from err
+
+
+def read_torch(path: str | Path, what: str, map_location=None):
+    """A torch file we wrote (tensors, numbers, strings, lists and dicts only: nothing that runs code)."""
+    with reading(path, what):
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def read_json(path: str | Path, what: str) -> dict:
+    with reading(path, what):
+        return json.loads(Path(path).read_text())
+
+
+def read_table(path: str | Path, what: str = "table") -> pd.DataFrame:
+    """A CSV or parquet table by suffix (an empty CSV is an empty table)."""
+    path = Path(path)
+    with reading(path, what):
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        try:
+            return pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+
+
+def read_run(summary_path: str | Path) -> tuple[dict, pd.DataFrame]:
+    """A finished run's summary.json and the metrics.csv beside it, checked against each other: one row per epoch
+    1 .. epochs_completed."""
+    summary_path = Path(summary_path)
+    summary = read_json(summary_path, "run summary")
+    metrics_path = summary_path.parent / "metrics.csv"
+    metrics = read_table(metrics_path, "metrics table")
+    with reading(summary_path, "run summary"):
+        completed = int(summary["epochs_completed"])
+    epochs = metrics["epoch"].tolist() if "epoch" in metrics else []
+    if epochs != list(range(1, completed + 1)):
+        raise damaged(metrics_path, f"epochs {epochs[:3]}{'...' if len(epochs) > 3 else ''} ({len(epochs)} rows) "
+                                    f"do not match the {completed} epochs its summary.json completed")
+    return summary, metrics

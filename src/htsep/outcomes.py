@@ -8,7 +8,6 @@ test-accuracy drop above ``collapse_drop``, as in ``htsep.experiments.grid.stats
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .files import write_table
+from .files import read_run, write_table
 
 FAILURE_CRITERIA = ("diverged", "chance", "never_predicted", "collapse")  # what onsets knows
 # Collapses are strict: a drop counts when it exceeds collapse_drop by more than float round-off of k/N accuracies.
@@ -100,8 +99,7 @@ def run_outcomes(summary_paths: Sequence[str | Path], failure: Mapping) -> pd.Da
     (``failure_epoch``)."""
     rows = []
     for path in map(Path, summary_paths):
-        summary = json.loads(path.read_text())
-        metrics = pd.read_csv(path.parent / "metrics.csv")
+        summary, metrics = read_run(path)
         finite = metrics[~metrics["diverged"].astype(bool)]
         acc = finite["test_acc"].to_numpy(float)
         final = summary["final_test_acc"]

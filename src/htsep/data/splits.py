@@ -9,13 +9,16 @@ import os
 
 import torch
 
-from ..files import write_torch
+from ..files import damaged, read_torch, write_torch
 
 
 def load_split(path: str | os.PathLike) -> dict:
     """A prepared split: ``images`` uint8 [N,28,28], ``labels`` int64 [N], ``index`` (rows of the source
     IDX file) and ``provenance``."""
-    return torch.load(path, weights_only=True)
+    split = read_torch(path, "prepared split")
+    if not {"images", "labels", "index", "provenance"} <= set(split):
+        raise damaged(path, f"a prepared split needs images, labels, index and provenance; it has {sorted(split)}")
+    return split
 
 
 def as_tensors(split: dict, normalize: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:

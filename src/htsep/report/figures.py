@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-
-import pandas as pd
 
 from ..config import BACKPROP, figure_slice
 from ..experiments.calibration import plots as calibration_plots
 from ..experiments.frontier import plots as frontier_plots
 from ..experiments.grid import plots as grid_plots
 from ..experiments.mechanism import plots as mechanism_plots
+from ..files import read_table
 from ..paths import CALIBRATION, FIGURE_DIR, FRONTIER, MECHANISM, TABLES
 from . import style
 
@@ -171,14 +169,10 @@ def grid_protocol(figure: Figure, protocol: str | None, config: Mapping) -> str 
     return config["mechanism"]["spectral"]["protocol"] if figure.mechanism and reads_grid else None
 
 
-def _read_table(path: str | Path) -> pd.DataFrame:
-    return pd.read_parquet(path) if Path(path).suffix == ".parquet" else pd.read_csv(path)
-
-
 def make_figure(name: str, inputs: Mapping[str, str], outputs: Mapping[str, str], params: Mapping) -> None:
     """Draw figure ``name`` from the rule's input tables and params; write ``outputs["pdf"]`` and ``outputs["png"]``."""
     figure = BY_NAME[name]
-    tables = {key: _read_table(inputs[key]) for key in figure.tables}
+    tables = {key: read_table(inputs[key]) for key in figure.tables}
     extra = {}
     if figure.reference:
         first = next(iter(tables.values()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import os
 import shutil
 import subprocess
@@ -37,6 +38,16 @@ _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "
 def tex_escape(text: str) -> str:
     """Escape LaTeX's special characters in plain text."""
     return "".join(_TEX_SPECIAL.get(char, char) for char in str(text))
+
+
+_MULTIPLIER = re.compile(r"\$\\times\s*([0-9]+(?:\.[0-9]+)?)\$")
+
+
+def tex_text(text: str) -> str:
+    """Free text from config as LaTeX: plain text, every special character escaped; the one markup kept is a
+    multiplier written ``$\\times8$`` (a level of a stress axis)."""
+    parts = _MULTIPLIER.split(str(text))  # text, number, text, number, ..., text
+    return "".join(tex_escape(part) if i % 2 == 0 else f"$\\times{part}$" for i, part in enumerate(parts))
 
 
 def missing(x) -> bool:
@@ -89,7 +100,7 @@ def sep(loop) -> str:
     return "" if loop.last else " and " if loop.revindex == 2 else ", "
 
 
-FILTERS = {"tex": tex_escape, "pct": pct, "num": num, "pval": pval, "p_eq": p_eq, "number": number,
+FILTERS = {"tex": tex_escape, "text": tex_text, "pct": pct, "num": num, "pval": pval, "p_eq": p_eq, "number": number,
            "thousands": thousands, "cap": cap, "sep": sep}
 
 

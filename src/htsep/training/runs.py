@@ -1,8 +1,9 @@
 """One training run: (dataset, dt variant, seed) -> metrics.csv, summary.json, model.pt.
 
-A checkpoint is written atomically after every epoch; calling ``train_run`` again with the same run config
-resumes from it and ends with exactly the numbers of an uninterrupted run (each epoch's batch order comes from
-its own seeded stream). A run whose weights or loss go non-finite stops and is recorded as diverged.
+A checkpoint is written atomically after every epoch; calling ``train_run`` again with the same run config, code and
+engine resumes from it and ends with exactly the numbers of an uninterrupted run (each epoch's batch order comes from
+its own seeded stream). A finished run has no checkpoint: running it again retrains. A run whose weights or loss go
+non-finite stops and is recorded as diverged.
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ import pandas as pd
 import torch
 
 from .. import __version__
-from ..config import dataset_label
+from ..config import ConfigError, dataset_label
 from ..data.splits import as_tensors, load_split
 from ..ep import fused
 from ..ep.model import EPNetwork
 from ..files import write_json, write_table, write_torch
 from ..seeding import torch_rng
-from .checkpoints import CHECKPOINT, load_checkpoints, optimizer_member, optimizer_stack, save_checkpoint, training_code
+from .checkpoints import (
+    CHECKPOINT,
+    checkpoint_state,
+    engine_id,
+    load_checkpoints,
+    optimizer_member,
+    optimizer_stack,
+    training_code,
+)
 from .epochs import batch_estimator, evaluate, finite_runs, train_epoch
 
 log = logging.getLogger(__name__)
@@ -37,7 +46,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device is 'cuda' but torch.cuda.is_available() is False")
+        raise ConfigError("config key training.device: 'cuda', but this machine has no CUDA device (use auto or cpu)")
     return torch.device(name)
 
 
@@ -79,15 +88,17 @@ def train_run(run: dict, data_paths: dict, out_dir: str | Path) -> dict:
 
 @dataclass
 class Progress:
-    """A stack of runs being trained: the stacked network and its optimizer, each run's metric rows and weight
-    snapshots, whether it diverged, the wall time so far and the next epoch."""
+    """A stack of runs being trained: the stacked network, its optimizer and engine, each run's metric rows, weight
+    snapshots and last checkpoint, whether it diverged, the wall time so far and the next epoch."""
 
     net: EPNetwork
     optimizer: torch.optim.SGD
+    engine: str
     rows: list[list[dict]]
     snapshots: list[dict]
     elapsed: float
     next_epoch: int
+    states: list[dict]  # each run's last checkpoint
 
     @property
     def diverged(self) -> list[bool]:
@@ -96,18 +107,20 @@ class Progress:
 
 def start(runs: list[dict], out_dirs: list, training: dict, device) -> Progress:
     """Fresh networks from each run's seed, or the state of their checkpoints (see load_checkpoints)."""
-    ckpts = load_checkpoints(runs, out_dirs, device)
+    members = [EPNetwork(run["model"]["sizes"], run["variant"]["dt"], run["model"]["activation"], seed=run["seed"],
+                         device=device) for run in runs]
+    engine = engine_id(members[0], device)
+    ckpts = load_checkpoints(runs, out_dirs, device, engine)
     if ckpts is None:
-        members = [EPNetwork(run["model"]["sizes"], run["variant"]["dt"], run["model"]["activation"], seed=run["seed"],
-                             device=device) for run in runs]
         net = EPNetwork.stack(members)
-        return Progress(net, make_optimizer(net, training), [[] for _ in runs], [{} for _ in runs], 0.0, 1)
+        return Progress(net, make_optimizer(net, training), engine, [[] for _ in runs], [{} for _ in runs], 0.0, 1,
+                        [{} for _ in runs])
     log.info("resuming %d run(s) from epoch %d", len(runs), ckpts[0]["epoch"] + 1)
     net = EPNetwork.stack([EPNetwork.from_state_dict(c["network"], device=device) for c in ckpts])
     optimizer = make_optimizer(net, training)
     optimizer.load_state_dict(optimizer_stack([c["optimizer"] for c in ckpts]))
-    return Progress(net, optimizer, [c["metrics"] for c in ckpts], [c["snapshots"] for c in ckpts],
-                    ckpts[0]["elapsed"], ckpts[0]["epoch"] + 1)
+    return Progress(net, optimizer, engine, [c["metrics"] for c in ckpts], [c["snapshots"] for c in ckpts],
+                    ckpts[0]["elapsed"], ckpts[0]["epoch"] + 1, ckpts)
 
 
 def run_epoch(progress: Progress, runs: list[dict], data: tuple, epoch: int, training: dict, estimate) -> None:
@@ -144,12 +157,15 @@ def checkpoint(progress: Progress, runs: list[dict], out_dirs: list, epoch: int,
         member = progress.net.member(r)
         if epoch in training["snapshot_epochs"]:
             progress.snapshots[r][epoch] = {"weights": member.weights, "biases": member.biases}
-        save_checkpoint(out_dir, run, member, optimizer_member(opt_state, r), epoch, progress.rows[r],
-                        progress.elapsed, progress.snapshots[r])
+        state = checkpoint_state(run, member, optimizer_member(opt_state, r), progress.engine, epoch,
+                                 progress.rows[r], progress.elapsed, progress.snapshots[r])
+        write_torch(Path(out_dir) / CHECKPOINT, state)
+        progress.states[r] = state
 
 
 def finish(progress: Progress, runs: list[dict], out_dirs: list, device, keep_model: bool) -> list[dict]:
-    """Each run's metrics.csv, summary.json and (``keep_model``) model.pt; returns the summaries."""
+    """Each run's metrics.csv, summary.json and (``keep_model``) model.pt, its last checkpoint; then the checkpoint
+    goes, so that only an unfinished run resumes. Returns the summaries."""
     summaries = []
     for r, (run, out_dir) in enumerate(zip(runs, out_dirs, strict=True)):
         out_dir = Path(out_dir)
@@ -159,9 +175,8 @@ def finish(progress: Progress, runs: list[dict], out_dirs: list, device, keep_mo
         write_table(out_dir / "metrics.csv", metrics)
         write_json(out_dir / "summary.json", summary)
         if keep_model:
-            write_torch(out_dir / "model.pt", torch.load(out_dir / CHECKPOINT, weights_only=False))
-        else:
-            (out_dir / CHECKPOINT).unlink(missing_ok=True)
+            write_torch(out_dir / "model.pt", progress.states[r])
+        (out_dir / CHECKPOINT).unlink(missing_ok=True)
         summaries.append(summary)
     return summaries
 
@@ -171,8 +186,8 @@ def train_runs(runs: list[dict], data_paths: dict, out_dirs: list, keep_model: b
     """Train R runs that share data and hyperparameters as one stacked network; one output folder each.
 
     Every run gets exactly the initial weights, dt and batch order its own seed gives; a run that diverges is
-    recorded and no longer reported, while the others go on. Without ``keep_model`` a finished run keeps only its
-    metrics.csv and summary.json (its checkpoint, kept for resuming while it trains, is deleted).
+    recorded and no longer reported, while the others go on. A finished run keeps metrics.csv, summary.json and (with
+    ``keep_model``) model.pt; its checkpoint, kept for resuming while it trains, is deleted.
     """
     check_batchable(runs)
     training = runs[0]["training"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...files import write_text
+from ...files import read_json, read_table, write_text
 from ...report.tex import template, tex_escape
 
 TEMPLATE = Path(__file__).with_name("templates") / "calibration.tex.j2"
@@ -45,8 +45,8 @@ def point_rows(table: pd.DataFrame, selection: Mapping, kind: str) -> list[dict]
 def calibration_text(inputs: Mapping[str, str], output: str | Path, config: Mapping, caption: str) -> None:
     """Write ``paper/generated/calibration.tex`` from the calibration table and selection (``caption``: the
     figure's)."""
-    table = pd.read_csv(inputs["table"])
-    selection = json.loads(Path(inputs["selection"]).read_text())
+    table = read_table(inputs["table"], "calibration table")
+    selection = read_json(inputs["selection"], "calibration selection")
     calibration = config["calibration"]
     kinds = [{"name": "EP" if kind == "ep" else "backprop", "rows": point_rows(table, selection, kind),
               "columns": [tex_escape(k) for k in selection[kind]["values"]], "selected": selection[kind]}

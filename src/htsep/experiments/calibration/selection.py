@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...files import write_json, write_table
+from ...files import read_run, write_json, write_table
 from .plan import CALIBRATED, search_points
 
 TIE = 1e-9
@@ -34,12 +34,12 @@ def calibration_table(summary_paths: Iterable[str | Path], config: Mapping) -> p
     order = {kind: list(search_points(config, kind)) for kind in CALIBRATED}
     rows = []
     for path in map(Path, summary_paths):
-        summary = json.loads(path.read_text())
+        summary, metrics = read_run(path)
         kind, point = (summary["config"]["sweep"][key] for key in ("kind", "point"))
         values = {k: json.dumps(v) if isinstance(v, list) else v for k, v in search_points(config, kind)[point].items()}
         rows.append({"kind": kind, "point": point, "order": order[kind].index(point), "seed": summary["seed"],
                      **values, "val_acc": summary["final_test_acc"], "diverged": summary["diverged"],
-                     **end_measures(pd.read_csv(path.parent / "metrics.csv"))})
+                     **end_measures(metrics)})
     return pd.DataFrame(rows).sort_values(["kind", "order", "seed"], ignore_index=True)
 
 

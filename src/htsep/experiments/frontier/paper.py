@@ -11,19 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...files import write_text
+from ...files import read_table, write_text
 from ...report.style import variant_labels
 from ...report.tex import template, tex_escape
 from .plots import KIND_LABELS
 
 TEMPLATE = Path(__file__).with_name("templates") / "frontier.tex.j2"
-
-
-def _table(path: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:  # no frontier run recorded yet
-        return pd.DataFrame()
 
 
 def panel_values(fit: pd.Series, critical: pd.DataFrame, cells: pd.DataFrame, spec: Mapping, label) -> dict:
@@ -58,7 +51,7 @@ def frontier_text(inputs: Mapping[str, str], output: str | Path, params: Mapping
     def label(name: str) -> str:
         return labels.get(name, tex_escape(name))
 
-    fits, critical, cells = (_table(inputs[k]) for k in ("fits", "critical", "cells"))
+    fits, critical, cells = (read_table(inputs[k], f"frontier {k} table") for k in ("fits", "critical", "cells"))
     panels = [panel_values(fit, critical, cells, spec, label) for _, fit in fits.iterrows()]
     write_text(output, template(TEMPLATE).render(
         spec=spec, panels=panels, caption=tex_escape(params["caption"]), control=label(spec["variants"][0]),

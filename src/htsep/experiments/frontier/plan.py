@@ -15,7 +15,7 @@ import copy
 import glob
 from collections.abc import Mapping
 
-from ...config import ConfigError, canonical, protocol_training, run_slice
+from ...config import ConfigError, canonical, check_subset, check_training, protocol_training, run_slice
 from ...outcomes import FAILURE_CRITERIA
 from ...paths import FRONTIER, number
 
@@ -36,6 +36,7 @@ def check(config: Mapping) -> None:
     for dataset in spec["datasets"]:
         if dataset not in config["data"]:
             raise ConfigError(f"config key frontier.datasets: dataset {dataset!r} is not configured in data")
+        check_subset(config, dataset)
     for name, axis in spec["axes"].items():
         for dataset in spec["datasets"]:
             levels = axis_levels(spec, name, dataset)
@@ -44,6 +45,12 @@ def check(config: Mapping) -> None:
                                   f"got {levels} for {dataset}")
         if axis["key"] not in config["training"]:
             raise ConfigError(f"config key frontier.axes.{name}.key: {axis['key']!r} is not a training key")
+        stages = [("sweep", d, axis_levels(spec, name, d)) for d in spec["datasets"]]
+        stages += [("pilot", "pilot", spec["pilot"]["levels"][name])] if name in spec["pilot"]["levels"] else []
+        for stage, where, levels in stages:
+            for level in levels:  # every level trains as a protocol would: the same checks
+                check_training(config, level_training(config, name, level, stage),
+                               f"config key frontier.axes.{name}: level {level} ({where})")
     for name in spec["run_axes"]:
         if name not in spec["axes"]:
             raise ConfigError(f"config key frontier.run_axes: {name!r} is not an axis of frontier.axes "
@@ -66,9 +73,9 @@ def check(config: Mapping) -> None:
                     raise ConfigError(f"config key frontier_shard.levels: {level} is not a level of axis {axis} on "
                                       f"{dataset} {levels}")
     start, stop = shard["seeds"]
-    if not 0 <= start < stop:
-        raise ConfigError(f"config key frontier_shard.seeds: need [first, stop) with 0 <= first < stop, got "
-                          f"{shard['seeds']}")
+    if not 0 <= start < stop <= spec["seeds"]:
+        raise ConfigError(f"config key frontier_shard.seeds: need [first, stop) with 0 <= first < stop <= "
+                          f"frontier.seeds ({spec['seeds']}), got {shard['seeds']}")
 
 
 def axis_levels(spec: Mapping, axis: str, dataset: str) -> list[float]:

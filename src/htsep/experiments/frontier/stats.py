@@ -31,7 +31,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats as sps
 
-from ...files import write_table
+from ...files import read_table, write_table
 from ...outcomes import rates, run_outcomes
 
 KEYS = ["dataset", "axis", "level", "variant", "seed"]
@@ -275,7 +275,7 @@ def analyze(runs: pd.DataFrame, variants: Sequence[str], spec: Mapping) -> dict[
 def write_frontier(shards: Sequence[str], outputs: Mapping[str, str], params: Mapping) -> None:
     """The frontier rule: merge the shard tables (committed records first, then this invocation's) and write
     the merged runs and the analysis tables."""
-    runs = merge_shards([pd.read_csv(path) for path in shards], params["variants"], params["axes"])
+    runs = merge_shards([read_table(path, "frontier shard") for path in shards], params["variants"], params["axes"])
     for name, table in {"runs": runs, **analyze(runs, params["variants"], params["statistics"])}.items():
         write_table(outputs[name], table)
 

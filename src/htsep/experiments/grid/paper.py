@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...config import BACKPROP, dataset_label, model_slice
-from ...files import write_text
+from ...files import read_table, write_text
 from ...report.style import Order, is_uniform
 from ...report.tex import missing, template, tex_escape
 from .stats import TESTS, describe_dt, settings
@@ -267,9 +267,9 @@ def generate(studies: list[Study]) -> dict[str, str]:
 
 def write_generated(inputs: Mapping[str, str], outputs: Mapping[str, str], setup: Mapping, analysis: Mapping) -> None:
     """Read runs/summary/stats/gaps/dt tables and write each generated ``.tex`` named in ``outputs``."""
-    tables = (pd.read_parquet(inputs["runs"]), pd.read_csv(inputs["summary"], keep_default_na=True),
-              pd.read_csv(inputs["stats"], keep_default_na=True).fillna({"note": ""}),
-              pd.read_csv(inputs["gaps"], keep_default_na=True), pd.read_parquet(inputs["dt"]))
+    tables = (read_table(inputs["runs"], "runs table"), read_table(inputs["summary"], "summary table"),
+              read_table(inputs["stats"], "statistics table").fillna({"note": ""}),
+              read_table(inputs["gaps"], "gaps table"), read_table(inputs["dt"], "dt table"))
     studies = [Study(protocol, *tables, setup, analysis) for protocol in setup["run_protocols"]]
     expected = len(setup["datasets"]) * len(setup["variants"]) * len(setup["seeds"])
     for study in studies:

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from ...config import BACKPROP, schema_defaults
-from ...files import write_table
+from ...files import read_table, write_table
 from ...outcomes import accuracy_drops, is_collapse, max_drop
 
 RUN = ["protocol", "dataset", "variant", "seed"]
@@ -372,7 +372,8 @@ def analyze(runs: pd.DataFrame, epochs: pd.DataFrame, analysis: Mapping
 
 def write_stats(inputs: Mapping[str, str], outputs: Mapping[str, str], analysis: Mapping) -> None:
     """Read runs/epochs parquet tables, write stats.csv, summary.csv and gaps.csv."""
-    stats, summary, gaps = analyze(pd.read_parquet(inputs["runs"]), pd.read_parquet(inputs["epochs"]), analysis)
+    runs, epochs = (read_table(inputs[name], f"{name} table") for name in ("runs", "epochs"))
+    stats, summary, gaps = analyze(runs, epochs, analysis)
     write_table(outputs["stats"], stats)
     write_table(outputs["summary"], summary)
     write_table(outputs["gaps"], gaps)

@@ -6,14 +6,12 @@ Runs are keyed by protocol, dataset, variant and seed; the backprop reference's 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from ...files import write_table
+from ...files import read_json, read_run, read_torch, write_table
 
 RUN_KEYS = ["protocol", "dataset", "dataset_label", "split", "variant", "seed"]
 ORDER = ["protocol", "dataset", "variant", "seed"]
@@ -26,12 +24,13 @@ def run_tables(summary_paths: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.Da
     """(runs, epochs) from run folders holding summary.json and metrics.csv."""
     runs, epochs = [], []
     for path in map(Path, summary_paths):
-        summary = {"protocol": LAB_ERA, **json.loads(path.read_text())}
+        summary, metrics = read_run(path)
+        summary = {"protocol": LAB_ERA, **summary}
         row = {k: summary[k] for k in RUN_COLUMNS}
         for stats in summary["dt_stats"]:
             row |= {f"dt_{stat}_l{stats['layer']}": stats[stat] for stat in ("mean", "std", "min", "max")}
         runs.append(row)
-        epochs.append(pd.read_csv(path.parent / "metrics.csv").assign(**{k: summary[k] for k in RUN_KEYS}))
+        epochs.append(metrics.assign(**{k: summary[k] for k in RUN_KEYS}))
     runs = pd.DataFrame(runs).sort_values(ORDER, ignore_index=True)
     runs = runs.astype({"best_epoch": "Int64", "diverged_epoch": "Int64"})  # missing when no finite epoch / none
     epochs = pd.concat(epochs, ignore_index=True)
@@ -44,8 +43,8 @@ def dt_table(summary_paths: Iterable[str | Path]) -> pd.DataFrame:
     """Every neuron's dt, from the model.pt beside each summary.json."""
     dts = []
     for path in map(Path, summary_paths):
-        keys = {k: json.loads(path.read_text())[k] for k in RUN_KEYS}
-        state = torch.load(path.parent / "model.pt", map_location="cpu", weights_only=False)
+        keys = {k: read_json(path, "run summary")[k] for k in RUN_KEYS}
+        state = read_torch(path.parent / "model.pt", "trained model", map_location="cpu")
         for layer, dt in enumerate(state["network"]["dt"], start=1):
             dts.append(pd.DataFrame({**keys, "layer": layer, "neuron": range(len(dt)), "dt": dt.double().numpy()}))
     return pd.concat(dts, ignore_index=True)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ...files import write_text
+from ...files import read_table, write_text
 from ...report.style import variant_labels
 from ...report.tex import template, tex_escape
 
@@ -186,8 +186,8 @@ def mechanism_macros(inputs: Mapping[str, str], output: str | Path, params: Mapp
         return labels.get(name, tex_escape(name))
 
     spec, analysis = params["spectral"], params["analysis"]
-    spectral = spectral_values(pd.read_parquet(inputs["spectral"]), spec, analysis, label)
-    epochs = pd.read_parquet(inputs["epochs"])
+    spectral = spectral_values(read_table(inputs["spectral"], "spectral table"), spec, analysis, label)
+    epochs = read_table(inputs["epochs"], "epochs table")
     text = template(TEMPLATE).render(
         spec=spec, landscape_config=params["landscape"], spectral=spectral,
         relaxation=relaxation_values(epochs[epochs["protocol"] == spec["protocol"]], spec["datasets"][0],
@@ -195,6 +195,6 @@ def mechanism_macros(inputs: Mapping[str, str], output: str | Path, params: Mapp
         dead=dead_unit_values(epochs, params["run_protocols"], [v["name"] for v in params["variants"]],
                               analysis["alpha"], label),
         alpha=analysis["alpha"],
-        landscape=landscape_values(pd.read_csv(inputs["landscape"])),
+        landscape=landscape_values(read_table(inputs["landscape"], "landscape table")),
     )
     write_text(output, text)

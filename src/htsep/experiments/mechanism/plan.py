@@ -14,7 +14,7 @@ import copy
 import logging
 from collections.abc import Mapping, Sequence
 
-from ...config import ConfigError, canonical, deep_update, run_slice
+from ...config import ConfigError, canonical, check_subset, deep_update, run_slice, train_per_class
 from ...ep.timesteps import TimeStepSpecError, validate_spec
 from ...paths import LANDSCAPE, number
 
@@ -26,6 +26,13 @@ def check(config: Mapping) -> None:
     if spectral not in config["run_protocols"]:
         raise ConfigError(f"config key mechanism.spectral.protocol: {spectral!r} is not in run_protocols "
                           f"{config['run_protocols']}")
+    landscape = config["mechanism"]["landscape"]
+    if landscape["dataset"] in config["data"]:
+        check_subset(config, landscape["dataset"])
+        available = train_per_class(config, landscape["dataset"])
+        if (landscape.get("train_subset") or 0) > available:
+            raise ConfigError(f"config key mechanism.landscape.train_subset: {landscape['train_subset']} per class, "
+                              f"but {landscape['dataset']} has {available} in its smallest class as configured")
 
 
 def _present_variants(config: Mapping, names: Sequence[str], key: str) -> list[str]:

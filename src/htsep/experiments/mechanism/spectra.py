@@ -23,7 +23,7 @@ from ...config import dataset_label
 from ...data.splits import as_tensors, load_split
 from ...ep.dynamics import fixed_point_residual, relaxation_diagnostics, relaxation_spectrum
 from ...ep.model import ACTIVATIONS, EPNetwork, phi_gradients
-from ...files import write_table
+from ...files import read_torch, write_table
 from ...paths import number
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def spectral_experiment(models: Sequence[str | Path], test_data: Mapping[str, st
     their own and swapped dt (``spec``: the config's ``mechanism.spectral``): one row per condition, one per probe
     sample, and eigenvalue histograms."""
     torch.set_num_threads(1)  # the rule runs on one core
-    loaded = [(Path(p), torch.load(p, map_location="cpu", weights_only=False)) for p in models]
+    loaded = [(Path(p), read_torch(p, "trained model", map_location="cpu")) for p in models]
     hts_dt: dict[tuple[str, int], dict[str, list[torch.Tensor]]] = {}
     for _, ckpt in loaded:
         run = ckpt["run"]
