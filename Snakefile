@@ -35,6 +35,7 @@ from htsep.paths import (
     RUNS,
     TABLES,
 )  # noqa: E402
+from htsep.experiments.grid.plan import protocols as grid_protocols  # noqa: E402
 from htsep.study import check_config  # noqa: E402
 
 check_config(config)
@@ -83,7 +84,6 @@ localrules:
 rule all:
     default_target: True
     input:
-        rules.aggregate.output,
-        rules.stats.output,
+        expand(f"{TABLES}/{{protocol}}/{{table}}", protocol=grid_protocols(config), table=["runs.csv", "stats.csv"]),
         figure_files(config["run_protocols"]),
         rules.paper.output.pdf,

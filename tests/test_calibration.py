@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from htsep.experiments.calibration.plan import calibration_run, search_points
-from htsep.experiments.calibration.selection import calibration_table, select
+from htsep.experiments.calibration.selection import calibration_table, search_runs, select
 from htsep.study import load_config
 
 from .conftest import REPO
@@ -59,7 +59,7 @@ def test_the_table_reads_kind_and_point_from_each_run_not_its_folder(tmp_path):
                                    "config": calibration_run(config, "ep", name, 2)}))
     pd.DataFrame({"epoch": [1], "classes_never_predicted": [0], "dead_frac_l1": [0.1]}).to_csv(
         summary.parent / "metrics.csv", index=False)
-    row = calibration_table([summary], config).iloc[0]
+    row = calibration_table(search_runs([summary]), config).iloc[0]
     assert (row["kind"], row["point"], row["order"], row["beta"], row["val_acc"]) == ("ep", name, 1, 1.0, 0.8)
 
 

@@ -1,6 +1,7 @@
 """The stability frontier: its plan from the config (htsep.experiments.frontier.plan), its config errors, and its
 statistics (htsep.experiments.frontier.stats) on simulated failure data with known critical levels."""
 
+import json
 import math
 
 import numpy as np
@@ -20,6 +21,7 @@ from htsep.experiments.frontier.plan import (
     stage_folders,
 )
 from htsep.experiments.frontier.stats import (
+    KEYS,
     analyze,
     critical_x,
     detectable_shift,
@@ -27,6 +29,7 @@ from htsep.experiments.frontier.stats import (
     merge_shards,
     separation,
 )
+from htsep.records import declared_runs
 from htsep.study import check_config, load_config
 
 from .conftest import REPO
@@ -217,15 +220,31 @@ def test_separated_and_censored_cells_are_data():
     assert set(out["curves"]["variant"]) <= {"step"} and "step" not in set(out["curves"]["variant"])
 
 
-def test_merge_keeps_the_latest_record_of_a_run():
-    old = simulate({"u": 4.0, "h": 4.0}, slope=2.0, seeds=2, rng=np.random.default_rng(6))
+def test_merge_keeps_the_latest_record_of_each_declared_run(tmp_path, caplog):
+    """Records add up in path order (the last read wins); runs the config does not declare, or declares with another
+    run config, are left out with a warning naming the record."""
+    old = simulate({"u": 4.0, "h": 4.0}, slope=2.0, seeds=2, rng=np.random.default_rng(6)).assign(
+        config=json.dumps({"training": {"lr": 1}}))
+    declared = declared_runs({tuple(k): json.loads(c) for k, c in zip(
+        old[KEYS].itertuples(index=False, name=None), old["config"], strict=True)})
     new = old[old["seed"] == 1].assign(broke=True, code_fingerprint="new")
     other_axis = old.assign(axis="beta")
-    merged = merge_shards([old, new, other_axis], ["h", "u"], ["lr"])
+    other_config = old[old["seed"] == 0].assign(broke=True, config=json.dumps({"training": {"lr": 2}}))
+    paths = []
+    for name, frame in (("a-old", old), ("b-new", new), ("c-axis", other_axis), ("d-config", other_config)):
+        paths.append(tmp_path / f"{name}.runs.csv")
+        frame.to_csv(paths[-1], index=False)
+    with caplog.at_level("WARNING"):
+        merged = merge_shards(paths, [], declared, ["h", "u"])
     assert len(merged) == len(old) and merged["variant"].iloc[0] == "h"
-    assert merged.loc[merged["seed"] == 1, "broke"].all()
+    assert merged.loc[merged["seed"] == 1, "broke"].all() and set(merged.loc[merged["seed"] == 1, "record"]) == {
+        str(tmp_path / "b-new")}
     assert set(merged.loc[merged["seed"] == 1, "code_fingerprint"]) == {"new"}
-    assert len(merge_shards([], ["u"], ["lr"])) == 0
+    seed0 = merged[merged["seed"] == 0].set_index(KEYS)["broke"]  # the old record's: the other config's is unused
+    assert seed0.sort_index().tolist() == old[old["seed"] == 0].set_index(KEYS)["broke"].sort_index().tolist()
+    assert "c-axis: 24 run(s) left out, not declared" in caplog.text
+    assert "d-config: 12 run(s) left out, another run config" in caplog.text
+    assert len(merge_shards([], [], declared, ["u"])) == 0
 
 
 def test_failure_that_falls_with_the_level_has_no_critical_level():

@@ -14,7 +14,8 @@ from htsep.config import ConfigError
 from htsep.data.splits import load_split
 from htsep.ep import fused
 from htsep.experiments.frontier.paper import frontier_text
-from htsep.experiments.grid.tables import dt_table, run_tables
+from htsep.experiments.grid.tables import run_tables
+from htsep.experiments.mechanism.spectra import spectral_experiment
 from htsep.files import DamagedFileError, read_torch, write_json, write_torch
 from htsep.report.tex import tex_text
 from htsep.study import load_config
@@ -141,10 +142,10 @@ def test_a_truncated_checkpoint_is_named_and_set_aside(run, data_paths, tmp_path
 
 
 def test_a_truncated_model_is_named_and_set_aside(run, data_paths, tmp_path):  # noqa: F811
-    summary = _finished_run(run, data_paths, tmp_path)
+    _finished_run(run, data_paths, tmp_path)
     _truncate(tmp_path / "model.pt")
     with pytest.raises(DamagedFileError, match="trained model") as err:
-        dt_table([summary])
+        spectral_experiment([tmp_path / "model.pt"], {}, {}, {})  # the spectra read the trained models
     assert_set_aside(err, tmp_path / "model.pt")
 
 

@@ -18,7 +18,7 @@ from htsep.report.tex import pct
 from .conftest import copy_workflow, snakemake
 
 VARIANTS = ["hts_normal", "uniform_0.2", "uniform_0.3"]
-PAPER_PAGES = 16  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
+PAPER_PAGES = 17  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
 
 
 PROTOCOLS = ["lab", "calibrated"]
@@ -38,8 +38,8 @@ def per_run_files(workdir, protocol):
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_summary_and_stats_equal_a_recomputation_from_the_run_files(test_study, protocol):
-    summary = pd.read_csv(test_study / "results/tables/summary.csv")
-    table = pd.read_csv(test_study / "results/tables/stats.csv", keep_default_na=True)
+    summary = pd.read_csv(test_study / f"results/tables/{protocol}/summary.csv")
+    table = pd.read_csv(test_study / f"results/tables/{protocol}/stats.csv", keep_default_na=True)
     assert list(table.columns) == ["protocol", "dataset", "dataset_label", "variant", "baseline", "test",
                                    "statistic", "p", "p_holm", "effect_size", "effect_name", "n_variant",
                                    "n_baseline", "note"]
@@ -94,10 +94,10 @@ def test_paper_is_built_from_the_generated_parts_and_figures(test_study):
     for number in range(1, len(shown) + 1):
         assert f"Figure {number}:" in text
     assert "Fraction of neurons" in text and "Final test accuracy (%)" in text  # text inside the vector figures
-    summary = pd.read_csv(test_study / "results/tables/summary.csv")
+    summary = pd.concat([pd.read_csv(test_study / f"results/tables/{p}/summary.csv") for p in [*PROTOCOLS, "backprop"]])
     for mean in summary["final_acc_mean"]:
         assert pct(mean) in text  # the accuracies quoted are the table's, backprop's too
-    gaps = pd.read_csv(test_study / "results/tables/gaps.csv")
+    gaps = pd.concat([pd.read_csv(test_study / f"results/tables/{p}/gaps.csv") for p in PROTOCOLS])
     assert sorted(gaps["protocol"]) == sorted(PROTOCOLS)
     for gap in gaps["gap_mean"]:
         assert pct(gap) in text
@@ -115,7 +115,10 @@ def test_one_figure_builds_only_what_it_needs(tmp_path):
     result = snakemake(workdir, "--configfile", "config/test.yaml", "-n", "figures/lab/final_accuracy.pdf")
     rules = set(re.findall(r"^\s*(?:local)?rule (\w+):", result.stdout, flags=re.MULTILINE))
     assert {"figure_final_accuracy_lab", "aggregate", "train_backprop"} <= rules  # backprop: the reference line
-    assert rules <= {"prepare_data", "train", "train_backprop", "aggregate", "figure_final_accuracy_lab"}, rules
+    assert rules <= {"prepare_data", "train", "train_backprop", "grid_shard", "aggregate",
+                     "figure_final_accuracy_lab"}, rules
+    trained = re.findall(r"wildcards: protocol=(\w+)", result.stdout)
+    assert set(trained) == {"lab", "backprop"}  # only its own protocol's runs (and the reference), not calibrated
 
 
 def test_lint_is_clean(test_study):
@@ -126,9 +129,9 @@ def test_lint_is_clean(test_study):
 
 
 def test_frontier_shard_keeps_tables_only_and_the_analysis_reads_committed_shards(test_study, tmp_path):
-    """The test config's frontier: 2 levels x 2 variants x 3 seeds, metrics and summaries only; a shard
-    committed under frontier.records enters the analysis beside this invocation's."""
-    shard = pd.read_csv(test_study / "results/frontier/shards/synthetic-lr-seeds0-2.csv")
+    """The test config's frontier: 2 levels x 2 variants x 3 seeds, metrics and summaries only; a shard committed
+    under records.root adds up with this invocation's (seeds 0-2 recorded, 3-5 trained)."""
+    shard = pd.read_csv(test_study / "results/frontier/shards/synthetic-lr-seeds0-2.runs.csv")
     assert len(shard) == 2 * 2 * 3 and set(shard["level"]) == {1.0, 30.0}
     assert set(shard["variant"]) == {"uniform_0.3", "hts_normal"} and set(shard["protocol"]) == {"calibrated"}
     assert not list((test_study / "results/frontier").rglob("*.pt"))  # no model files or checkpoints
@@ -141,8 +144,13 @@ def test_frontier_shard_keeps_tables_only_and_the_analysis_reads_committed_shard
     assert "\\section{Stability frontier}" in tex and f"{int(fits['n_failed'])} of them failed" in tex
     workdir = tmp_path / "study"
     shutil.copytree(test_study, workdir, symlinks=True)
-    (workdir / "results/frontier-records").mkdir()
-    shard.assign(seed=shard["seed"] + 10).to_csv(workdir / "results/frontier-records/earlier.csv", index=False)
-    snakemake(workdir, "results/frontier/fits.csv", "--configfile", "config/test.yaml")
+    (workdir / "results/records/2026-01-01-frontier/shards").mkdir(parents=True)
+    shard.to_csv(workdir / "results/records/2026-01-01-frontier/shards/seeds0-2.runs.csv", index=False)
+    (workdir / "more.yaml").write_text("frontier: {seeds: 6}\nfrontier_shard: {seeds: [3, 6]}\n"
+                                       "records: {root: results/records}\n")
+    out = snakemake(workdir, "results/frontier/fits.csv", "--configfile", "config/test.yaml", "more.yaml")
+    assert len(re.findall(r"rule frontier_sweep_train:", out.stdout + out.stderr)) == 2  # seeds 3-5, both levels
     merged = pd.read_csv(workdir / "results/frontier/fits.csv").iloc[0]
-    assert (merged["n_runs"], merged["n_seeds_min"], merged["n_failed"]) == (24, 6, 2 * fits["n_failed"])
+    assert (merged["n_runs"], merged["n_seeds_min"]) == (24, 6)
+    provenance = pd.read_csv(workdir / "results/frontier/provenance.csv").set_index("record")["n_rows"]
+    assert provenance.to_dict() == {"results/records/2026-01-01-frontier/shards/seeds0-2": 12, "this invocation": 12}

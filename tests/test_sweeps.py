@@ -13,8 +13,9 @@ from htsep.config import ConfigError
 from htsep.data.prepare import prepare_dataset
 from htsep.data.splits import load_split
 from htsep.data.subsets import first_per_class, subset_split
-from htsep.experiments.mechanism.landscape import landscape_tables
-from htsep.experiments.mechanism.plan import landscape_plan, spectral_runs
+from htsep.experiments.mechanism.landscape import landscape_tables, write_shard
+from htsep.experiments.mechanism.plan import declared_landscape, landscape_plan, spectral_runs
+from htsep.records import declared_runs
 from htsep.report.figures import BY_NAME, figure_params, make_figure
 from htsep.study import load_config
 from htsep.training.sweeps import train_sweep
@@ -52,8 +53,12 @@ def test_landscape_driver(tiny_config, tmp_path):
     assert list(plan) == ["0.2", "0.6"] and all(len(jobs) == 4 for jobs in plan.values())
     summaries = run_plan(plan, tmp_path, data)
     outputs = {k: str(tmp_path / f"out/{k}.{ext}") for k, ext in (("runs", "parquet"), ("runs_csv", "csv"),
-                                                                  ("table", "csv"), ("pdf", "pdf"), ("png", "png"))}
-    landscape_tables(summaries, outputs, {"chance_acc": 0.2, "analysis": {"collapse_drop": 0.05, "alpha": 0.05}})
+                                                                  ("table", "csv"), ("pdf", "pdf"), ("png", "png"),
+                                                                  ("provenance", "csv"), ("shard", "csv"))}
+    params = {"chance_acc": 0.2, "analysis": {"collapse_drop": 0.05, "alpha": 0.05},
+              "declared": declared_runs(declared_landscape(config))}
+    write_shard(summaries, outputs["shard"], params)
+    landscape_tables([], [outputs["shard"]], outputs, params)
     draw("landscape", {"summary": outputs["table"]}, outputs, config)
     runs, table = pd.read_parquet(outputs["runs"]), pd.read_csv(outputs["table"])
     assert len(runs) == 8 and set(zip(runs["mean"], runs["std"], strict=True)) == {(0.2, 0), (0.2, 0.1), (0.6, 0),

@@ -16,15 +16,23 @@ GRID = {"protocol": ["calibrated", "lab"], "dataset": ["synthetic"],
         "variant": ["hts_normal", "uniform_0.2", "uniform_0.3"], "seed": [0, 1, 2]}
 
 
+def tables(study, name: str, protocols=("calibrated", "lab", "backprop")) -> pd.DataFrame:
+    """The grid's per-protocol tables ``name`` (runs, epochs, dt_values) of a study, one after the other."""
+    return pd.concat([pd.read_parquet(study / f"results/tables/{p}/{name}.parquet") for p in protocols],
+                     ignore_index=True)
+
+
 def test_runs_table_equals_the_run_files(test_study):
-    everything = pd.read_parquet(test_study / "results/tables/runs.parquet")
-    runs = everything[everything["protocol"] != "backprop"]
+    runs = tables(test_study, "runs", GRID["protocol"])
     assert len(runs) == 18 and sorted(runs["variant"].unique()) == GRID["variant"]
     assert sorted(runs["protocol"].unique()) == GRID["protocol"]
-    backprop = everything[everything["protocol"] == "backprop"]
+    backprop = pd.read_parquet(test_study / "results/tables/backprop/runs.parquet")
     assert len(backprop) == 3 and set(backprop["variant"]) == {"backprop"} and backprop["final_test_acc"].gt(0.3).all()
-    pd.testing.assert_frame_equal(everything, pd.read_csv(test_study / "results/tables/runs.csv",
-                                                        dtype={"best_epoch": "Int64", "diverged_epoch": "Int64"}))
+    for protocol in GRID["protocol"]:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(test_study / f"results/tables/{protocol}/runs.parquet"),
+            pd.read_csv(test_study / f"results/tables/{protocol}/runs.csv",
+                        dtype={"best_epoch": "Int64", "diverged_epoch": "Int64"}))
     for row in runs.itertuples():
         folder = test_study / f"results/runs/{row.protocol}/{row.dataset}/{row.variant}/seed{row.seed}"
         summary = json.loads((folder / "summary.json").read_text())
@@ -36,16 +44,16 @@ def test_runs_table_equals_the_run_files(test_study):
 
 
 def test_epoch_and_dt_tables(test_study):
-    epochs = pd.read_parquet(test_study / "results/tables/epochs.parquet")
+    epochs = tables(test_study, "epochs")
     assert len(epochs) == (18 + 3) * 2 and set(epochs["epoch"]) == {1, 2}
     ep = epochs[epochs["protocol"] != "backprop"]
     assert ep["out_dead_analytic_frac"].between(0, 1).all() and ep["dead_frac_l1"].between(0, 1).all()
-    dt = pd.read_parquet(test_study / "results/tables/dt_values.parquet")
+    dt = tables(test_study, "dt_values", GRID["protocol"])
     assert len(dt) == 18 * (32 + 10)
     for variant, value in (("uniform_0.2", 0.2), ("uniform_0.3", 0.3)):
         assert dt.loc[dt["variant"] == variant, "dt"].to_numpy() == pytest.approx(value)
     hts = dt[(dt["protocol"] == "lab") & (dt["variant"] == "hts_normal") & (dt["seed"] == 1)]
-    model = torch.load(test_study / "results/runs/lab/synthetic/hts_normal/seed1/model.pt", weights_only=False)
+    model = torch.load(test_study / "results/runs/lab/synthetic/hts_normal/seed1/model.pt", weights_only=True)
     saved = torch.cat(model["network"]["dt"]).double().numpy()
     assert hts.sort_values(["layer", "neuron"])["dt"].to_numpy() == pytest.approx(saved)
     assert hts["dt"].between(0.2 - 1e-7, 0.4 + 1e-7).all() and hts["dt"].std() > 0.02
@@ -95,10 +103,11 @@ def test_bad_config_fails_before_any_job(test_study, override, key):
 def test_batched_execution_gives_the_same_tables(test_study, tmp_path):
     workdir = copy_workflow(tmp_path)
     (workdir / "batch.yaml").write_text("execution: {batch_runs: true, runs_per_job: 4}\n")
-    result = snakemake(workdir, "results/tables/runs.parquet", "--configfile", "config/test.yaml", "batch.yaml")
+    result = snakemake(workdir, "results/tables/calibrated/runs.parquet", "--configfile", "config/test.yaml",
+                       "batch.yaml")
     assert "train_batch_calibrated_synthetic_2" in result.stdout + result.stderr  # 9 runs in 3 stacked jobs
-    batched = pd.read_parquet(workdir / "results/tables/runs.parquet")
-    single = pd.read_parquet(test_study / "results/tables/runs.parquet")
+    batched = pd.read_parquet(workdir / "results/tables/calibrated/runs.parquet")
+    single = pd.read_parquet(test_study / "results/tables/calibrated/runs.parquet")
     keys = ["protocol", "dataset", "variant", "seed", "dt_mean_l1", "dt_std_l1"]
     pd.testing.assert_frame_equal(batched[keys], single[keys], rtol=1e-6)
     for column in ("final_test_acc", "best_test_acc"):  # within rounding: a prediction may flip (test_batched)
@@ -132,7 +141,8 @@ def test_code_edits_rerun_exactly_the_rules_that_execute_the_code(test_study, tm
 
 SHIPPED = [["config/config.yaml"], ["config/config.yaml", "config/offline.yaml"],
            ["config/config.yaml", "config/offline.yaml", "config/reduced.yaml"],
-           ["config/config.yaml", "config/offline.yaml", "config/gpu.yaml"], ["config/test.yaml"]]
+           ["config/config.yaml", "config/offline.yaml", "config/gpu.yaml"], ["config/test.yaml"],
+           ["config/config.yaml", "config/records.yaml"]]
 
 
 def test_every_shipped_config_resolves_its_whole_dag(tmp_path):
@@ -148,4 +158,5 @@ def test_every_shipped_config_resolves_its_whole_dag(tmp_path):
     with ThreadPoolExecutor(2) as pool:
         for combination, out in zip(SHIPPED, pool.map(plan, SHIPPED), strict=True):
             jobs = planned_jobs(out)
-            assert "paper" in jobs and any(name.startswith("train") for name in jobs), combination
+            trains = any(name.startswith(("train", "prepare_data")) for name in jobs)
+            assert "paper" in jobs and trains != ("config/records.yaml" in combination), combination

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import date
 from pathlib import Path
 
 from .config import DATASET_LABELS, ConfigError, data_slice, run_slice
 from .data.prepare import DatasetError, prepare_from_slice
 from .files import DamagedFileError
 from .paths import RUN_LAYOUT, RUNS_ROOT, run_folder
+from .records import RecordError, save
 from .study import load_config
 from .training.runs import train_runs
 
@@ -76,6 +78,11 @@ def _train(args) -> None:
                   f"(epoch {summary['best_epoch']}), {summary['wall_seconds']:.0f} s on {summary['device']}")
 
 
+def _records_save(args) -> None:
+    for path in save(args.name, args.root, args.date):
+        print(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="htsep", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--runs-per-job", type=POSITIVE, default=50, help="runs trained together as one stacked network")
     train.add_argument("--data-root", help="prepared data folder (default: config data.root)")
     train.set_defaults(func=_train)
+
+    records = sub.add_parser("records", help="run records").add_subparsers(dest="action", required=True)
+    keep = records.add_parser("save", help="keep this invocation's shards (results/) as committed records")
+    keep.add_argument("--name", required=True, help="shard name, e.g. mnist-seeds0-9")
+    keep.add_argument("--date", default=date.today().isoformat(), help="the campaign's date (folder prefix)")
+    keep.add_argument("--root", default="benchmarks/records", help="records root (config key records.root)")
+    keep.set_defaults(func=_records_save)
     return parser
 
 
@@ -117,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"htsep: configuration error: {err}", file=sys.stderr)
         return 2
-    except (DatasetError, DamagedFileError) as err:
+    except (DatasetError, DamagedFileError, RecordError) as err:
         print(f"htsep: data error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -265,10 +265,11 @@ def run_slice(config: Mapping, dataset: str, variant: str, seed: int, protocol: 
 
 def backprop_slice(config: Mapping, dataset: str, seed: int, setting: Mapping | None = None) -> dict:
     """What one backprop reference run depends on: the EP grid's data, network, init seed, epochs and batch, with
-    the loss and optimiser of ``setting`` (default: config key backprop)."""
+    the loss and optimiser of ``setting`` (default: config key backprop); its protocol is ``backprop``."""
     training = config["training"]
     shared = {k: training[k] for k in ("epochs", "batch_size", "eval_batch_size", "device", "threads")}
     return canonical({
+        "protocol": BACKPROP,
         "dataset": {k: v for k, v in data_slice(config, dataset).items() if k != "mirror"},
         "seed": int(seed),
         "model": model_slice(config),

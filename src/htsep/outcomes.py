@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from .files import read_run, write_table
+from .records import config_json
 
 FAILURE_CRITERIA = ("diverged", "chance", "never_predicted", "collapse")  # what onsets knows
 # Collapses are strict: a drop counts when it exceeds collapse_drop by more than float round-off of k/N accuracies.
@@ -125,6 +126,7 @@ def run_outcomes(summary_paths: Sequence[str | Path], failure: Mapping) -> pd.Da
             **{k: (float(last[k]) if last is not None and k in last else math.nan)
                for k in ("free_residual", "relax_steps_to_tol", "relax_unconverged_frac", "relax_oscillation",
                          "out_dead_analytic_frac")},
+            "config": config_json(summary["config"]),
             "code_fingerprint": summary.get("code_fingerprint"), "relaxation_kernel": summary.get("relaxation_kernel"),
             "wall_seconds": summary["wall_seconds"],
         })

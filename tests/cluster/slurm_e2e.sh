@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end check of the SLURM profile on the single-node test cluster:
-# the test study (config/test.yaml) up to results/tables/runs.parquet with
+# the test study (config/test.yaml) up to its grid tables (results/tables/<protocol>/runs.parquet) with
 # --workflow-profile profiles/slurm, then
 #   (a) every train job ran inside a SLURM job (grouped: fewer submissions than
 #       train jobs) and every SLURM job of the run completed with exit status 0
@@ -30,7 +30,7 @@ CTLD_LOG="$STATE/log/slurmctld.log"
 export SLURM_CONF="${SLURM_CONF:-${SLURM_CONF_DIR:-/etc/slurm}/slurm.conf}"
 export PATH="$BIN:$PATH"   # the job scripts call python/snakemake of this venv
 WORKFLOW_FILES=(Snakefile workflow config profiles paper environment.yml)
-TARGET=results/tables/runs.parquet
+TARGETS=(results/tables/lab/runs.parquet results/tables/calibrated/runs.parquet results/tables/backprop/runs.parquet)
 
 LOCAL_STUDY="${HTSEP_LOCAL_STUDY:-}"
 while (($#)); do
@@ -158,7 +158,7 @@ copy_workflow() { # dest
   fail "snakemake-executor-plugin-slurm is not installed in $BIN (pip install -e '.[slurm]')"
 if [[ -n "$LOCAL_STUDY" ]]; then
   LOCAL_STUDY="$(cd "$LOCAL_STUDY" && pwd)" || fail "--local-study: no such directory"
-  [[ -f "$LOCAL_STUDY/results/tables/runs.csv" ]] || fail "$LOCAL_STUDY/results/tables/runs.csv missing"
+  [[ -f "$LOCAL_STUDY/results/tables/lab/runs.csv" ]] || fail "$LOCAL_STUDY/results/tables/lab/runs.csv missing"
 fi
 
 # ---------------------------------------------------------------- cluster
@@ -188,7 +188,7 @@ log "running the test study through SLURM in $WORK (timeout ${TIMEOUT}s)"
 T_RUN=$SECONDS
 set +e
 (cd "$WORK" && timeout --signal=INT --kill-after=60 "$TIMEOUT" \
-  "$BIN/snakemake" "$TARGET" --workflow-profile profiles/slurm --configfile config/test.yaml) >"$SM_OUT" 2>&1
+  "$BIN/snakemake" "${TARGETS[@]}" --workflow-profile profiles/slurm --configfile config/test.yaml) >"$SM_OUT" 2>&1
 SM_RC=$?
 set -e
 SLURM_WALL=$((SECONDS - T_RUN))
@@ -264,10 +264,10 @@ mapfile -t LOCAL_RULES < <(grep -oE '^\s*localrule \w+' "$SM_OUT" | awk '{print 
 if [[ -z "$LOCAL_STUDY" ]]; then
   LOCAL_WORK="$(mktemp -d "${TMPDIR:-/tmp}/htsep-local-e2e.XXXXXX")"
   copy_workflow "$LOCAL_WORK"
-  log "no --local-study: running $TARGET locally in $LOCAL_WORK"
+  log "no --local-study: running ${TARGETS[*]} locally in $LOCAL_WORK"
   T_LOCAL=$SECONDS
   (cd "$LOCAL_WORK" && timeout --signal=INT --kill-after=30 "$TIMEOUT" \
-    "$BIN/snakemake" "$TARGET" --cores 2 --configfile config/test.yaml) >"$LOCAL_WORK/snakemake_local.out" 2>&1 ||
+    "$BIN/snakemake" "${TARGETS[@]}" --cores 2 --configfile config/test.yaml) >"$LOCAL_WORK/snakemake_local.out" 2>&1 ||
     { tail -n 40 "$LOCAL_WORK/snakemake_local.out" >&2; fail "local snakemake run failed"; }
   log "local run finished in $((SECONDS - T_LOCAL))s"
   LOCAL_STUDY="$LOCAL_WORK"
@@ -285,7 +285,7 @@ for table, keys in (("runs", ["protocol", "dataset", "variant", "seed"]),
                     ("epochs", ["protocol", "dataset", "variant", "seed", "epoch"])):
     frames = []
     for root in (slurm, local):
-        df = pd.read_csv(root / f"results/tables/{table}.csv")
+        df = pd.concat([pd.read_csv(path) for path in sorted(root.glob(f"results/tables/*/{table}.csv"))])
         frames.append(df.drop(columns=[c for c in df.columns if c in TIMINGS]).sort_values(keys, ignore_index=True))
     a, b = frames
     if table == "runs":

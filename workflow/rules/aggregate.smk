@@ -1,22 +1,49 @@
-rule aggregate:
-    """Per-run and per-epoch tables of the whole grid and the backprop reference (tidy, CSV and parquet), plus
-    every EP run's sampled dt."""
+# The grid's tables, per protocol (htsep.experiments.grid.tables): this invocation's runs as a shard, and the shards
+# committed under records.root merged with it (htsep.records), each declared run once.
+
+from htsep.experiments.grid import plan as grid_plan
+from htsep.records import committed, declared_runs
+
+
+rule grid_shard:
+    """This invocation's runs of one protocol as a shard: one row per run, one per run and epoch (commit them under
+    benchmarks/records/<date>-grid/shards/ to keep them)."""
     input:
-        summaries=run_files("summary.json"),
-        metrics=run_files("metrics.csv"),
-        models=run_files("model.pt"),
-        backprop=backprop_files("summary.json"),
-        backprop_metrics=backprop_files("metrics.csv"),
+        summaries=lambda w: [f"{folder}/summary.json" for folder in grid_plan.trained_here(config, w.protocol)],
+        metrics=lambda w: [f"{folder}/metrics.csv" for folder in grid_plan.trained_here(config, w.protocol)],
     output:
-        runs_csv=report(f"{TABLES}/runs.csv", category="Tables", caption="../report/runs.rst"),
-        runs=f"{TABLES}/runs.parquet",
-        epochs_csv=f"{TABLES}/epochs.csv",
-        epochs=f"{TABLES}/epochs.parquet",
-        dt=f"{TABLES}/dt_values.parquet",
+        runs=f"{TABLES}/{{protocol}}/shard.runs.csv",
+        epochs=f"{TABLES}/{{protocol}}/shard.epochs.csv",
     log:
-        "results/logs/aggregate.log",
+        "results/logs/grid_shard/{protocol}.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("grid_shard.py"),
+    script:
+        "../scripts/grid_shard.py"
+
+
+rule aggregate:
+    """One protocol's per-run and per-epoch tables (tidy, CSV and parquet) from the committed shards and this
+    invocation's, every EP run's dt, and where each row came from."""
+    input:
+        records_runs=committed(config, "grid", "runs"),
+        records_epochs=committed(config, "grid", "epochs"),
+        shard_runs=rules.grid_shard.output.runs,
+        shard_epochs=rules.grid_shard.output.epochs,
+    output:
+        runs_csv=report(f"{TABLES}/{{protocol}}/runs.csv", category="Tables", caption="../report/runs.rst"),
+        runs=f"{TABLES}/{{protocol}}/runs.parquet",
+        epochs_csv=f"{TABLES}/{{protocol}}/epochs.csv",
+        epochs=f"{TABLES}/{{protocol}}/epochs.parquet",
+        dt=f"{TABLES}/{{protocol}}/dt_values.parquet",
+        provenance=f"{TABLES}/{{protocol}}/provenance.csv",
+    log:
+        "results/logs/aggregate/{protocol}.log",
     benchmark:
-        "results/benchmarks/aggregate.tsv"
+        "results/benchmarks/aggregate/{protocol}.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -24,5 +51,6 @@ rule aggregate:
         runtime=10,
     params:
         code=code("aggregate.py"),
+        declared=lambda w: declared_runs(grid_plan.declared(config, w.protocol)),
     script:
         "../scripts/aggregate.py"

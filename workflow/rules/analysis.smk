@@ -1,23 +1,25 @@
 # Stability statistics of the grid (htsep.experiments.grid.stats), and one rule per figure of the study: the figure
 # registry htsep.report.figures.FIGURES names each figure, its tables, its config parts and its caption.
 
-from htsep.config import section_slice
-from htsep.report.figures import FIGURES, figure_files, figure_params, grid_protocol
+from htsep.config import BACKPROP, section_slice
+from htsep.report.figures import FIGURES, figure_files, figure_params
 
 
 rule stats:
-    """Per-(dataset, variant) stability and accuracy summary, and variant-vs-baseline tests (Holm-corrected)."""
+    """One protocol's per-(dataset, variant) stability and accuracy summary, variant-vs-baseline tests
+    (Holm-corrected within the protocol) and its gaps to the backprop reference."""
     input:
-        runs=f"{TABLES}/runs.parquet",
-        epochs=f"{TABLES}/epochs.parquet",
+        unpack(lambda w: reference_tables(w.protocol)),
+        runs=f"{TABLES}/{{protocol}}/runs.parquet",
+        epochs=f"{TABLES}/{{protocol}}/epochs.parquet",
     output:
-        stats=report(f"{TABLES}/stats.csv", category="Tables", caption="../report/stats.rst"),
-        summary=report(f"{TABLES}/summary.csv", category="Tables", caption="../report/summary.rst"),
-        gaps=report(f"{TABLES}/gaps.csv", category="Tables", caption="../report/gaps.rst"),
+        stats=report(f"{TABLES}/{{protocol}}/stats.csv", category="Tables", caption="../report/stats.rst"),
+        summary=report(f"{TABLES}/{{protocol}}/summary.csv", category="Tables", caption="../report/summary.rst"),
+        gaps=report(f"{TABLES}/{{protocol}}/gaps.csv", category="Tables", caption="../report/gaps.rst"),
     log:
-        "results/logs/stats.log",
+        "results/logs/stats/{protocol}.log",
     benchmark:
-        "results/benchmarks/stats.tsv"
+        "results/benchmarks/stats/{protocol}.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -26,6 +28,7 @@ rule stats:
     params:
         code=code("stats.py"),
         analysis=section_slice(config, "analysis"),
+        protocol=lambda w: w.protocol,
     script:
         "../scripts/stats.py"
 
@@ -36,7 +39,7 @@ for figure, protocol in [(f, p) for f in FIGURES for p, _ in f.outputs(config["r
         name:
             figure.rule(protocol)
         input:
-            **figure.tables,
+            **figure.inputs(protocol, config),
         output:
             pdf=figure.path("pdf", protocol),
             png=report(
@@ -59,7 +62,6 @@ for figure, protocol in [(f, p) for f in FIGURES for p, _ in f.outputs(config["r
             **figure_params(figure, config),
             code=code("figure.py"),
             figure=figure.name,
-            protocol=grid_protocol(figure, protocol, config),
             caption=figure.caption,  # the report's caption (../report/figure.rst shows it)
         script:
             "../scripts/figure.py"

@@ -2,7 +2,9 @@
 # snakemake calibrate. Trains on the calibration dataset's fit split and scores on its validation split.
 
 from htsep.config import section_slice  # noqa: E402
+from htsep.experiments.calibration import plan as calibration_plan  # noqa: E402
 from htsep.experiments.calibration.plan import calibration_run  # noqa: E402
+from htsep.records import committed, declared_runs  # noqa: E402
 from htsep.report.figures import BY_NAME, figure_files  # noqa: E402
 
 CALIBRATION_DATA = f"{DATA}/{config['calibration']['dataset']}"
@@ -40,13 +42,33 @@ rule calibrate_run:
         "../scripts/calibrate_run.py"
 
 
-rule calibration:
-    """The search table and the selected settings with the rule that selected them (the figure: analysis.smk)."""
+rule calibration_shard:
+    """This invocation's search runs as a shard (commit it under benchmarks/records/<date>-calibration/shards/)."""
     input:
         calibration_summaries(),
     output:
+        f"{CALIBRATION}/shard.runs.csv",
+    log:
+        "results/logs/calibration_shard.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("calibration_shard.py"),
+    script:
+        "../scripts/calibration_shard.py"
+
+
+rule calibration:
+    """The search table and the selected settings with the rule that selected them, from the committed search
+    shards and this invocation's (the figure: analysis.smk)."""
+    input:
+        records=committed(config, "calibration", "runs"),
+        shard=rules.calibration_shard.output[0],
+    output:
         table=report(f"{CALIBRATION}/calibration.csv", category="Calibration", caption="../report/calibration.rst"),
         selection=f"{CALIBRATION}/selection.json",
+        provenance=f"{CALIBRATION}/provenance.csv",
     log:
         "results/logs/calibration.log",
     benchmark:
@@ -59,6 +81,7 @@ rule calibration:
     params:
         code=code("calibration.py"),
         config=CALIBRATION_SLICE,
+        declared=declared_runs(calibration_plan.declared(config)),
     script:
         "../scripts/calibration.py"
 

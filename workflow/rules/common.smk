@@ -28,7 +28,10 @@ def backprop_files(name):
 
 
 def calibration_summaries():
-    """The summary.json of every run of the calibration search (EP and backprop points x seeds)."""
+    """The summary.json of every run of the calibration search this invocation trains (EP and backprop points x
+    seeds; none when config key records.only is set)."""
+    if config["records"]["only"]:
+        return []
     return [
         f"{CALIBRATION}/{kind}/{point}/seed{seed}/summary.json"
         for kind in CALIBRATED
@@ -46,3 +49,18 @@ def frontier_outputs(stage):
         for s in seeds
         for name in ("metrics.csv", "summary.json")
     ]
+
+
+def reference_tables(protocol):
+    """The backprop reference's tables that an EP protocol's statistics compare with (its gaps)."""
+    if protocol == BACKPROP or config["backprop"] is None:
+        return {}
+    return {
+        "reference_runs": f"{TABLES}/{BACKPROP}/runs.parquet",
+        "reference_epochs": f"{TABLES}/{BACKPROP}/epochs.parquet",
+    }
+
+
+def spectral_shard():
+    """This invocation's spectral shard (none when config key records.only is set: no grid run is trained)."""
+    return {} if config["records"]["only"] else dict(rules.mech_spectral.output)

@@ -4,12 +4,13 @@
 # benchmarks/records/<date>-frontier/shards/), and analyses them with every committed shard (frontier.records).
 
 from htsep.config import section_slice  # noqa: E402
+from htsep.experiments.frontier import plan as frontier_plan  # noqa: E402
+from htsep.records import committed, declared_runs  # noqa: E402
 from htsep.report.figures import BY_NAME  # noqa: E402
 from htsep.experiments.frontier.plan import (  # noqa: E402
     shard_spec,
     level_job,
     pilot_axes,
-    recorded_shards,
     shard_name,
     stage_folders,
 )
@@ -58,7 +59,7 @@ rule frontier_shard:
     input:
         lambda w: [f"{folder}/summary.json" for folder in stage_folders(config, "sweep", *SHARD_TABLES[w.shard])],
     output:
-        f"{FRONTIER}/shards/{{shard}}.csv",
+        f"{FRONTIER}/shards/{{shard}}.runs.csv",
     log:
         f"results/logs/frontier/shards/{{shard}}.log",
     wildcard_constraints:
@@ -102,13 +103,15 @@ rule frontier_analysis:
     """Every committed shard and this invocation's: failure rates, binomial GLMs with the LR test of the variant
     terms, critical levels with bootstrap CIs, the detectable shift, and how and when runs failed."""
     input:
-        shards=[*recorded_shards(config), *(f"{FRONTIER}/shards/{name}.csv" for name in SHARD_TABLES)],
+        records=committed(config, "frontier", "runs"),
+        local=[f"{FRONTIER}/shards/{name}.runs.csv" for name in SHARD_TABLES],
     output:
         runs=f"{FRONTIER}/runs.csv",
         cells=report(f"{FRONTIER}/cells.csv", category="Frontier", caption="../report/frontier_cells.rst"),
         fits=report(f"{FRONTIER}/fits.csv", category="Frontier", caption="../report/frontier_fits.rst"),
         critical=report(f"{FRONTIER}/critical.csv", category="Frontier", caption="../report/frontier_critical.rst"),
         curves=f"{FRONTIER}/curves.csv",
+        provenance=f"{FRONTIER}/provenance.csv",
     log:
         "results/logs/frontier/analysis.log",
     benchmark:
@@ -121,7 +124,7 @@ rule frontier_analysis:
     params:
         code=code("frontier_analysis.py"),
         variants=FRONTIER_SPEC["variants"],
-        axes=list(FRONTIER_SPEC["axes"]),
+        declared=declared_runs(frontier_plan.declared(config)),
         statistics=FRONTIER_STATISTICS,
     script:
         "../scripts/frontier_analysis.py"

@@ -4,13 +4,15 @@
 # `snakemake mechanism` builds all of it (and only the grid runs the spectra need).
 
 from htsep.config import section_slice
+from htsep.experiments.mechanism import plan as mechanism_plan
 from htsep.experiments.mechanism.plan import landscape_plan, spectral_runs
+from htsep.records import committed, declared_runs
 from htsep.paths import number
 
 MECH = config["mechanism"]
 MECH_ANALYSIS = section_slice(config, "analysis", ("collapse_drop", "alpha", "reference", "mean_matched"))
 SPECTRAL_RUNS = spectral_runs(config)
-LANDSCAPE_PLAN = landscape_plan(config)
+LANDSCAPE_PLAN = {} if config["records"]["only"] else landscape_plan(config)  # what this invocation trains
 
 
 rule mech_spectral:
@@ -23,10 +25,9 @@ rule mech_spectral:
         ],
         test=[f"{DATA}/{d}/test.pt" for d in MECH["spectral"]["datasets"]],
     output:
-        table=f"{MECHANISM}/spectral.parquet",
-        table_csv=report(f"{MECHANISM}/spectral.csv", category="Mechanism", caption="../report/mech_spectral.rst"),
-        samples=f"{MECHANISM}/spectral_samples.parquet",
-        hist=f"{MECHANISM}/eigenvalue_hist.parquet",
+        runs=f"{MECHANISM}/shard.spectral_runs.csv",
+        spectral=f"{MECHANISM}/shard.spectral.csv",
+        hist=f"{MECHANISM}/shard.hist.csv",
     log:
         "results/logs/mechanism/spectral.log",
     benchmark:
@@ -41,6 +42,30 @@ rule mech_spectral:
         spectral=MECH["spectral"],
     script:
         "../scripts/mech_spectral.py"
+
+
+rule mech_spectral_tables:
+    """The spectral tables of the committed mechanism shards and this invocation's, each declared run once."""
+    input:
+        unpack(lambda w: {f"local_{name}": path for name, path in spectral_shard().items()}),
+        records_runs=committed(config, "mechanism", "spectral_runs"),
+        records_spectral=committed(config, "mechanism", "spectral"),
+        records_hist=committed(config, "mechanism", "hist"),
+    output:
+        table=f"{MECHANISM}/spectral.parquet",
+        table_csv=report(f"{MECHANISM}/spectral.csv", category="Mechanism", caption="../report/mech_spectral.rst"),
+        hist=f"{MECHANISM}/eigenvalue_hist.parquet",
+        provenance=f"{MECHANISM}/spectral_provenance.csv",
+    log:
+        "results/logs/mechanism/spectral_tables.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("mech_spectral_tables.py"),
+        declared=declared_runs(mechanism_plan.declared_spectra(config)),
+    script:
+        "../scripts/mech_spectral_tables.py"
 
 
 rule mech_landscape_train:
@@ -75,12 +100,34 @@ rule mech_landscape_train:
         "../scripts/mech_train_sweep.py"
 
 
-rule mech_landscape:
-    """Landscape tables: per run, and per dt mean x spread with break rates."""
+rule mech_landscape_shard:
+    """This invocation's landscape runs as a shard: one row per run, how it broke."""
     input:
         summaries=[f"{folder}/summary.json" for jobs in LANDSCAPE_PLAN.values() for folder, _ in jobs],
         metrics=[f"{folder}/metrics.csv" for jobs in LANDSCAPE_PLAN.values() for folder, _ in jobs],
     output:
+        f"{MECHANISM}/shard.landscape.csv",
+    log:
+        "results/logs/mechanism/landscape_shard.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("mech_landscape_shard.py"),
+        analysis=MECH_ANALYSIS,
+        chance_acc=MECH["chance_acc"],
+    script:
+        "../scripts/mech_landscape_shard.py"
+
+
+rule mech_landscape:
+    """Landscape tables from the committed landscape shards and this invocation's: per run, and per dt mean x
+    spread with break rates."""
+    input:
+        records=committed(config, "mechanism", "landscape"),
+        shard=[] if config["records"]["only"] else rules.mech_landscape_shard.output,
+    output:
+        provenance=f"{MECHANISM}/landscape_provenance.csv",
         runs=f"{MECHANISM}/landscape_runs.parquet",
         runs_csv=f"{MECHANISM}/landscape_runs.csv",
         table=report(f"{MECHANISM}/landscape.csv", category="Mechanism", caption="../report/mech_landscape_table.rst"),
@@ -96,7 +143,7 @@ rule mech_landscape:
     params:
         code=code("mech_landscape.py"),
         analysis=MECH_ANALYSIS,
-        chance_acc=MECH["chance_acc"],
+        declared=declared_runs(mechanism_plan.declared_landscape(config)),
     script:
         "../scripts/mech_landscape.py"
 
@@ -104,8 +151,8 @@ rule mech_landscape:
 rule mechanism_paper:
     """Numbers and data-worded claims of the paper's Mechanism section (paper/mechanism.tex)."""
     input:
-        spectral=rules.mech_spectral.output.table,
-        epochs=f"{TABLES}/epochs.parquet",
+        spectral=rules.mech_spectral_tables.output.table,
+        epochs=expand(f"{TABLES}/{{protocol}}/epochs.parquet", protocol=config["run_protocols"]),
         landscape=rules.mech_landscape.output.table,
     output:
         f"{GENERATED_DIR}/mechanism.tex",
@@ -132,7 +179,7 @@ rule mechanism_paper:
 rule mechanism:
     """Every mechanism output: tables, figures and the paper macros."""
     input:
-        rules.mech_spectral.output,
+        rules.mech_spectral_tables.output,
         rules.mech_landscape.output,
         figure_files(config["run_protocols"], mechanism=True),
         rules.mechanism_paper.output,

@@ -1,7 +1,8 @@
 # The manuscript: generated LaTeX parts from the tables and config (htsep.experiments.grid.paper, its templates in
 # src/htsep/experiments/grid/templates), then latexmk (htsep.report.tex).
 
-from htsep.config import section_slice, paper_slice
+from htsep.config import paper_slice, section_slice
+from htsep.experiments.grid.plan import protocols as grid_protocols
 from htsep.experiments.grid.paper import GENERATED
 from htsep.report.figures import paper_figures
 
@@ -9,11 +10,11 @@ from htsep.report.figures import paper_figures
 rule paper_macros:
     """Every number, table and results sentence the manuscript quotes, as LaTeX in paper/generated/."""
     input:
-        runs=f"{TABLES}/runs.parquet",
-        dt=f"{TABLES}/dt_values.parquet",
-        stats=rules.stats.output.stats,
-        summary=rules.stats.output.summary,
-        gaps=rules.stats.output.gaps,
+        runs=expand(f"{TABLES}/{{protocol}}/runs.parquet", protocol=config["run_protocols"]),
+        dt=f"{TABLES}/{config['run_protocols'][0]}/dt_values.parquet",
+        stats=expand(f"{TABLES}/{{protocol}}/stats.csv", protocol=config["run_protocols"]),
+        summary=expand(f"{TABLES}/{{protocol}}/summary.csv", protocol=grid_protocols(config)),
+        gaps=expand(f"{TABLES}/{{protocol}}/gaps.csv", protocol=config["run_protocols"]),
     output:
         **{name: f"{GENERATED_DIR}/{name}.tex" for name in GENERATED},
     log:
@@ -33,6 +34,29 @@ rule paper_macros:
         "../scripts/paper_macros.py"
 
 
+rule provenance:
+    """The paper's provenance appendix: which records and which of this invocation's runs each experiment's numbers
+    come from, with their code fingerprints and kernel builds."""
+    input:
+        expand(f"{TABLES}/{{protocol}}/provenance.csv", protocol=grid_protocols(config)),
+        f"{CALIBRATION}/provenance.csv",
+        f"{MECHANISM}/spectral_provenance.csv",
+        f"{MECHANISM}/landscape_provenance.csv",
+        f"{FRONTIER}/provenance.csv",
+    output:
+        f"{GENERATED_DIR}/provenance.tex",
+    log:
+        "results/logs/provenance.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("provenance.py"),
+        root=config["records"]["root"],
+    script:
+        "../scripts/provenance.py"
+
+
 rule paper:
     """paper/build/paper.pdf with latexmk (TeX Live from the system: latexmk and texlive-latex-* packages)."""
     input:
@@ -44,6 +68,7 @@ rule paper:
         mechanism_generated=f"{GENERATED_DIR}/mechanism.tex",
         frontier_generated=f"{GENERATED_DIR}/frontier.tex",
         calibration_generated=f"{GENERATED_DIR}/calibration.tex",
+        provenance_generated=f"{GENERATED_DIR}/provenance.tex",
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",

@@ -26,9 +26,9 @@ from typing import NamedTuple
 
 import torch
 
-from ..seeding import numpy_rng, torch_rng
+from ..seeding import torch_rng
 from . import fused
-from .timesteps import layer_specs, sample_time_steps
+from .timesteps import resolve_dt
 
 
 class Activation(NamedTuple):
@@ -126,20 +126,6 @@ def one_hot(y: torch.Tensor, n_classes: int, dtype) -> torch.Tensor:
     if y.dtype.is_floating_point:
         return y.to(dtype)
     return torch.nn.functional.one_hot(y, n_classes).to(dtype)
-
-
-def resolve_dt(dt, sizes: Sequence[int], seed: int) -> list[torch.Tensor]:
-    """Per-layer dt vectors from a scalar, a spec (or list of specs), or explicit tensors."""
-    n_layers = len(sizes) - 1
-    if isinstance(dt, int | float):
-        return [torch.full((n,), float(dt)) for n in sizes[1:]]
-    if isinstance(dt, Mapping) or (isinstance(dt, Sequence) and all(isinstance(d, Mapping) for d in dt)):
-        rng = numpy_rng(seed, "dt")
-        return [sample_time_steps(n, spec, rng) for n, spec in zip(sizes[1:], layer_specs(dt, n_layers), strict=True)]
-    tensors = [torch.as_tensor(d, dtype=torch.float32) for d in dt]
-    if [t.shape[-1] for t in tensors] != list(sizes[1:]):
-        raise ValueError(f"dt: expected vectors of sizes {list(sizes[1:])}, got {[tuple(t.shape) for t in tensors]}")
-    return tensors
 
 
 class EPNetwork:

@@ -9,10 +9,12 @@ heterogeneous variants can be compared at the same first two moments.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+
+from ..seeding import numpy_rng
 
 DEFAULT_CLIP = (1e-3, 1.0)
 
@@ -95,3 +97,17 @@ def layer_specs(dt: Mapping | list, n_layers: int, where: str = "dt") -> list[Ma
     for i, spec in enumerate(specs):
         validate_spec(spec, where if isinstance(dt, Mapping) else f"{where}[{i}]")
     return specs
+
+
+def resolve_dt(dt, sizes: Sequence[int], seed: int) -> list[torch.Tensor]:
+    """Per-layer dt vectors from a scalar, a spec (or list of specs), or explicit tensors."""
+    n_layers = len(sizes) - 1
+    if isinstance(dt, int | float):
+        return [torch.full((n,), float(dt)) for n in sizes[1:]]
+    if isinstance(dt, Mapping) or (isinstance(dt, Sequence) and all(isinstance(d, Mapping) for d in dt)):
+        rng = numpy_rng(seed, "dt")
+        return [sample_time_steps(n, spec, rng) for n, spec in zip(sizes[1:], layer_specs(dt, n_layers), strict=True)]
+    tensors = [torch.as_tensor(d, dtype=torch.float32) for d in dt]
+    if [t.shape[-1] for t in tensors] != list(sizes[1:]):
+        raise ValueError(f"dt: expected vectors of sizes {list(sizes[1:])}, got {[tuple(t.shape) for t in tensors]}")
+    return tensors

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import pandas as pd
+
 from ..config import BACKPROP, figure_slice
 from ..experiments.calibration import plots as calibration_plots
 from ..experiments.frontier import plots as frontier_plots
@@ -37,7 +39,7 @@ class Figure:
     mechanism: bool = False
     section: str | None = None  # the paper section that shows it (None: the grid's figure list, or Mechanism)
     per_protocol: bool = False  # one figure per training protocol, from that protocol's rows
-    reference: bool = False  # its plot also takes ``reference``: the backprop reference's rows of its first table
+    reference: bool = False  # its plot also takes ``reference``: the backprop reference's runs table
     mem_mb: int = 2000  # what drawing it may take
 
     def stem(self, protocol: str | None = None) -> str:
@@ -59,34 +61,45 @@ class Figure:
         """(protocol, stem) of every file set this figure has (one per protocol, or one)."""
         return [(p, self.stem(p)) for p in protocols] if self.per_protocol else [(None, self.stem())]
 
+    def inputs(self, protocol: str | None, config: Mapping) -> dict[str, str]:
+        """The tables it is drawn from: its grid tables those of ``grid_protocol`` (and the backprop reference's runs
+        as ``reference``, when configured)."""
+        grid = grid_protocol(self, protocol, config)
+        tables = {key: path.format(protocol=grid) for key, path in self.tables.items()}
+        if self.reference and config["backprop"] is not None:
+            tables["reference"] = GRID_RUNS.format(protocol=BACKPROP)
+        return tables
+
 
 ORDER = ("datasets", "variants")  # the config's order and labels of datasets and variants
+GRID_RUNS, GRID_EPOCHS, GRID_DT = (f"{TABLES}/{{protocol}}/{name}" for name in ("runs.parquet", "epochs.parquet",
+                                                                               "dt_values.parquet"))
 FIGURES = (
-    Figure("accuracy_curves", {"epochs": f"{TABLES}/epochs.parquet"}, (*ORDER, "analysis"), grid_plots.accuracy_curves,
+    Figure("accuracy_curves", {"epochs": GRID_EPOCHS}, (*ORDER, "analysis"), grid_plots.accuracy_curves,
            "Test accuracy vs epoch per dataset: mean over seeds (thick) with its bootstrap confidence band, and every "
            "seed (thin); a cross marks the last finite epoch of a diverged run.", per_protocol=True),
-    Figure("final_accuracy", {"runs": f"{TABLES}/runs.parquet"}, ORDER, grid_plots.final_accuracy,
+    Figure("final_accuracy", {"runs": GRID_RUNS}, ORDER, grid_plots.final_accuracy,
            "Final test accuracy of every seed (points) and its distribution (box: quartiles, whiskers 1.5 IQR) per dt "
            "variant and dataset; diverged runs have no final accuracy and are counted below the box. The dashed line "
            "and band: the backprop reference (same network, init, data, epochs and batch), mean and range over "
            "seeds.", per_protocol=True, reference=True),
-    Figure("dead_units", {"epochs": f"{TABLES}/epochs.parquet"}, ORDER, grid_plots.dead_units,
+    Figure("dead_units", {"epochs": GRID_EPOCHS}, ORDER, grid_plots.dead_units,
            "Units EP can no longer train, on the probe of test images after each epoch (mean over seeds): output "
            "units whose state is identical in both nudged phases on every sample (solid) and those meeting the "
            "analytic criterion, free-state drive below -beta on every sample (dashed); bottom: the same share for "
            "the hidden units.", per_protocol=True),
-    Figure("seed_spread", {"epochs": f"{TABLES}/epochs.parquet"}, (*ORDER, "analysis"), grid_plots.seed_spread,
+    Figure("seed_spread", {"epochs": GRID_EPOCHS}, (*ORDER, "analysis"), grid_plots.seed_spread,
            "Across-seed standard deviation of test accuracy (percentage points) at each epoch, per dataset and dt "
            "variant.", per_protocol=True),
-    Figure("dt_distributions", {"dt": f"{TABLES}/dt_values.parquet"}, ORDER, grid_plots.dt_distributions,
+    Figure("dt_distributions", {"dt": GRID_DT}, ORDER, grid_plots.dt_distributions,
            "The per-neuron time steps the runs actually used (read from the saved models), pooled over datasets, "
            "seeds and layers, one panel per variant.", mem_mb=4000),
-    Figure("instability_counts", {"runs": f"{TABLES}/runs.parquet", "epochs": f"{TABLES}/epochs.parquet"},
+    Figure("instability_counts", {"runs": GRID_RUNS, "epochs": GRID_EPOCHS},
            (*ORDER, "analysis"), grid_plots.instability_counts,
            "Number of runs per dataset and variant with a collapse (an epoch-to-epoch test-accuracy drop above the "
            "configured threshold), a divergence (non-finite weights or loss), or a class never predicted at the end "
            "of training.", per_protocol=True),
-    Figure("free_residual", {"epochs": f"{TABLES}/epochs.parquet"}, ORDER, grid_plots.free_residual,
+    Figure("free_residual", {"epochs": GRID_EPOCHS}, ORDER, grid_plots.free_residual,
            "Free-phase residual mean abs(s_T1 - s_(T1-1)) on the test set after each epoch (how far the relaxation "
            "is from its fixed point), per seed (thin) and mean over seeds (thick).", per_protocol=True),
     Figure("spectral_radius", {"table": f"{MECHANISM}/spectral.parquet"}, ("spectral", "variants"),
@@ -106,7 +119,7 @@ FIGURES = (
            "state after T1 steps), pooled over seeds and probe samples, per variant: all free units (saturated "
            "units give 1 - dt_i) and the coupled units' modes only. Moduli at or above 1 (dashed line) are modes "
            "that do not contract.", mechanism=True),
-    Figure("relaxation", {"epochs": f"{TABLES}/epochs.parquet"}, (*ORDER, "free_steps"),
+    Figure("relaxation", {"epochs": GRID_EPOCHS}, (*ORDER, "free_steps"),
            mechanism_plots.relaxation_figure,
            "Free-phase relaxation over training on a probe of test images (recorded every epoch of the grid runs): "
            "mean steps until max abs(s_t - s_(t-1)) stays below the tolerance, share of samples still moving after "
@@ -160,24 +173,21 @@ def figure_params(figure: Figure, config: Mapping) -> dict:
     return figure_slice(config, figure.settings)
 
 
-def grid_protocol(figure: Figure, protocol: str | None, config: Mapping) -> str | None:
-    """The protocol whose grid rows ``figure`` shows: its own for per-protocol figures, the mechanism section's
-    (mechanism.spectral.protocol) for a mechanism figure of grid tables, else None (all rows)."""
+def grid_protocol(figure: Figure, protocol: str | None, config: Mapping) -> str:
+    """The protocol whose grid tables ``figure`` shows: its own for per-protocol figures, the mechanism section's
+    (mechanism.spectral.protocol) for a mechanism figure, else the first of run_protocols (dt values, the same in
+    every protocol)."""
     if figure.per_protocol:
         return protocol
-    reads_grid = any(path.startswith(TABLES) for path in figure.tables.values())
-    return config["mechanism"]["spectral"]["protocol"] if figure.mechanism and reads_grid else None
+    return config["mechanism"]["spectral"]["protocol"] if figure.mechanism else config["run_protocols"][0]
 
 
 def make_figure(name: str, inputs: Mapping[str, str], outputs: Mapping[str, str], params: Mapping) -> None:
     """Draw figure ``name`` from the rule's input tables and params; write ``outputs["pdf"]`` and ``outputs["png"]``."""
     figure = BY_NAME[name]
     tables = {key: read_table(inputs[key]) for key in figure.tables}
-    extra = {}
-    if figure.reference:
-        first = next(iter(tables.values()))
-        extra["reference"] = first[first["protocol"] == BACKPROP]
-    if params.get("protocol") is not None:  # the rule's protocol (None or absent: every row)
-        tables = {key: t[t["protocol"] == params["protocol"]] for key, t in tables.items()}
-    fig = figure.plot(**tables, **extra, **{key: params[key] for key in figure.settings})
+    if figure.reference:  # an empty table without a backprop reference
+        tables["reference"] = read_table(inputs["reference"]) if "reference" in inputs.keys() else \
+            pd.DataFrame(columns=["dataset", "final_test_acc"])
+    fig = figure.plot(**tables, **{key: params[key] for key in figure.settings})
     style.save(fig, outputs["pdf"], outputs["png"])

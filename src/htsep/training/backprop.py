@@ -98,7 +98,7 @@ def train_backprop(run: dict, data_paths: dict, out_dir: str | Path) -> dict:
         if diverged:
             break
     metrics = pd.DataFrame(rows)
-    summary = run_summary({**run, "protocol": BACKPROP}, metrics, device, elapsed) | {
+    summary = run_summary(run, metrics, device, elapsed) | {
         "variant": BACKPROP, "dt_stats": [], "code_fingerprint": code_fingerprint("training.backprop")}
     write_table(out_dir / "metrics.csv", metrics)
     write_json(out_dir / "summary.json", summary)

@@ -39,6 +39,7 @@ def check(config: Mapping) -> None:
                           f"points); the reference may not be tuned harder than EP")
 
 
+KEYS = ["kind", "point", "seed"]  # a run of the search
 CALIBRATED = {"ep": "search", "backprop": "backprop_search"}  # what calibration selects -> its search key
 
 
@@ -71,3 +72,9 @@ def point_name(point: Mapping) -> str:
             return "-".join(text(v) for v in value)
         return number(value) if isinstance(value, float) else str(value)
     return "_".join(f"{key}{text(value)}" for key, value in point.items())
+
+
+def declared(config: Mapping) -> dict[tuple, dict]:
+    """Key (kind, point, seed) -> run config of every run of the declared search."""
+    return {(kind, point, int(seed)): calibration_run(config, kind, point, seed)
+            for kind in CALIBRATED for point in search_points(config, kind) for seed in config["calibration"]["seeds"]}

@@ -11,13 +11,14 @@ within 1e-9 go to the earlier, simpler point of the search order). The test set 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from ...files import read_run, write_json, write_table
-from .plan import CALIBRATED, search_points
+from ...records import config_json, merge, read_shard, write_provenance
+from .plan import CALIBRATED, KEYS, search_points
 
 TIE = 1e-9
 
@@ -28,19 +29,30 @@ def end_measures(metrics: pd.DataFrame) -> dict:
     return {c: last[c] for c in metrics.columns if c == "classes_never_predicted" or "dead" in c}
 
 
-def calibration_table(summary_paths: Iterable[str | Path], config: Mapping) -> pd.DataFrame:
-    """One row per search run: kind, point, its values, seed, final validation accuracy and end-of-training
-    dead-unit measures (the runs' "test" split is the validation split)."""
-    order = {kind: list(search_points(config, kind)) for kind in CALIBRATED}
+def search_runs(summary_paths: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per search run (a shard): kind, point, seed, final validation accuracy, end-of-training dead-unit
+    measures (the runs' "test" split is the validation split), and its run config, code and kernel."""
     rows = []
     for path in map(Path, summary_paths):
         summary, metrics = read_run(path)
-        kind, point = (summary["config"]["sweep"][key] for key in ("kind", "point"))
-        values = {k: json.dumps(v) if isinstance(v, list) else v for k, v in search_points(config, kind)[point].items()}
-        rows.append({"kind": kind, "point": point, "order": order[kind].index(point), "seed": summary["seed"],
-                     **values, "val_acc": summary["final_test_acc"], "diverged": summary["diverged"],
-                     **end_measures(metrics)})
-    return pd.DataFrame(rows).sort_values(["kind", "order", "seed"], ignore_index=True)
+        rows.append({**{key: summary["config"]["sweep"][key] for key in ("kind", "point")}, "seed": summary["seed"],
+                     "val_acc": summary["final_test_acc"], "diverged": summary["diverged"], **end_measures(metrics),
+                     "config": config_json(summary["config"]), "code_fingerprint": summary.get("code_fingerprint"),
+                     "relaxation_kernel": summary.get("relaxation_kernel")})
+    return pd.DataFrame(rows, columns=None if rows else [*KEYS, "val_acc", "diverged", "config", "code_fingerprint",
+                                                         "relaxation_kernel"])
+
+
+def calibration_table(runs: pd.DataFrame, config: Mapping) -> pd.DataFrame:
+    """The search table: each run's point values and its place in the declared search order."""
+    order = {kind: search_points(config, kind) for kind in CALIBRATED}
+    values = pd.DataFrame([{"kind": kind, "point": point, "order": i,
+                            **{k: json.dumps(v) if isinstance(v, list) else v for k, v in point_values.items()}}
+                           for kind in CALIBRATED for i, (point, point_values) in enumerate(order[kind].items())])
+    table = runs.drop(columns=["record"], errors="ignore").merge(values, on=["kind", "point"])
+    first = ["kind", "point", "order", "seed", *[c for c in values.columns if c not in ("kind", "point", "order")]]
+    return table[first + [c for c in table.columns if c not in first]].sort_values(
+        ["kind", "order", "seed"], ignore_index=True)
 
 
 def select(table: pd.DataFrame, config: Mapping) -> dict:
@@ -59,8 +71,17 @@ def select(table: pd.DataFrame, config: Mapping) -> dict:
     return chosen
 
 
-def write_calibration(summary_paths: Iterable[str | Path], outputs: Mapping[str, str], config: Mapping) -> None:
-    """The search table (CSV) and the selection (JSON); its figure is drawn from the table (htsep.report.figures)."""
-    table = calibration_table(summary_paths, config)
+def write_shard(summary_paths: Iterable[str | Path], output: str | Path) -> None:
+    """This invocation's search runs as a shard (commit it under benchmarks/records/<date>-calibration/shards/)."""
+    write_table(output, search_runs(summary_paths))
+
+
+def write_calibration(records: Sequence[str], shard: str | Path, outputs: Mapping[str, str], config: Mapping,
+                      declared: Sequence[Sequence]) -> None:
+    """The search table (CSV) and the selection (JSON) from the committed search shards and this invocation's,
+    each declared run once (htsep.records), and where the runs came from; its figure is drawn from the table."""
+    runs = merge(records, read_shard(shard, KEYS), KEYS, declared, "calibration")
+    write_provenance(outputs["provenance"], {"runs": runs}, "calibration")
+    table = calibration_table(runs, config)
     write_table(outputs["table"], table)
     write_json(outputs["selection"], select(table, config))

@@ -12,7 +12,6 @@ levels and a seed range); each shard's per-run table is committed under ``fronti
 from __future__ import annotations
 
 import copy
-import glob
 from collections.abc import Mapping
 
 from ...config import ConfigError, canonical, check_subset, check_training, protocol_training, run_slice
@@ -91,15 +90,16 @@ def axis_levels(spec: Mapping, axis: str, dataset: str) -> list[float]:
 
 def shard_spec(config: Mapping) -> dict:
     """What this invocation trains: config key ``frontier_shard`` with its nulls filled in (every dataset, every
-    axis in run_axes, every level, seeds [0, frontier.seeds); an empty list of datasets or axes trains nothing, so
-    the analysis reads the committed shards only) and its numbers as numbers (``snakemake --config``
-    passes nested values as strings)."""
+    axis in run_axes, every level, seeds [0, frontier.seeds); an empty list of datasets or axes, or config key
+    records.only, trains nothing, so the analysis reads the committed shards only) and its numbers as numbers
+    (``snakemake --config`` passes nested values as strings)."""
     spec, shard = config["frontier"], dict(config.get("frontier_shard") or {})
     unknown = sorted(set(shard) - set(SHARD_KEYS))
     if unknown:
         raise ConfigError(f"config key frontier_shard: unknown keys {unknown} (known: {', '.join(SHARD_KEYS)})")
     levels = shard.get("levels")
-    return {"datasets": list(spec["datasets"]) if shard.get("datasets") is None else list(shard["datasets"]),
+    datasets = list(spec["datasets"]) if shard.get("datasets") is None else list(shard["datasets"])
+    return {"datasets": [] if config["records"]["only"] else datasets,
             "axes": list(spec["run_axes"]) if shard.get("axes") is None else list(shard["axes"]),
             "levels": [float(level) for level in levels] if levels else None,
             "seeds": [int(seed) for seed in shard.get("seeds") or [0, spec["seeds"]]]}
@@ -185,6 +185,17 @@ def pilot_axes(config: Mapping) -> list[str]:
     return [axis for axis in config["frontier"]["run_axes"] if axis in config["frontier"]["pilot"]["levels"]]
 
 
-def recorded_shards(config: Mapping) -> list[str]:
-    """The committed shard tables (config key frontier.records, a glob relative to the working directory)."""
-    return sorted(glob.glob(config["frontier"]["records"]))
+def declared(config: Mapping) -> dict[tuple, dict]:
+    """Key (dataset, axis, level, variant, seed) -> run config of every sweep run the config declares: every
+    dataset, axis and level, variant and seed 0 .. frontier.seeds - 1."""
+    spec = config["frontier"]
+    runs = {}
+    for dataset in spec["datasets"]:
+        for axis in spec["axes"]:
+            for level in axis_levels(spec, axis, dataset):
+                training = level_training(config, axis, level, "sweep")
+                for variant in spec["variants"]:
+                    for seed in range(spec["seeds"]):
+                        runs[(dataset, axis, float(level), variant, seed)] = frontier_run(
+                            config, dataset, axis, level, variant, seed, "sweep", training)
+    return runs

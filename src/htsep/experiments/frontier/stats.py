@@ -31,8 +31,9 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats as sps
 
-from ...files import read_table, write_table
+from ...files import write_table
 from ...outcomes import rates, run_outcomes
+from ...records import merge, read_shard, write_provenance
 
 KEYS = ["dataset", "axis", "level", "variant", "seed"]
 UNDEFINED_LIMIT = 0.1  # bootstrap CIs are given only if at most this share of resamples is completely separated
@@ -210,15 +211,13 @@ def _mechanism_tests(frame: pd.DataFrame, variants: Sequence[str]) -> dict:
     return out
 
 
-def merge_shards(shards: Sequence[pd.DataFrame], variants: Sequence[str], axes: Sequence[str]) -> pd.DataFrame:
-    """One row per run from shard tables (later shards win for a run recorded twice), restricted to the
-    frontier's variants and axes."""
-    runs = pd.concat([s for s in shards if len(s)], ignore_index=True) if any(len(s) for s in shards) else None
-    if runs is None:
-        return pd.DataFrame(columns=[*KEYS, "broke"])
-    runs = runs.drop_duplicates(KEYS, keep="last")
-    runs = runs[runs["variant"].isin(variants) & runs["axis"].isin(axes)].copy()
-    runs["broke"] = runs["broke"].astype(bool)
+def merge_shards(records: Sequence[str], local: Sequence[str], declared: Sequence[Sequence], variants: Sequence[str]
+                 ) -> pd.DataFrame:
+    """One row per declared run from the committed shard tables ``records`` and this invocation's ``local`` ones
+    (htsep.records: the last read wins), variants in the frontier's order."""
+    mine = [read_shard(path, KEYS) for path in local]
+    runs = merge(records, pd.concat(mine, ignore_index=True) if mine else None, KEYS, declared, "frontier")
+    runs["broke"] = runs["broke"].astype(bool) if len(runs) else pd.Series(dtype=bool)
     order = {v: i for i, v in enumerate(variants)}
     return runs.sort_values(KEYS, key=lambda c: c.map(order) if c.name == "variant" else c, ignore_index=True)
 
@@ -272,10 +271,12 @@ def analyze(runs: pd.DataFrame, variants: Sequence[str], spec: Mapping) -> dict[
                                                     "p_high"])}
 
 
-def write_frontier(shards: Sequence[str], outputs: Mapping[str, str], params: Mapping) -> None:
+def write_frontier(records: Sequence[str], local: Sequence[str], outputs: Mapping[str, str], params: Mapping) -> None:
     """The frontier rule: merge the shard tables (committed records first, then this invocation's) and write
-    the merged runs and the analysis tables."""
-    runs = merge_shards([read_table(path, "frontier shard") for path in shards], params["variants"], params["axes"])
+    the merged runs, the analysis tables and the provenance of the runs."""
+    runs = merge_shards(records, local, params["declared"], params["variants"])
+    write_provenance(outputs["provenance"], {"runs": runs}, "frontier")
+    runs = runs.drop(columns="record")
     for name, table in {"runs": runs, **analyze(runs, params["variants"], params["statistics"])}.items():
         write_table(outputs[name], table)
 

@@ -267,9 +267,11 @@ def generate(studies: list[Study]) -> dict[str, str]:
 
 def write_generated(inputs: Mapping[str, str], outputs: Mapping[str, str], setup: Mapping, analysis: Mapping) -> None:
     """Read runs/summary/stats/gaps/dt tables and write each generated ``.tex`` named in ``outputs``."""
-    tables = (read_table(inputs["runs"], "runs table"), read_table(inputs["summary"], "summary table"),
-              read_table(inputs["stats"], "statistics table").fillna({"note": ""}),
-              read_table(inputs["gaps"], "gaps table"), read_table(inputs["dt"], "dt table"))
+    def table(name: str) -> pd.DataFrame:  # the protocols' tables, one after the other
+        return pd.concat([read_table(path, f"{name} table") for path in inputs[name]], ignore_index=True)
+
+    tables = (table("runs"), table("summary"), table("stats").fillna({"note": ""}), table("gaps"),
+              read_table(inputs["dt"], "dt table"))
     studies = [Study(protocol, *tables, setup, analysis) for protocol in setup["run_protocols"]]
     expected = len(setup["datasets"]) * len(setup["variants"]) * len(setup["seeds"])
     for study in studies:

@@ -66,7 +66,8 @@ def run_measures(runs: pd.DataFrame, epochs: pd.DataFrame, collapse_drop: float)
     for run in runs.itertuples(index=False):
         curve = curves.get((run.protocol, run.dataset, run.variant, run.seed))
         acc = curve["test_acc"].to_numpy(float) if curve is not None else np.empty(0)
-        residual = curve["free_residual"].to_numpy(float) if curve is not None else np.empty(0)
+        residual = curve["free_residual"].to_numpy(float) if curve is not None and "free_residual" in curve \
+            else np.empty(0)  # backprop runs relax nothing
         n_collapses = int(is_collapse(accuracy_drops(acc), collapse_drop).sum())
         tv = total_variation(acc)
         diverged = bool(run.diverged)
@@ -370,10 +371,12 @@ def analyze(runs: pd.DataFrame, epochs: pd.DataFrame, analysis: Mapping
     return compare(measures, a), summarize(measures, epochs, a), backprop_gaps(measures, a)
 
 
-def write_stats(inputs: Mapping[str, str], outputs: Mapping[str, str], analysis: Mapping) -> None:
-    """Read runs/epochs parquet tables, write stats.csv, summary.csv and gaps.csv."""
-    runs, epochs = (read_table(inputs[name], f"{name} table") for name in ("runs", "epochs"))
-    stats, summary, gaps = analyze(runs, epochs, analysis)
+def write_stats(inputs: Mapping[str, str], outputs: Mapping[str, str], analysis: Mapping, protocol: str) -> None:
+    """One protocol's stats.csv, summary.csv and gaps.csv from its runs/epochs tables (and the backprop reference's,
+    ``reference_runs``/``reference_epochs``, for the gaps)."""
+    tables = {name: pd.concat([read_table(inputs[key], f"{name} table") for key in (name, f"reference_{name}")
+                               if key in inputs.keys()], ignore_index=True) for name in ("runs", "epochs")}
+    stats, summary, gaps = analyze(tables["runs"], tables["epochs"], analysis)
     write_table(outputs["stats"], stats)
-    write_table(outputs["summary"], summary)
+    write_table(outputs["summary"], summary[summary["protocol"] == protocol])
     write_table(outputs["gaps"], gaps)

@@ -187,7 +187,7 @@ def mechanism_macros(inputs: Mapping[str, str], output: str | Path, params: Mapp
 
     spec, analysis = params["spectral"], params["analysis"]
     spectral = spectral_values(read_table(inputs["spectral"], "spectral table"), spec, analysis, label)
-    epochs = read_table(inputs["epochs"], "epochs table")
+    epochs = pd.concat([read_table(path, "epochs table") for path in inputs["epochs"]], ignore_index=True)
     text = template(TEMPLATE).render(
         spec=spec, landscape_config=params["landscape"], spectral=spectral,
         relaxation=relaxation_values(epochs[epochs["protocol"] == spec["protocol"]], spec["datasets"][0],

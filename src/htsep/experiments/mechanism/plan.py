@@ -107,3 +107,22 @@ def landscape_plan(config: Mapping) -> dict[str, list[tuple[str, dict]]]:
                                                                               "std": std})))
         plan[number(mean)] = jobs
     return plan
+
+
+def declared_spectra(config: Mapping) -> dict[tuple, dict]:
+    """Key (dataset, variant, seed) -> what the spectral rows of that grid run depend on: its run config and the
+    spectral settings (as htsep.experiments.mechanism.spectra records them)."""
+    spec = config["mechanism"]["spectral"]
+    return {(d, v, s): {"run": run_slice(config, d, v, s, spec["protocol"]), "spectral": spectral_setting(spec)}
+            for d, v, s in spectral_runs(config)}
+
+
+def spectral_setting(spec: Mapping) -> dict:
+    """What a run's spectral rows depend on besides the run: the spectral settings but which runs are measured."""
+    return {k: v for k, v in spec.items() if k not in ("datasets", "seeds")}
+
+
+def declared_landscape(config: Mapping) -> dict[tuple, dict]:
+    """Key (dataset, mean, std, seed) -> run config of every landscape run."""
+    return {(run["dataset"]["name"], float(run["sweep"]["mean"]), float(run["sweep"]["std"]), run["seed"]): run
+            for jobs in landscape_plan(config).values() for _, run in jobs}

@@ -25,10 +25,13 @@ from ...ep.dynamics import fixed_point_residual, relaxation_diagnostics, relaxat
 from ...ep.model import ACTIVATIONS, EPNetwork, phi_gradients
 from ...files import read_torch, write_table
 from ...paths import number
+from ...records import config_json, merge_experiment, write_provenance
+from .plan import spectral_setting
 
 log = logging.getLogger(__name__)
 
-HIST_EDGES = np.round(np.linspace(-2.0, 2.0, 801), 6)  # eigenvalue histogram bins (width 0.005); outside: clipped
+MODULUS_EDGES = np.round(np.linspace(0.0, 2.0, 81), 6)  # |eigenvalue| histogram bins (width 0.025); above: clipped
+KEYS = ["dataset", "variant", "seed"]  # a trained run the spectra are measured on
 
 
 def _network(state: Mapping, weights=None, biases=None, dt=None) -> EPNetwork:
@@ -73,9 +76,9 @@ def _probe(test_path: str | Path, normalize, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def spectrum_rows(net: EPNetwork, x: torch.Tensor, steps: Mapping[str, int], tol: float):
-    """Per relaxation depth (``steps``: mode -> number of free steps from zero): per-sample spectral measures,
-    aggregate row and eigenvalue histograms of one network on probe ``x``."""
-    samples, summaries, hists = [], [], []
+    """Per relaxation depth (``steps``: mode -> number of free steps from zero): the aggregate row of the spectral
+    measures over the samples of probe ``x`` and the histograms of the eigenvalues' moduli of one network."""
+    summaries, hists = [], []
     stacked = EPNetwork.stack([net])
     states, done = net.zero_states(x), 0
     for mode, n_steps in sorted(steps.items(), key=lambda kv: kv[1]):
@@ -129,20 +132,19 @@ def spectrum_rows(net: EPNetwork, x: torch.Tensor, steps: Mapping[str, int], tol
         })
         for part, values in (("all", eig), ("coupled", coupled)):
             flat = values.flatten().numpy()
-            flat = np.clip(flat[np.isfinite(flat)], HIST_EDGES[0], HIST_EDGES[-1])
-            counts, _ = np.histogram(flat, HIST_EDGES)
+            moduli = np.clip(np.abs(flat[np.isfinite(flat)]), MODULUS_EDGES[0], MODULUS_EDGES[-1])
+            counts, _ = np.histogram(moduli, MODULUS_EDGES)
             nonzero = np.flatnonzero(counts)
-            hists.append(pd.DataFrame({"relax": mode, "part": part, "bin_low": HIST_EDGES[nonzero],
-                                       "bin_high": HIST_EDGES[nonzero + 1], "count": counts[nonzero]}))
-        samples.append(frame)
-    return samples, summaries, hists
+            hists.append(pd.DataFrame({"relax": mode, "part": part, "bin_low": MODULUS_EDGES[nonzero],
+                                       "bin_high": MODULUS_EDGES[nonzero + 1], "count": counts[nonzero]}))
+    return summaries, hists
 
 
 def spectral_experiment(models: Sequence[str | Path], test_data: Mapping[str, str | Path],
                         outputs: Mapping[str, str], spec: Mapping) -> None:
     """Relaxation spectra of the trained grid runs ``models`` (on the first images of ``test_data[dataset]``) with
-    their own and swapped dt (``spec``: the config's ``mechanism.spectral``): one row per condition, one per probe
-    sample, and eigenvalue histograms."""
+    their own and swapped dt (``spec``: the config's ``mechanism.spectral``), as a shard: one row per run (its
+    config), one per run and condition, and the histograms of the eigenvalues' moduli the figure shows."""
     torch.set_num_threads(1)  # the rule runs on one core
     loaded = [(Path(p), read_torch(p, "trained model", map_location="cpu")) for p in models]
     hts_dt: dict[tuple[str, int], dict[str, list[torch.Tensor]]] = {}
@@ -152,7 +154,7 @@ def spectral_experiment(models: Sequence[str | Path], test_data: Mapping[str, st
             key = (run["dataset"]["name"], run["seed"])
             hts_dt.setdefault(key, {})[run["variant"]["name"]] = ckpt["network"]["dt"]
     probes: dict[str, torch.Tensor] = {}
-    sample_frames, summary_rows, hist_frames = [], [], []
+    summary_rows, hist_frames, runs = [], [], []
     for path, ckpt in loaded:
         run, state = ckpt["run"], ckpt["network"]
         dataset, variant, seed = run["dataset"]["name"], run["variant"]["name"], run["seed"]
@@ -181,10 +183,13 @@ def spectral_experiment(models: Sequence[str | Path], test_data: Mapping[str, st
                 dt_all = torch.cat(net.dt)
                 cond = {**keys, "epoch": epoch, "final": epoch == int(ckpt["epoch"]), "dt_source": source,
                         "dt_kind": kind, "dt_mean": float(dt_all.mean()), "dt_std": float(dt_all.std(unbiased=False))}
-                samples, summaries, hists = spectrum_rows(net, x, steps, training["residual_tol"])
-                sample_frames += [f.assign(**cond) for f in samples]
+                summaries, hists = spectrum_rows(net, x, steps, training["residual_tol"])
                 summary_rows += [{**cond, **s} for s in summaries]
-                hist_frames += [h.assign(**cond) for h in hists]
+                if epoch == int(ckpt["epoch"]) and source == "own":  # the histograms the figure shows
+                    hist_frames += [h.assign(**cond) for h in hists if h["relax"].iloc[0] == "T1"]
+        runs.append({"dataset": dataset, "variant": variant, "seed": seed,
+                     "config": config_json({"run": run, "spectral": spectral_setting(spec)}),
+                     "code_fingerprint": ckpt["code"], "relaxation_kernel": ckpt.get("engine")})
         log.info("%s/%s/seed%d: %d epochs x %d dt conditions", dataset, variant, seed, len(weights_at),
                  len(conditions))
     cond_columns = ["dataset", "dataset_label", "variant", "variant_kind", "seed", "epoch", "final", "dt_source",
@@ -193,11 +198,19 @@ def spectral_experiment(models: Sequence[str | Path], test_data: Mapping[str, st
     table = table[cond_columns + [c for c in table.columns if c not in cond_columns]]
     order = ["dataset", "variant", "seed", "epoch", "dt_kind", "dt_source", "relax"]
     table = table.sort_values(order, ignore_index=True)
-    samples = pd.concat(sample_frames, ignore_index=True)
-    samples = samples[cond_columns + [c for c in samples.columns if c not in cond_columns]]
     hist = pd.concat(hist_frames, ignore_index=True)
     hist = hist[cond_columns + [c for c in hist.columns if c not in cond_columns]]
-    write_table(outputs["table"], table)
-    write_table(outputs["table_csv"], table)
-    write_table(outputs["samples"], samples)
+    write_table(outputs["runs"], pd.DataFrame(runs))
+    write_table(outputs["spectral"], table)
     write_table(outputs["hist"], hist)
+
+
+def merge_spectra(records: Mapping[str, Sequence[str]], shard: Mapping[str, str], outputs: Mapping[str, str],
+                  declared: Sequence[Sequence]) -> None:
+    """The spectral tables of the committed mechanism shards and this invocation's, each declared run once
+    (htsep.records): the spectral table (parquet and CSV), the eigenvalue histograms and the provenance."""
+    tables = merge_experiment(records, shard, KEYS, declared, "mechanism spectra")
+    write_provenance(outputs["provenance"], {"runs": tables["runs"]}, "mechanism spectra")
+    write_table(outputs["table"], tables["spectral"])
+    write_table(outputs["table_csv"], tables["spectral"])
+    write_table(outputs["hist"], tables["hist"])

@@ -1,0 +1,38 @@
+"""The grid's runs, pure functions of the config read by the workflow: every (protocol, dataset, variant, seed) of
+run_protocols x datasets x variants x seeds, and the backprop reference's (dataset, seed) as protocol and variant
+``backprop``, each with the run config it trains with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ...config import BACKPROP, backprop_slice, run_slice
+from ...paths import BACKPROP_RUNS, RUNS
+
+KEYS = ["protocol", "dataset", "variant", "seed"]  # a run of the grid
+
+
+def protocols(config: Mapping) -> list[str]:
+    """The grid's protocols, the backprop reference last (when configured)."""
+    return [*config["run_protocols"], *([BACKPROP] if config["backprop"] is not None else [])]
+
+
+def declared(config: Mapping, protocol: str) -> dict[tuple, dict]:
+    """Key -> run config of every run of ``protocol`` the config declares."""
+    if protocol == BACKPROP:
+        return {(BACKPROP, d, BACKPROP, int(s)): backprop_slice(config, d, s)
+                for d in config["datasets"] for s in config["seeds"]}
+    return {(protocol, d, v["name"], int(s)): run_slice(config, d, v["name"], s, protocol)
+            for d in config["datasets"] for v in config["variants"] for s in config["seeds"]}
+
+
+def run_folder(key: tuple) -> str:
+    protocol, dataset, variant, seed = key
+    if protocol == BACKPROP:
+        return BACKPROP_RUNS.format(dataset=dataset, seed=seed)
+    return RUNS.format(protocol=protocol, dataset=dataset, variant=variant, seed=seed)
+
+
+def trained_here(config: Mapping, protocol: str) -> list[str]:
+    """The run folders this invocation trains for ``protocol`` (none when config key records.only is set)."""
+    return [] if config["records"]["only"] else [run_folder(key) for key in declared(config, protocol)]

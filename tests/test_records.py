@@ -1,0 +1,111 @@
+"""Run records (htsep.records): shards of the test study kept as records rebuild the paper without training, and a
+damaged, incomplete or foreign record is named, not used."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from htsep.records import RecordError, merge, read_shard, run_digest, save
+
+from .conftest import copy_workflow, snakemake
+
+PAGE_RESOLUTION = 30  # dpi of the rendered pages: enough to tell a drawn figure from an empty frame
+
+
+def rendered_pages(pdf, folder) -> tuple[list[np.ndarray], list[str]]:
+    """Every page of ``pdf`` as an image (pdftoppm) and as text (pdftotext)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["pdftoppm", "-r", str(PAGE_RESOLUTION), "-png", str(pdf), str(folder / "page")], check=True)
+    images = [matplotlib.image.imread(path) for path in sorted(folder.glob("page-*.png"))]
+    texts = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                           check=True).stdout.split("\f")
+    return images, texts[:len(images)]
+
+
+def ink(image: np.ndarray) -> float:
+    """Share of a page's pixels that are not white."""
+    return float((image[..., :3].mean(-1) < 0.9).mean())
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None,
+                    reason="needs poppler-utils")
+def test_records_alone_rebuild_the_paper_page_by_page(test_study, tmp_path):
+    """The test study's shards saved as records (htsep records save), then a records-only build in a fresh workflow:
+    nothing is trained, every generated part equals the study's, every figure page has drawn content and no
+    reference is left unresolved."""
+    root = tmp_path / "records"
+    saved = save("test", root, "2026-01-01", test_study)
+    assert {p.parent.parent.name for p in saved} == {f"2026-01-01-{e}" for e in ("grid", "calibration", "mechanism",
+                                                                                   "frontier")}
+    (tmp_path / "rebuild").mkdir()
+    workdir = copy_workflow(tmp_path / "rebuild")
+    (workdir / "records.yaml").write_text(f"records: {{root: {root}, only: true}}\n")
+    out = snakemake(workdir, "--configfile", "config/test.yaml", "records.yaml")
+    ran = set(re.findall(r"^\s*(?:local)?rule (\w+):", out.stdout, flags=re.MULTILINE))
+    assert not {rule for rule in ran if rule.startswith(("train", "prepare", "calibrate_run", "mech_spectral",
+                                                           "frontier_sweep", "mech_landscape_train"))}, ran
+    assert not (workdir / "results/runs").exists()
+    for part in (test_study / "paper/generated").glob("*.tex"):
+        if part.name != "provenance.tex":
+            assert (workdir / "paper/generated" / part.name).read_text() == part.read_text(), part.name
+    provenance = (workdir / "paper/generated/provenance.tex").read_text()
+    assert "2026-01-01-grid/shards/test-lab" in provenance and "this invocation" not in provenance
+    images, texts = rendered_pages(workdir / "paper/build/paper.pdf", tmp_path / "pages")
+    figure_pages = [i for i, text in enumerate(texts) if re.search(r"^\s*Figure \d+:", text, flags=re.MULTILINE)]
+    assert len(figure_pages) >= 5
+    for i in figure_pages:
+        assert ink(images[i]) > 0.03, f"page {i + 1} shows a figure caption but hardly any drawing"
+    assert not any("??" in text for text in texts), [i + 1 for i, text in enumerate(texts) if "??" in text]
+
+
+def _shard(tmp_path, name, frame):
+    path = tmp_path / f"{name}.runs.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_damaged_or_incomplete_record_is_an_error_naming_it(tmp_path):
+    keys = ["dataset", "seed"]
+    good = pd.DataFrame({"dataset": ["d", "d"], "seed": [0, 1], "acc": [0.5, 0.6], "config": ['{"a": 1}'] * 2,
+                         "code_fingerprint": "c", "relaxation_kernel": "k"})
+    lacking = _shard(tmp_path, "lacking", good.drop(columns="config"))
+    with pytest.raises(RecordError, match=f"record {re.escape(str(lacking))}: lacks the columns \\['config'\\]"):
+        read_shard(lacking, keys)
+    incomplete = _shard(tmp_path, "incomplete", good.assign(seed=[0, None]))
+    with pytest.raises(RecordError, match="incomplete"):
+        read_shard(incomplete, keys)
+    garbage = tmp_path / "garbage.runs.csv"
+    garbage.write_bytes(b"\x00\xff" * 50)
+    with pytest.raises(RecordError, match=re.escape(str(garbage))):
+        read_shard(garbage, keys)
+    assert garbage.exists()  # committed data: nothing is moved
+
+
+def test_records_add_up_and_the_last_read_wins(tmp_path):
+    keys = ["dataset", "seed"]
+    config = {"training": {"lr": [0.1]}, "sweep": {"name": "x"}}
+    declared = [[["d", s], run_digest(config)] for s in (0, 1, 2)]
+    row = {"dataset": "d", "config": json.dumps(config), "code_fingerprint": "old", "relaxation_kernel": "k"}
+    first = _shard(tmp_path, "a", pd.DataFrame([{**row, "seed": 0, "acc": 0.1}, {**row, "seed": 1, "acc": 0.2}]))
+    second = _shard(tmp_path, "b", pd.DataFrame([{**row, "seed": 1, "acc": 0.3, "code_fingerprint": "new"}]))
+    local = pd.DataFrame([{**row, "seed": 2, "acc": 0.4, "config": json.dumps({**config, "sweep": {"other": 1}})}])
+    merged = merge([first, second], local, keys, declared, "test").set_index("seed")
+    assert merged["acc"].to_dict() == {0: 0.1, 1: 0.3, 2: 0.4}  # the sweep tag is bookkeeping, not config
+    assert merged.loc[1, "record"] == str(tmp_path / "b") and merged.loc[2, "record"] == "this invocation"
+    with pytest.raises(RecordError, match="exists"):
+        for _ in range(2):
+            save("twice", tmp_path / "root", "2026-01-01", _study_with_a_shard(tmp_path))
+
+
+def _study_with_a_shard(tmp_path):
+    study = tmp_path / "study"
+    (study / "results/calibration").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"kind": ["ep"], "point": ["p"], "seed": [0], "config": ["{}"], "code_fingerprint": ["c"],
+                  "relaxation_kernel": ["k"]}).to_csv(study / "results/calibration/shard.runs.csv", index=False)
+    return study
