@@ -32,6 +32,7 @@ from scipy import stats as sps
 from ...config import BACKPROP, schema_defaults
 from ...files import read_table, write_table
 from ...outcomes import accuracy_drops, is_collapse, max_drop
+from ...paired import holm
 
 RUN = ["protocol", "dataset", "variant", "seed"]
 GROUP = ["protocol", "dataset", "dataset_label", "variant"]
@@ -216,20 +217,6 @@ def cohens_d(x: Sequence[float], y: Sequence[float]) -> float:
         return math.nan
     pooled = math.sqrt(((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1)) / (len(x) + len(y) - 2))
     return float((x.mean() - y.mean()) / pooled) if pooled > 0 else math.nan
-
-
-def holm(p: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values; NaN entries stay NaN and are not counted in the family."""
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    idx = np.flatnonzero(np.isfinite(p))
-    m = len(idx)
-    order = idx[np.argsort(p[idx], kind="stable")]
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out
 
 
 def _result(statistic=math.nan, p=math.nan, effect=math.nan, effect_name="", n_variant=0, n_baseline=0, note=""):

@@ -1,0 +1,148 @@
+"""Paired comparisons of two arms whose runs share their seeds (the same initial weights and batch order), as the
+preregistered primary tests use them.
+
+For a variant ``a`` against a baseline ``b`` over seeds present in both:
+
+- accuracy: the Wilcoxon signed-rank test of the paired differences a - b (scipy), the mean difference and its
+  percentile bootstrap CI over seeds (resampling pairs);
+- spread: the Pitman-Morgan test of equal variances of paired samples (the correlation of a + b with a - b), the
+  s.d. ratio a / b and its bootstrap CI over seeds;
+- failures: McNemar's exact test of the discordant pairs (statsmodels);
+- "no effect": two one-sided paired t-tests against an equivalence margin (TOST, statsmodels).
+
+``detectable`` finds, by simulation from recorded variances, the smallest effect a design finds with a given power.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import stats as sps
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.weightstats import ttost_paired
+
+
+def pairs(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs where both values are finite (a seed whose run failed in either arm drops out of a numeric test)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples need one value per seed in each arm, got {a.shape} and {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    return a[keep], b[keep]
+
+
+def wilcoxon(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Two-sided Wilcoxon signed-rank test of a - b (zero differences split between the ranks' signs, Pratt);
+    NaN p when every difference is zero or fewer than two pairs."""
+    a, b = pairs(a, b)
+    d = a - b
+    if len(d) < 2 or not np.any(d):
+        return {"statistic": math.nan, "p": math.nan, "n_pairs": len(d)}
+    result = sps.wilcoxon(a, b, zero_method="pratt", alternative="two-sided")
+    return {"statistic": float(result.statistic), "p": float(result.pvalue), "n_pairs": len(d)}
+
+
+def _bootstrap(statistic: Callable[[np.ndarray, np.ndarray], float], a: np.ndarray, b: np.ndarray, n: int,
+               level: float, rng: np.random.Generator) -> tuple[float, float]:
+    """Percentile CI of ``statistic`` over ``n`` resamples of the pairs (NaN resamples are left out)."""
+    index = rng.integers(0, len(a), size=(n, len(a)))
+    values = np.array([statistic(a[i], b[i]) for i in index])
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return math.nan, math.nan
+    tail = (1 - level) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def mean_difference(a: Sequence[float], b: Sequence[float], n_boot: int, level: float, seed: int) -> dict:
+    """Mean of a - b over the pairs, with its percentile bootstrap CI (resampled seeds)."""
+    a, b = pairs(a, b)
+    if len(a) < 2:
+        return {"difference": float(np.mean(a - b)) if len(a) else math.nan, "ci_low": math.nan,
+                "ci_high": math.nan, "n_pairs": len(a)}
+    low, high = _bootstrap(lambda x, y: float(np.mean(x - y)), a, b, n_boot, level, np.random.default_rng(seed))
+    return {"difference": float(np.mean(a - b)), "ci_low": low, "ci_high": high, "n_pairs": len(a)}
+
+
+def _sd_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    sb = b.std(ddof=1)
+    return float(a.std(ddof=1) / sb) if sb > 0 else math.nan
+
+
+def pitman_morgan(a: Sequence[float], b: Sequence[float], n_boot: int, level: float, seed: int) -> dict:
+    """Pitman-Morgan test of var(a) = var(b) for paired samples: with s = a + b and d = a - b, cov(s, d) =
+    var(a) - var(b), so the test is the t-test of their correlation r (n - 2 degrees of freedom). Effect: the s.d.
+    ratio a / b with its bootstrap CI over seeds."""
+    a, b = pairs(a, b)
+    n = len(a)
+    out = {"sd_ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan, "statistic": math.nan, "p": math.nan,
+           "n_pairs": n}
+    if n < 3:
+        return out
+    out["sd_ratio"] = _sd_ratio(a, b)
+    s, d = a + b, a - b
+    if np.ptp(s) == 0 or np.ptp(d) == 0:
+        return out
+    r = float(np.corrcoef(s, d)[0, 1])
+    t = r * math.sqrt((n - 2) / max(1 - r * r, 1e-300))
+    out |= {"statistic": t, "p": float(2 * sps.t.sf(abs(t), n - 2))}
+    out["ci_low"], out["ci_high"] = _bootstrap(_sd_ratio, a, b, n_boot, level, np.random.default_rng(seed))
+    return out
+
+
+def mcnemar_exact(failed_a: Sequence[bool], failed_b: Sequence[bool]) -> dict:
+    """McNemar's exact test of failures in paired runs: only the seeds where one arm failed and the other did not
+    count (``only_a``, ``only_b``); p = 1 when there are none."""
+    failed_a, failed_b = np.asarray(failed_a, dtype=bool), np.asarray(failed_b, dtype=bool)
+    table = np.array([[np.sum(failed_a & failed_b), np.sum(failed_a & ~failed_b)],
+                      [np.sum(~failed_a & failed_b), np.sum(~failed_a & ~failed_b)]])
+    only_a, only_b = int(table[0, 1]), int(table[1, 0])
+    p = 1.0 if only_a + only_b == 0 else float(mcnemar(table, exact=True).pvalue)
+    return {"only_a": only_a, "only_b": only_b, "both": int(table[0, 0]), "p": p, "n_pairs": len(failed_a)}
+
+
+def tost(a: Sequence[float], b: Sequence[float], margin: float) -> dict:
+    """Equivalence of the paired means within +-``margin`` (two one-sided paired t-tests): a small p supports
+    |mean(a - b)| < margin."""
+    a, b = pairs(a, b)
+    if len(a) < 2 or np.ptp(a - b) == 0:
+        inside = len(a) > 0 and abs(float(np.mean(a - b))) < margin
+        return {"p": 0.0 if inside and len(a) > 1 else math.nan, "margin": margin, "n_pairs": len(a)}
+    p, _, _ = ttost_paired(a, b, -margin, margin)
+    return {"p": float(p), "margin": margin, "n_pairs": len(a)}
+
+
+def holm(p: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values; NaN entries stay NaN and are not counted in the family."""
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    order = idx[np.argsort(p[idx], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(idx) - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def power(simulate: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]],
+          test: Callable[[np.ndarray, np.ndarray], float], alpha: float, n_sims: int, seed: int) -> float:
+    """Share of ``n_sims`` simulated designs (``simulate(rng)`` -> paired samples) in which ``test`` (-> p) is
+    below ``alpha``."""
+    rng = np.random.default_rng(seed)
+    hits = [test(*simulate(rng)) < alpha for _ in range(n_sims)]
+    return float(np.mean(hits))
+
+
+def detectable(effects: Sequence[float], simulate: Callable[[float, np.random.Generator], tuple],
+               test: Callable[[np.ndarray, np.ndarray], float], alpha: float, power_wanted: float, n_sims: int,
+               seed: int) -> float:
+    """The smallest of ``effects`` (ascending) found with at least ``power_wanted`` (simulated; ``simulate(effect,
+    rng)`` -> paired samples); NaN if none is."""
+    for effect in effects:
+        if power(lambda rng, e=effect: simulate(e, rng), test, alpha, n_sims, seed) >= power_wanted:
+            return float(effect)
+    return math.nan

@@ -1,0 +1,74 @@
+"""Paired tests of arms that share seeds (htsep.paired) against known values, their null rates and their power."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from htsep import paired
+
+A = np.array([0.871, 0.865, 0.880, 0.858, 0.874, 0.869, 0.862, 0.877, 0.866, 0.870])
+B = np.array([0.860, 0.861, 0.870, 0.850, 0.869, 0.866, 0.851, 0.872, 0.860, 0.863])
+
+
+def test_wilcoxon_and_mean_difference_on_known_pairs():
+    out = paired.wilcoxon(A, B)
+    assert out["p"] == pytest.approx(sps.wilcoxon(A, B).pvalue) and out["n_pairs"] == 10
+    assert out["p"] < 0.01  # every pair favours A
+    diff = paired.mean_difference(A, B, 2000, 0.95, seed=0)
+    assert diff["difference"] == pytest.approx((A - B).mean())
+    assert diff["ci_low"] < diff["difference"] < diff["ci_high"] and diff["ci_low"] > 0
+    assert paired.mean_difference(A, B, 2000, 0.95, seed=0) == diff  # seeded
+    assert math.isnan(paired.wilcoxon(A, A)["p"])  # no difference at all: untestable, not p = 1
+    with_nan = paired.wilcoxon(np.append(A, np.nan), np.append(B, 0.5))
+    assert with_nan["n_pairs"] == 10  # a run that failed in one arm leaves the pair
+
+
+def test_pitman_morgan_finds_a_doubled_spread_and_holds_its_level_under_the_null():
+    rng = np.random.default_rng(1)
+    shared = rng.normal(0, 0.01, 40)  # the seed's common part (initialisation, batch order)
+    a = 0.87 + shared + rng.normal(0, 0.004, 40)
+    b = 0.87 + shared + rng.normal(0, 0.004, 40)
+    wide = 0.87 + 2 * shared + rng.normal(0, 0.008, 40)
+    out = paired.pitman_morgan(wide, b, 500, 0.95, seed=0)
+    assert out["p"] < 1e-3 and out["ci_low"] < out["sd_ratio"] < out["ci_high"] and out["sd_ratio"] > 1.5
+    assert paired.pitman_morgan(a, b, 500, 0.95, seed=0)["p"] > 0.05
+    # type I error: equal variances, correlated pairs, n = 10
+    def null(rng):
+        common = rng.normal(0, 1, 10)
+        return common + rng.normal(0, 1, 10), common + rng.normal(0, 1, 10)
+    rate = paired.power(null, lambda x, y: paired.pitman_morgan(x, y, 0, 0.95, 0)["p"], 0.05, 2000, seed=2)
+    assert 0.03 < rate < 0.07
+
+
+def test_mcnemar_counts_only_discordant_seeds():
+    failed_a = [True] * 5 + [False] * 5
+    out = paired.mcnemar_exact(failed_a, [False] * 10)
+    assert (out["only_a"], out["only_b"]) == (5, 0) and out["p"] == pytest.approx(2 * 0.5**5)
+    both = paired.mcnemar_exact([True, True, False], [True, True, False])
+    assert both["p"] == 1.0 and both["both"] == 2
+
+
+def test_tost_supports_equivalence_only_within_a_margin_the_data_can_resolve():
+    assert paired.tost(A, A + 0.0005 * np.sign(np.arange(10) - 4.5), 0.002)["p"] < 0.01
+    assert paired.tost(A, B, 0.002)["p"] > 0.5  # a real difference of 0.6 points is not within 0.2
+
+
+def test_holm_adjusts_within_the_family():
+    assert paired.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    out = paired.holm([0.02, np.nan, 0.01])
+    assert math.isnan(out[1]) and out[0] == pytest.approx(0.02) and out[2] == pytest.approx(0.02)
+
+
+def test_detectable_effect_matches_the_paired_t_power_formula():
+    """n = 10 pairs, differences of s.d. 1, the paired t-test at 0.05: 80% power near d = 0.99."""
+    def simulate(effect, rng):
+        d = rng.normal(effect, 1.0, 10)
+        return d, np.zeros(10)
+
+    def t_test(x, y):
+        return sps.ttest_rel(x, y).pvalue
+
+    effect = paired.detectable(np.arange(0.5, 1.6, 0.05), simulate, t_test, 0.05, 0.8, 2000, seed=3)
+    assert 0.9 <= effect <= 1.1
