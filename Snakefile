@@ -42,7 +42,6 @@ check_config(config)
 
 DATA = config["data"]["root"]
 RUN_FILES = ["metrics.csv", "summary.json", "model.pt"]
-VARIANTS = [v["name"] for v in config["variants"]]
 
 
 wildcard_constraints:

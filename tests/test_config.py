@@ -71,6 +71,20 @@ def test_run_slice_changes_only_with_its_own_variant(tmp_path):
     assert run_slice(base, "mnist", "hts_gamma", 0)["model"]["sizes"] == [784, 256, 10]
 
 
+def test_variants_are_defined_apart_from_what_the_grid_trains(tmp_path):
+    """A variant's provenance is no part of its runs; defining a variant trains it nowhere until an experiment
+    selects it (grid.variants), and a selection names defined variants only."""
+    base = load_config([BASE])
+    uniform = next(v for v in base["variants"] if v["name"] == "uniform_1.0")
+    assert uniform["provenance"] and "uniform_1.0" not in base["grid"]["variants"]
+    text = yaml.safe_dump({"variants": [dict(v, provenance="elsewhere") for v in base["variants"]]})
+    relabelled = load_config(with_override(tmp_path, text))
+    assert run_slice(relabelled, "mnist", "uniform_1.0", 0) == run_slice(base, "mnist", "uniform_1.0", 0)
+    assert "provenance" not in run_slice(base, "mnist", "uniform_1.0", 0)["variant"]
+    with pytest.raises(ConfigError, match="config key grid.variants: 'uniform_0.7' is not in variants"):
+        load_config(with_override(tmp_path, "grid: {variants: [uniform_0.3, uniform_0.7], seeds: [0]}"))
+
+
 def test_mirror_is_not_part_of_a_run(tmp_path):
     offline = load_config(with_override(tmp_path, "data: {mirror: /somewhere}"))
     assert run_slice(offline, "mnist", "uniform_0.2", 1) == run_slice(load_config([BASE]), "mnist", "uniform_0.2", 1)

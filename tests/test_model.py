@@ -134,3 +134,24 @@ def test_energy_is_what_the_free_relaxation_climbs_to_a_stationary_point():
         inside = (s > 1e-6) & (s < 1 - 1e-6)
         assert inside.any()
         torch.testing.assert_close(g[inside], s.detach()[inside], rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("fused_kernel", [True, False])
+def test_dt_one_is_the_plain_fixed_point_iteration(fused_kernel, monkeypatch):
+    """Standard EP (uniform_1.0) relaxes as the public codes do: s <- sigma(dPhi/ds) (exactly with the PyTorch ops,
+    to rounding with the fused kernel's s + dt (sigma - s))."""
+    from htsep.ep import fused
+
+    monkeypatch.setattr(fused, "enabled", fused_kernel and fused.enabled)
+    net = EPNetwork([20, 16, 10], 1.0, seed=4)
+    x = torch.rand(8, 20)
+    drives = net.drives(x)
+    states = net.zero_states(x)
+    for _ in range(7):
+        states = [net.sigma(g.clone()) for g in phi_gradients(states, net.weights, drives)]
+    relaxed = net.relax(x, 7)
+    for expected, got in zip(states, relaxed, strict=True):
+        if fused.engine(net) == "torch":
+            assert torch.equal(expected, got)
+        else:
+            assert torch.allclose(expected, got, atol=1e-6, rtol=0)

@@ -67,7 +67,8 @@ def execution_config():
 
 def n_train_jobs():
     test = yaml.safe_load((REPO / "config/test.yaml").read_text())
-    return len(test["run_protocols"]) * len(test["datasets"]) * len(test["variants"]) * len(test["seeds"])
+    grid = test["grid"]
+    return len(test["run_protocols"]) * len(test["datasets"]) * len(grid["variants"]) * len(grid["seeds"])
 
 
 def test_slurm_dry_run_resolves_every_resource_without_slurm(tmp_path):

@@ -57,8 +57,8 @@ def _train(args) -> None:
     config = load_config(args.config)
     if args.dataset not in config["data"]:
         raise ConfigError(f"--dataset {args.dataset}: not configured under data in {', '.join(args.config)}")
-    variants = args.variant or [v["name"] for v in config["variants"]]
-    seeds = args.seed if args.seed is not None else config["seeds"]
+    variants = args.variant or config["grid"]["variants"]
+    seeds = args.seed if args.seed is not None else config["grid"]["seeds"]
     members = [(v, s) for v in variants for s in seeds]
     if args.out and len(members) > 1:
         raise ConfigError(f"--out names one run folder, but {len(members)} runs were asked for; use --runs-dir")
@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--protocol", help="training protocol (config key protocols; default: the first of "
                                           "run_protocols)")
     train.add_argument("--dataset", required=True, choices=list(DATASET_LABELS))
-    train.add_argument("--variant", nargs="+", help="variant name(s) (default: every variant in the config)")
-    train.add_argument("--seed", type=NON_NEGATIVE, nargs="+", help="seed(s) (default: every seed in the config)")
+    train.add_argument("--variant", nargs="+", help="variant name(s) (default: the grid's, config key grid.variants)")
+    train.add_argument("--seed", type=NON_NEGATIVE, nargs="+", help="seed(s) (default: the grid's, grid.seeds)")
     train.add_argument("--out", help="folder of a single run (metrics.csv, summary.json, model.pt)")
     train.add_argument("--runs-dir", default=RUNS_ROOT,
                        help=f"where several runs go, one folder each: <runs-dir>/{RUN_LAYOUT}")

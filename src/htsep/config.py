@@ -88,6 +88,9 @@ def check_common(config: Mapping) -> None:
             layer_specs(variant["dt"], n_layers, where=f"variants.{name}.dt")
         except TimeStepSpecError as err:
             raise ConfigError(f"config key {err}") from None
+    for name in config["grid"]["variants"]:
+        if name not in names:
+            raise ConfigError(f"config key grid.variants: {name!r} is not in variants {names}")
     if len(config["training"]["lr"]) != n_layers:
         raise ConfigError(f"config key training.lr: need one learning rate per layer ({n_layers} for hidden "
                           f"{config['model']['hidden']}), got {len(config['training']['lr'])}")
@@ -255,7 +258,7 @@ def run_slice(config: Mapping, dataset: str, variant: str, seed: int, protocol: 
         training = config["training"] if protocol is None else protocol_training(config, protocol)
     run = {
         "dataset": {k: v for k, v in data_slice(config, dataset).items() if k != "mirror"},  # where, not what
-        "variant": variant_by_name(config, variant),
+        "variant": {k: v for k, v in variant_by_name(config, variant).items() if k in ("name", "dt")},  # not provenance
         "seed": int(seed),
         "model": model_slice(config),
         "training": training,
@@ -288,8 +291,8 @@ def paper_slice(config: Mapping) -> dict:
     return {
         "datasets": config["datasets"],
         "data": {"subset": config["data"].get("subset"), **{name: config["data"][name] for name in config["datasets"]}},
-        "variants": config["variants"],
-        "seeds": config["seeds"],
+        "variants": [variant_by_name(config, name) for name in config["grid"]["variants"]],
+        "seeds": config["grid"]["seeds"],
         "model": config["model"],
         "training": {k: v for k, v in config["training"].items() if k not in ("device", "threads", "eval_batch_size")},
         "protocols": {name: config["protocols"][name] for name in config["run_protocols"]},

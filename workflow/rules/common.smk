@@ -9,24 +9,6 @@ def code(script):
     return script_fingerprint(Path(workflow.basedir) / "workflow" / "scripts" / script)
 
 
-def run_files(name):
-    """One file of every EP run in the grid (every protocol in run_protocols)."""
-    return expand(
-        f"{RUNS}/{name}",
-        protocol=config["run_protocols"],
-        dataset=config["datasets"],
-        variant=VARIANTS,
-        seed=config["seeds"],
-    )
-
-
-def backprop_files(name):
-    """One file of every backprop reference run (none when config key backprop is null)."""
-    if config["backprop"] is None:
-        return []
-    return expand(f"{BACKPROP_RUNS}/{name}", dataset=config["datasets"], seed=config["seeds"])
-
-
 def calibration_summaries():
     """The summary.json of every run of the calibration search this invocation trains (EP and backprop points x
     seeds; none when config key records.only is set)."""

@@ -159,7 +159,8 @@ def variants_table_values(study: Study) -> dict:
         layers = [dt[0]] if isinstance(dt, list | tuple) and all(spec == dt[0] for spec in dt) else \
             list(dt) if isinstance(dt, list | tuple) else [dt]
         stats = describe_dt(x) if len(x) else None
-        rows.append({"label": study.label(v["name"]), "roles": roles, "layers": layers, "stats": stats})
+        rows.append({"label": study.label(v["name"]), "roles": roles, "layers": layers, "stats": stats,
+                     "provenance": tex_escape(v.get("provenance", ""))})
     return {"variants": rows}
 
 

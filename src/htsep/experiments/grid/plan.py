@@ -1,6 +1,6 @@
 """The grid's runs, pure functions of the config read by the workflow: every (protocol, dataset, variant, seed) of
-run_protocols x datasets x variants x seeds, and the backprop reference's (dataset, seed) as protocol and variant
-``backprop``, each with the run config it trains with."""
+run_protocols x datasets x grid.variants x grid.seeds, and the backprop reference's (dataset, seed) as protocol and
+variant ``backprop``, each with the run config it trains with."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ def protocols(config: Mapping) -> list[str]:
 
 def declared(config: Mapping, protocol: str) -> dict[tuple, dict]:
     """Key -> run config of every run of ``protocol`` the config declares."""
+    grid = config["grid"]
     if protocol == BACKPROP:
         return {(BACKPROP, d, BACKPROP, int(s)): backprop_slice(config, d, s)
-                for d in config["datasets"] for s in config["seeds"]}
-    return {(protocol, d, v["name"], int(s)): run_slice(config, d, v["name"], s, protocol)
-            for d in config["datasets"] for v in config["variants"] for s in config["seeds"]}
+                for d in config["datasets"] for s in grid["seeds"]}
+    return {(protocol, d, v, int(s)): run_slice(config, d, v, s, protocol)
+            for d in config["datasets"] for v in grid["variants"] for s in grid["seeds"]}
 
 
 def run_folder(key: tuple) -> str:

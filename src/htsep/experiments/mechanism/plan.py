@@ -55,7 +55,7 @@ def spectral_runs(config: Mapping) -> list[tuple[str, str, int]]:
     for dataset in spec["datasets"]:
         if dataset not in config["data"]:
             raise ConfigError(f"config key mechanism.spectral.datasets: dataset {dataset!r} is not configured in data")
-    seeds = config["seeds"] if spec["seeds"] is None else spec["seeds"]
+    seeds = config["grid"]["seeds"] if spec["seeds"] is None else spec["seeds"]
     return [(d, v, int(s)) for d in spec["datasets"] for v in variants for s in seeds]
 
 
