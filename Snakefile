@@ -28,6 +28,7 @@ from htsep.config import (  # noqa: E402
 from htsep.paths import (
     BACKPROP_RUNS,
     CALIBRATION,
+    CONFIRMATORY,
     FRONTIER,
     GENERATED_DIR,
     LANDSCAPE,
@@ -60,6 +61,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/mechanism.smk"
 include: "workflow/rules/frontier.smk"
+include: "workflow/rules/confirmatory.smk"
 
 
 # Light rules run where snakemake runs, not as cluster jobs (only training goes to SLURM); so do the figure rules
@@ -75,6 +77,7 @@ localrules:
     frontier_pilot,
     frontier_analysis,
     frontier_paper,
+    confirmatory_tests,
     calibration_paper,
     mechanism_paper,
     mechanism,

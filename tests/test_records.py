@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from htsep.records import RecordError, merge, read_shard, run_digest, save
+from htsep.study import load_config, local_shards
 
-from .conftest import copy_workflow, snakemake
+from .conftest import REPO, copy_workflow, snakemake
 
 PAGE_RESOLUTION = 30  # dpi of the rendered pages: enough to tell a drawn figure from an empty frame
 
@@ -40,9 +41,12 @@ def test_records_alone_rebuild_the_paper_page_by_page(test_study, tmp_path):
     nothing is trained, every generated part equals the study's, every figure page has drawn content and no
     reference is left unresolved."""
     root = tmp_path / "records"
-    saved = save("test", root, "2026-01-01", test_study)
+    config = load_config([REPO / "config/config.yaml", REPO / "config/test.yaml"])
+    local = {e: [test_study / path for path in paths] for e, paths in local_shards(config).items()}
+    saved = save(local, "test", root, "2026-01-01")
     assert {p.parent.parent.name for p in saved} == {f"2026-01-01-{e}" for e in ("grid", "calibration", "mechanism",
-                                                                                   "frontier")}
+                                                                                   "frontier", "confirmatory")}
+    assert (root / "2026-01-01-frontier/shards/test-synthetic-lr-seeds0-2.runs.csv").exists()
     (tmp_path / "rebuild").mkdir()
     workdir = copy_workflow(tmp_path / "rebuild")
     (workdir / "records.yaml").write_text(f"records: {{root: {root}, only: true}}\n")
@@ -98,14 +102,10 @@ def test_records_add_up_and_the_last_read_wins(tmp_path):
     merged = merge([first, second], local, keys, declared, "test").set_index("seed")
     assert merged["acc"].to_dict() == {0: 0.1, 1: 0.3, 2: 0.4}  # the sweep tag is bookkeeping, not config
     assert merged.loc[1, "record"] == str(tmp_path / "b") and merged.loc[2, "record"] == "this invocation"
-    with pytest.raises(RecordError, match="exists"):
-        for _ in range(2):
-            save("twice", tmp_path / "root", "2026-01-01", _study_with_a_shard(tmp_path))
-
-
-def _study_with_a_shard(tmp_path):
-    study = tmp_path / "study"
-    (study / "results/calibration").mkdir(parents=True, exist_ok=True)
+    shard = tmp_path / "shard.runs.csv"
     pd.DataFrame({"kind": ["ep"], "point": ["p"], "seed": [0], "config": ["{}"], "code_fingerprint": ["c"],
-                  "relaxation_kernel": ["k"]}).to_csv(study / "results/calibration/shard.runs.csv", index=False)
-    return study
+                  "relaxation_kernel": ["k"]}).to_csv(shard, index=False)
+    assert save({"calibration": [shard]}, "once", tmp_path / "root", "2026-01-01") == [
+        tmp_path / "root/2026-01-01-calibration/shards/once.runs.csv"]
+    with pytest.raises(RecordError, match="exist"):
+        save({"calibration": [shard]}, "once", tmp_path / "root", "2026-01-01")

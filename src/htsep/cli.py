@@ -13,7 +13,7 @@ from .data.prepare import DatasetError, prepare_from_slice
 from .files import DamagedFileError
 from .paths import RUN_LAYOUT, RUNS_ROOT, run_folder
 from .records import RecordError, save
-from .study import load_config
+from .study import load_config, local_shards
 from .training.runs import train_runs
 
 
@@ -79,7 +79,8 @@ def _train(args) -> None:
 
 
 def _records_save(args) -> None:
-    for path in save(args.name, args.root, args.date):
+    config = load_config(args.config)
+    for path in save(local_shards(config), args.name, config["records"]["root"], args.date):
         print(path)
 
 
@@ -118,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     keep = records.add_parser("save", help="keep this invocation's shards (results/) as committed records")
     keep.add_argument("--name", required=True, help="shard name, e.g. mnist-seeds0-9")
     keep.add_argument("--date", default=date.today().isoformat(), help="the campaign's date (folder prefix)")
-    keep.add_argument("--root", default="benchmarks/records", help="records root (config key records.root)")
+    keep.add_argument("--config", action="append", required=True,
+                      help="the config file(s) of the invocation whose shards to keep (records.root: where)")
     keep.set_defaults(func=_records_save)
     return parser
 

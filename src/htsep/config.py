@@ -238,6 +238,12 @@ def validation_slice(config: Mapping, dataset: str) -> dict:
             "seed": config["data"].get("validation_seed", 0)}
 
 
+def variant_definitions(config: Mapping) -> list[dict]:
+    """Every defined variant's name and dt (what figures and paper parts label and order by; not its provenance,
+    so that a provenance edit redraws nothing)."""
+    return [{k: v for k, v in variant.items() if k in ("name", "dt")} for variant in config["variants"]]
+
+
 def variant_by_name(config: Mapping, name: str) -> dict:
     for variant in config["variants"]:
         if variant["name"] == name:
@@ -303,13 +309,14 @@ def paper_slice(config: Mapping) -> dict:
 # The config parts a figure can ask for, by the keyword its plotting function takes (htsep.report.figures).
 FIGURE_SETTINGS: dict[str, Callable[[Mapping], object]] = {
     "datasets": lambda config: config["datasets"],
-    "variants": lambda config: config["variants"],
+    "variants": lambda config: variant_definitions(config),
     "analysis": lambda config: config["analysis"],
     "free_steps": lambda config: config["training"]["free_steps"],
     "spectral": lambda config: config["mechanism"]["spectral"],
     "landscape": lambda config: config["mechanism"]["landscape"],
     "frontier": lambda config: config["frontier"],
     "calibration": lambda config: config["calibration"],
+    "preregistration": lambda config: config["preregistration"],
 }
 
 

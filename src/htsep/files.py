@@ -8,6 +8,7 @@ as what it should be raises ``DamagedFileError`` after being renamed to ``<name>
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -93,10 +94,13 @@ def reading(path: str | Path, what: str) -> Iterator[None]:
     """Any failure to read ``path`` as a ``what`` (but its absence) becomes a DamagedFileError."""
     try:
         yield
-    except FileNotFoundError:
-        raise
-    except DamagedFileError:
-        raise
+    except (DamagedFileError, FileNotFoundError, IsADirectoryError, PermissionError, MemoryError):
+        raise  # absent, or a problem of the machine rather than the file: nothing to set aside
+    except OSError as err:
+        if err.errno == errno.EIO:  # a failing disk: the file may be fine
+            raise
+        raise damaged(path, f"not a readable {what} ({type(err).__name__}: {str(err).splitlines()[0][:300]})") \
+            from err
     except Exception as err:
         raise damaged(path, f"not a readable {what} ({type(err).__name__}: {str(err).splitlines()[0][:300]})") \
             from err

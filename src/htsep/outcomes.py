@@ -109,7 +109,7 @@ def run_outcomes(summary_paths: Sequence[str | Path], failure: Mapping) -> pd.Da
         onset = onsets(metrics, summary, failure)
         held = [c for c in failure["criteria"] if np.isfinite(onset[c])]
         kind = min(held, key=lambda c: onset[c]) if held else None
-        row = {f"sweep_{k}" if k == "name" else k: v for k, v in summary["config"]["sweep"].items()}
+        row = {f"sweep_{k}" if k == "name" else k: v for k, v in summary["config"].get("sweep", {}).items()}
         rows.append({
             **row,
             "protocol": summary["protocol"], "dataset": summary["dataset"], "dataset_label": summary["dataset_label"],

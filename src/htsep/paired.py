@@ -34,8 +34,8 @@ def pairs(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarra
 
 
 def wilcoxon(a: Sequence[float], b: Sequence[float]) -> dict:
-    """Two-sided Wilcoxon signed-rank test of a - b (zero differences split between the ranks' signs, Pratt);
-    NaN p when every difference is zero or fewer than two pairs."""
+    """Two-sided Wilcoxon signed-rank test of a - b (Pratt: zero differences are ranked, then dropped); NaN p when
+    every difference is zero or there are fewer than two pairs."""
     a, b = pairs(a, b)
     d = a - b
     if len(d) < 2 or not np.any(d):
@@ -46,14 +46,14 @@ def wilcoxon(a: Sequence[float], b: Sequence[float]) -> dict:
 
 def _bootstrap(statistic: Callable[[np.ndarray, np.ndarray], float], a: np.ndarray, b: np.ndarray, n: int,
                level: float, rng: np.random.Generator) -> tuple[float, float]:
-    """Percentile CI of ``statistic`` over ``n`` resamples of the pairs (NaN resamples are left out)."""
-    index = rng.integers(0, len(a), size=(n, len(a)))
-    values = np.array([statistic(a[i], b[i]) for i in index])
-    values = values[np.isfinite(values)]
-    if not len(values):
+    """Percentile CI of ``statistic`` over ``n`` resamples of the pairs (scipy.stats.bootstrap, paired; as the grid's
+    CIs); NaN without resamples or when the statistic is undefined."""
+    if n < 1:
         return math.nan, math.nan
-    tail = (1 - level) / 2
-    low, high = np.quantile(values, [tail, 1 - tail])
+    with np.errstate(all="ignore"):
+        result = sps.bootstrap((a, b), statistic, paired=True, vectorized=False, n_resamples=n, method="percentile",
+                               confidence_level=level, rng=rng)
+    low, high = result.confidence_interval
     return float(low), float(high)
 
 
@@ -97,6 +97,9 @@ def mcnemar_exact(failed_a: Sequence[bool], failed_b: Sequence[bool]) -> dict:
     """McNemar's exact test of failures in paired runs: only the seeds where one arm failed and the other did not
     count (``only_a``, ``only_b``); p = 1 when there are none."""
     failed_a, failed_b = np.asarray(failed_a, dtype=bool), np.asarray(failed_b, dtype=bool)
+    if failed_a.shape != failed_b.shape:
+        raise ValueError(f"paired failures need one value per seed in each arm, got {failed_a.shape} and "
+                         f"{failed_b.shape}")
     table = np.array([[np.sum(failed_a & failed_b), np.sum(failed_a & ~failed_b)],
                       [np.sum(~failed_a & failed_b), np.sum(~failed_a & ~failed_b)]])
     only_a, only_b = int(table[0, 1]), int(table[1, 0])

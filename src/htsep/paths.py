@@ -10,6 +10,7 @@ CALIBRATION = "results/calibration"
 MECHANISM = "results/mechanism"
 LANDSCAPE = f"{MECHANISM}/landscape"
 FRONTIER = "results/frontier"
+CONFIRMATORY = "results/confirmatory"
 FIGURE_DIR = "figures"
 GENERATED_DIR = "paper/generated"  # the paper's generated LaTeX
 

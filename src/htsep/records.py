@@ -25,15 +25,12 @@ from pathlib import Path
 import pandas as pd
 
 from .config import canonical
-from .files import write_table
-from .paths import CALIBRATION, FRONTIER, MECHANISM, TABLES
+from .files import read_table, write_table
 
 log = logging.getLogger(__name__)
 
 THIS_RUN = "this invocation"  # the record column of rows trained now
-# Where each experiment's rules write this invocation's shard tables (<part>/shard.<table>.csv, or <part>.<table>.csv)
-LOCAL_SHARDS = {"grid": f"{TABLES}/*/shard.*.csv", "calibration": f"{CALIBRATION}/shard.*.csv",
-                "mechanism": f"{MECHANISM}/shard.*.csv", "frontier": f"{FRONTIER}/shards/*.csv"}
+
 RECORD_COLUMNS = ("config", "code_fingerprint", "relaxation_kernel")  # besides an experiment's keys
 
 
@@ -57,19 +54,33 @@ def committed(config: Mapping, experiment: str, table: str) -> list[str]:
     return sorted(glob.glob(f"{config['records']['root']}/*-{experiment}/shards/*.{table}.csv"))
 
 
-def read_shard(path: str | Path, keys: Sequence[str], record_columns: bool = True) -> pd.DataFrame:
+def read_shard(path: str | Path, keys: Sequence[str], record_columns: bool = True, local: bool = False
+               ) -> pd.DataFrame:
     """One shard table with its key columns (and, with ``record_columns``, each run's config, code fingerprint and
-    kernel build); RecordError naming the file otherwise."""
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise RecordError(f"record {path}: not a readable CSV table ({type(err).__name__}: {err})") from None
+    kernel build, one row per key); RecordError naming the file otherwise. A ``local`` shard (this invocation's, a
+    pipeline output) that cannot be read is set aside to be remade (htsep.files); a committed one is left as it is."""
+    if local:
+        frame = read_table(path, "shard table")
+    else:
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError, UnicodeDecodeError) as err:
+            raise RecordError(f"record {path}: not a readable CSV table ({type(err).__name__}: {err})") from None
     needed = [*keys, *(RECORD_COLUMNS if record_columns else ())]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise RecordError(f"record {path}: lacks the columns {missing} a shard needs ({needed})")
     if frame[[c for c in needed if c not in ("code_fingerprint", "relaxation_kernel")]].isna().any().any():
         raise RecordError(f"record {path}: rows without a key or a run config (an incomplete shard)")
+    if record_columns:
+        if frame.duplicated(list(keys)).any():
+            raise RecordError(f"record {path}: a run recorded twice in one shard "
+                              f"({frame.loc[frame.duplicated(list(keys)), list(keys)].iloc[0].to_dict()})")
+        for config in frame["config"]:
+            try:
+                json.loads(config)
+            except (TypeError, ValueError):
+                raise RecordError(f"record {path}: a run config that is not JSON ({str(config)[:60]!r})") from None
     return frame
 
 
@@ -91,11 +102,18 @@ def merge(records: Sequence[str | Path], local: pd.DataFrame | None, keys: Seque
     return merged.drop_duplicates(list(keys), keep="last").reset_index(drop=True)
 
 
+EXECUTION = ("device", "threads", "eval_batch_size")  # training keys that say where and how fast, not what
+
+
 def run_digest(run: str | Mapping) -> str:
     """What a record's run config is compared by: a digest of the config without its sweep tag (bookkeeping that
-    repeats the record's key columns)."""
+    repeats the record's key columns) and without the execution keys of its training (EXECUTION: a CPU and a GPU
+    campaign train the same run)."""
     run = json.loads(run) if isinstance(run, str) else dict(run)
-    return hashlib.sha256(config_json({k: v for k, v in run.items() if k != "sweep"}).encode()).hexdigest()[:16]
+    run = {k: v for k, v in run.items() if k != "sweep"}
+    if isinstance(run.get("training"), Mapping):
+        run["training"] = {k: v for k, v in run["training"].items() if k not in EXECUTION}
+    return hashlib.sha256(config_json(run).encode()).hexdigest()[:16]
 
 
 def declared_runs(declared: Mapping[tuple, Mapping]) -> list[list]:
@@ -132,13 +150,16 @@ def merge_experiment(records: Mapping[str, Sequence[str]], local: Mapping[str, s
     the record columns; each
     other table (per run and epoch, per run and condition) keeps the rows of the record its run row came from.
     ``scope`` (column -> value) restricts the rows to one part of the experiment (e.g. one protocol of the grid)."""
-    runs = merge(records["runs"], read_shard(local["runs"], keys) if "runs" in local else None, keys, declared,
-                 experiment, scope)
+    runs = merge(records["runs"], read_shard(local["runs"], keys, local=True) if "runs" in local else None, keys,
+                 declared, experiment, scope)
+    if not len(runs):
+        raise RecordError(f"{experiment}: no run to analyse: no committed record under records.root holds a run the "
+                          f"config declares{' for ' + str(scope) if scope else ''}, and this invocation trained none")
     tables = {"runs": runs}
     for name in (name for name in records if name != "runs"):
         frames = [read_shard(path, keys, record_columns=False).assign(record=shard_id(path)) for path in records[name]]
         if name in local:
-            frames.append(read_shard(local[name], keys, record_columns=False).assign(record=THIS_RUN))
+            frames.append(read_shard(local[name], keys, record_columns=False, local=True).assign(record=THIS_RUN))
         rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*keys, "record"])
         tables[name] = rows.merge(runs[[*keys, "record"]], on=[*keys, "record"]).drop(columns="record")
     return tables
@@ -162,21 +183,22 @@ def write_provenance(path: str | Path, frames: Mapping[str, pd.DataFrame], exper
                                 ignore_index=True))
 
 
-def save(name: str, root: str | Path, date: str, workdir: str | Path = ".") -> list[Path]:
-    """Keep this invocation's shards (those with rows) as records: each experiment's shard tables are copied to
-    ``<root>/<date>-<experiment>/shards/`` as ``<name>[-<part>].<table>.csv`` (part: the grid's protocol, the
-    frontier's shard); returns the files written. An existing record is never overwritten."""
-    written = []
-    for experiment, pattern in LOCAL_SHARDS.items():
-        for source in sorted(Path(workdir).glob(pattern)):
-            stem, table = source.name.split(".")[0], source.name.split(".")[1]
-            part = source.parent.name if stem == "shard" and experiment == "grid" else None if stem == "shard" else stem
+def save(local: Mapping[str, Sequence[str | Path]], name: str, root: str | Path, date: str) -> list[Path]:
+    """Keep this invocation's shards as records: ``local`` (experiment -> its shard tables, as the current config
+    names them) is copied to ``<root>/<date>-<experiment>/shards/<name>[-<part>].<table>.csv`` (part: the grid's
+    protocol, the frontier's shard); tables without rows are skipped; nothing is written if any target exists."""
+    copies = []
+    for experiment, sources in local.items():
+        for source in map(Path, sources):
+            stem, table, _ = source.name.rsplit(".", 2)
+            part = source.parent.name if experiment == "grid" else None if stem == "shard" else stem
             target = Path(root) / f"{date}-{experiment}" / "shards" / f"{name}{'-' + part if part else ''}.{table}.csv"
-            if not len(pd.read_csv(source)):
-                continue
-            if target.exists():
-                raise RecordError(f"record {target} exists; choose another --name or --date")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(source.read_bytes())
-            written.append(target)
-    return written
+            if source.exists() and len(pd.read_csv(source)):
+                copies.append((source, target))
+    existing = [str(target) for _, target in copies if target.exists()]
+    if existing:
+        raise RecordError(f"records {existing} exist; choose another --name or --date")
+    for source, target in copies:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    return [target for _, target in copies]

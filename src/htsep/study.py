@@ -8,10 +8,12 @@ from pathlib import Path
 
 from .config import SCHEMA_PATH, check_common, read_config
 from .experiments.calibration import plan as calibration
+from .experiments.confirmatory import plan as confirmatory
 from .experiments.frontier import plan as frontier
+from .experiments.grid import plan as grid
 from .experiments.mechanism import plan as mechanism
 
-PLANS = (calibration, mechanism, frontier)  # every experiment whose config section has checks
+PLANS = (calibration, mechanism, frontier, confirmatory)  # every experiment whose config section has checks
 
 
 def check_config(config: Mapping) -> None:
@@ -26,3 +28,12 @@ def load_config(paths, schema_path: Path = SCHEMA_PATH) -> dict:
     config = read_config(paths, schema_path)
     check_config(config)
     return config
+
+
+def local_shards(config: Mapping) -> dict[str, list[str]]:
+    """Experiment -> the shard tables this invocation's config writes (what ``htsep records save`` keeps)."""
+    return {"grid": [path for p in grid.protocols(config) for path in grid.shard_tables(p).values()],
+            "calibration": list(calibration.SHARD.values()),
+            "mechanism": [*mechanism.SPECTRAL_SHARD.values(), *mechanism.LANDSCAPE_SHARD.values()],
+            "frontier": list(frontier.shard_tables(config)),
+            "confirmatory": list(confirmatory.SHARD.values())}

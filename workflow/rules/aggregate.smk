@@ -12,8 +12,7 @@ rule grid_shard:
         summaries=lambda w: [f"{folder}/summary.json" for folder in grid_plan.trained_here(config, w.protocol)],
         metrics=lambda w: [f"{folder}/metrics.csv" for folder in grid_plan.trained_here(config, w.protocol)],
     output:
-        runs=f"{TABLES}/{{protocol}}/shard.runs.csv",
-        epochs=f"{TABLES}/{{protocol}}/shard.epochs.csv",
+        **grid_plan.shard_tables("{protocol}"),
     log:
         "results/logs/grid_shard/{protocol}.log",
     localrule: True

@@ -47,7 +47,7 @@ rule calibration_shard:
     input:
         calibration_summaries(),
     output:
-        f"{CALIBRATION}/shard.runs.csv",
+        calibration_plan.SHARD["runs"],
     log:
         "results/logs/calibration_shard.log",
     localrule: True

@@ -1,9 +1,9 @@
 # The stability frontier (htsep.experiments.frontier: plan plans it, htsep.outcomes classifies its runs, stats fits
 # it): `snakemake frontier_pilot` places the levels on the fit/validation split; `snakemake frontier` trains the
-# shard config key frontier_shard names, writes its per-run tables to results/frontier/shards/ (commit them under
-# benchmarks/records/<date>-frontier/shards/), and analyses them with every committed shard (frontier.records).
+# shard config key frontier_shard names, writes its per-run tables to results/frontier/shards/ (keep them with
+# `htsep records save`), and analyses them with every committed frontier shard under records.root (htsep.records).
 
-from htsep.config import section_slice  # noqa: E402
+from htsep.config import section_slice, variant_definitions  # noqa: E402
 from htsep.experiments.frontier import plan as frontier_plan  # noqa: E402
 from htsep.records import committed, declared_runs  # noqa: E402
 from htsep.report.figures import BY_NAME  # noqa: E402
@@ -104,7 +104,7 @@ rule frontier_analysis:
     terms, critical levels with bootstrap CIs, the detectable shift, and how and when runs failed."""
     input:
         records=committed(config, "frontier", "runs"),
-        local=[f"{FRONTIER}/shards/{name}.runs.csv" for name in SHARD_TABLES],
+        local=list(frontier_plan.shard_tables(config)),
     output:
         runs=f"{FRONTIER}/runs.csv",
         cells=report(f"{FRONTIER}/cells.csv", category="Frontier", caption="../report/frontier_cells.rst"),
@@ -155,6 +155,6 @@ rule frontier_paper:
         code=code("frontier_paper.py"),
         frontier=FRONTIER_SPEC,
         caption=BY_NAME["frontier"].caption,
-        variants=config["variants"],
+        variants=variant_definitions(config),
     script:
         "../scripts/frontier_paper.py"

@@ -3,7 +3,7 @@
 # landscape), and the paper's Mechanism macros (paper); their figures are drawn by the figure rules (analysis.smk).
 # `snakemake mechanism` builds all of it (and only the grid runs the spectra need).
 
-from htsep.config import section_slice
+from htsep.config import section_slice, variant_definitions
 from htsep.experiments.mechanism import plan as mechanism_plan
 from htsep.experiments.mechanism.plan import landscape_plan, spectral_runs
 from htsep.records import committed, declared_runs
@@ -25,9 +25,9 @@ rule mech_spectral:
         ],
         test=[f"{DATA}/{d}/test.pt" for d in MECH["spectral"]["datasets"]],
     output:
-        runs=f"{MECHANISM}/shard.spectral_runs.csv",
-        spectral=f"{MECHANISM}/shard.spectral.csv",
-        hist=f"{MECHANISM}/shard.hist.csv",
+        runs=mechanism_plan.SPECTRAL_SHARD["spectral_runs"],
+        spectral=mechanism_plan.SPECTRAL_SHARD["spectral"],
+        hist=mechanism_plan.SPECTRAL_SHARD["hist"],
     log:
         "results/logs/mechanism/spectral.log",
     benchmark:
@@ -106,7 +106,7 @@ rule mech_landscape_shard:
         summaries=[f"{folder}/summary.json" for jobs in LANDSCAPE_PLAN.values() for folder, _ in jobs],
         metrics=[f"{folder}/metrics.csv" for jobs in LANDSCAPE_PLAN.values() for folder, _ in jobs],
     output:
-        f"{MECHANISM}/shard.landscape.csv",
+        mechanism_plan.LANDSCAPE_SHARD["landscape"],
     log:
         "results/logs/mechanism/landscape_shard.log",
     localrule: True
@@ -169,7 +169,7 @@ rule mechanism_paper:
         code=code("mech_paper.py"),
         spectral=MECH["spectral"],
         landscape=MECH["landscape"],
-        variants=config["variants"],
+        variants=variant_definitions(config),
         run_protocols=config["run_protocols"],
         analysis=MECH_ANALYSIS,
     script:

@@ -43,6 +43,7 @@ rule provenance:
         f"{MECHANISM}/spectral_provenance.csv",
         f"{MECHANISM}/landscape_provenance.csv",
         f"{FRONTIER}/provenance.csv",
+        f"{CONFIRMATORY}/provenance.csv",
     output:
         f"{GENERATED_DIR}/provenance.tex",
     log:
@@ -69,6 +70,7 @@ rule paper:
         frontier_generated=f"{GENERATED_DIR}/frontier.tex",
         calibration_generated=f"{GENERATED_DIR}/calibration.tex",
         provenance_generated=f"{GENERATED_DIR}/provenance.tex",
+        confirmatory_generated=f"{GENERATED_DIR}/confirmatory.tex",
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",

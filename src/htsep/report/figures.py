@@ -18,11 +18,12 @@ import pandas as pd
 
 from ..config import BACKPROP, figure_slice
 from ..experiments.calibration import plots as calibration_plots
+from ..experiments.confirmatory import plots as confirmatory_plots
 from ..experiments.frontier import plots as frontier_plots
 from ..experiments.grid import plots as grid_plots
 from ..experiments.mechanism import plots as mechanism_plots
 from ..files import read_table
-from ..paths import CALIBRATION, FIGURE_DIR, FRONTIER, MECHANISM, TABLES
+from ..paths import CALIBRATION, CONFIRMATORY, FIGURE_DIR, FRONTIER, MECHANISM, TABLES
 from . import style
 
 
@@ -92,7 +93,8 @@ FIGURES = (
            "Across-seed standard deviation of test accuracy (percentage points) at each epoch, per dataset and dt "
            "variant.", per_protocol=True),
     Figure("dt_distributions", {"dt": GRID_DT}, ORDER, grid_plots.dt_distributions,
-           "The per-neuron time steps the runs actually used (read from the saved models), pooled over datasets, "
+           "The per-neuron time steps the runs used (drawn from each run's dt spec and seed, as training draws them), "
+           "pooled over datasets, "
            "seeds and layers, one panel per variant.", mem_mb=4000),
     Figure("instability_counts", {"runs": GRID_RUNS, "epochs": GRID_EPOCHS},
            (*ORDER, "analysis"), grid_plots.instability_counts,
@@ -147,6 +149,12 @@ FIGURES = (
            "intervals, the per-variant logistic fit on log level and its bootstrap band (seeds resampled); "
            "middle: the failed runs by the kind of failure that held first; bottom: each variant's critical level "
            "(50% failed) with its bootstrap 95% CI (arrows: outside the axis).", section="frontier"),
+    Figure("confirmatory", {"tests": f"{CONFIRMATORY}/primary.csv"}, ("preregistration",),
+           confirmatory_plots.forest_figure,
+           "Preregistered primary tests, variant minus baseline paired by seed, per protocol, dataset and contrast. "
+           "Left: mean difference of final test accuracy with its bootstrap 95% CI (shaded: the equivalence margin). "
+           "Right: ratio of the s.d. across seeds with its bootstrap 95% CI (log scale; shaded: the margin). Colour: "
+           "the Holm-adjusted verdict.", section="confirmatory"),
 )
 BY_NAME = {figure.name: figure for figure in FIGURES}
 

@@ -15,7 +15,7 @@ from ...config import (
     run_slice,
     variant_by_name,
 )
-from ...paths import number
+from ...paths import CALIBRATION, number
 
 
 def check(config: Mapping) -> None:
@@ -40,6 +40,7 @@ def check(config: Mapping) -> None:
 
 
 KEYS = ["kind", "point", "seed"]  # a run of the search
+SHARD = {"runs": f"{CALIBRATION}/shard.runs.csv"}  # this invocation's search runs
 CALIBRATED = {"ep": "search", "backprop": "backprop_search"}  # what calibration selects -> its search key
 
 

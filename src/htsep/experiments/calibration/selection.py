@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...files import read_run, write_json, write_table
-from ...records import config_json, merge, read_shard, write_provenance
+from ...records import RecordError, config_json, merge, read_shard, write_provenance
 from .plan import CALIBRATED, KEYS, search_points
 
 TIE = 1e-9
@@ -80,7 +80,9 @@ def write_calibration(records: Sequence[str], shard: str | Path, outputs: Mappin
                       declared: Sequence[Sequence]) -> None:
     """The search table (CSV) and the selection (JSON) from the committed search shards and this invocation's,
     each declared run once (htsep.records), and where the runs came from; its figure is drawn from the table."""
-    runs = merge(records, read_shard(shard, KEYS), KEYS, declared, "calibration")
+    runs = merge(records, read_shard(shard, KEYS, local=True), KEYS, declared, "calibration")
+    if not len(runs):
+        raise RecordError("calibration: no search run recorded or trained for the declared search")
     write_provenance(outputs["provenance"], {"runs": runs}, "calibration")
     table = calibration_table(runs, config)
     write_table(outputs["table"], table)

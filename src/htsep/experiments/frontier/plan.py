@@ -5,7 +5,7 @@ each level, e.g. every layer's learning rate x 1 ... x 16) from safe to broken, 
 and heterogeneous dt variants, many seeds per cell, on the full training and test sets. Two stages share the
 machinery: ``pilot`` (a few seeds of the control on the fit/validation split, to place the levels) and ``sweep``
 (the frontier itself). ``sweep`` runs are trained shard by shard (config key ``frontier_shard``: datasets, axes,
-levels and a seed range); each shard's per-run table is committed under ``frontier.records`` and the analysis
+levels and a seed range); each shard's per-run table is committed under records.root and the analysis
 (``htsep.experiments.frontier.stats``) reads every committed shard together with those this invocation trains.
 """
 
@@ -111,6 +111,13 @@ def shard_name(dataset: str, axis: str, shard: Mapping) -> str:
     start, stop = shard["seeds"]
     levels = f"-levels{'_'.join(map(number, shard['levels']))}" if shard["levels"] else ""
     return f"{dataset}-{axis}{levels}-seeds{start}-{stop - 1}"
+
+
+def shard_tables(config: Mapping) -> dict[str, tuple[str, str]]:
+    """This invocation's shard tables (path -> (dataset, axis)), one per (dataset, axis) of its shard."""
+    shard = shard_spec(config)
+    return {f"{FRONTIER}/shards/{shard_name(d, a, shard)}.runs.csv": (d, a) for d in shard["datasets"]
+            for a in shard["axes"]}
 
 
 def axis_training(training: Mapping, axis: Mapping, level: float) -> dict:

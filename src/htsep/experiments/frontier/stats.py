@@ -215,7 +215,7 @@ def merge_shards(records: Sequence[str], local: Sequence[str], declared: Sequenc
                  ) -> pd.DataFrame:
     """One row per declared run from the committed shard tables ``records`` and this invocation's ``local`` ones
     (htsep.records: the last read wins), variants in the frontier's order."""
-    mine = [read_shard(path, KEYS) for path in local]
+    mine = [read_shard(path, KEYS, local=True) for path in local]
     runs = merge(records, pd.concat(mine, ignore_index=True) if mine else None, KEYS, declared, "frontier")
     runs["broke"] = runs["broke"].astype(bool) if len(runs) else pd.Series(dtype=bool)
     order = {v: i for i, v in enumerate(variants)}

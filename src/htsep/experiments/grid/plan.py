@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ...config import BACKPROP, backprop_slice, run_slice
-from ...paths import BACKPROP_RUNS, RUNS
+from ...paths import BACKPROP_RUNS, TABLES
+from ...paths import run_folder as ep_run_folder
 
 KEYS = ["protocol", "dataset", "variant", "seed"]  # a run of the grid
 
@@ -28,10 +29,14 @@ def declared(config: Mapping, protocol: str) -> dict[tuple, dict]:
 
 
 def run_folder(key: tuple) -> str:
+    """The folder of one grid run (the backprop reference's have their own layout)."""
     protocol, dataset, variant, seed = key
-    if protocol == BACKPROP:
-        return BACKPROP_RUNS.format(dataset=dataset, seed=seed)
-    return RUNS.format(protocol=protocol, dataset=dataset, variant=variant, seed=seed)
+    return BACKPROP_RUNS.format(dataset=dataset, seed=seed) if protocol == BACKPROP else ep_run_folder(*key)
+
+
+def shard_tables(protocol: str) -> dict[str, str]:
+    """Where this invocation's runs of ``protocol`` are written as a shard (table -> path)."""
+    return {table: f"{TABLES}/{protocol}/shard.{table}.csv" for table in ("runs", "epochs")}
 
 
 def trained_here(config: Mapping, protocol: str) -> list[str]:

@@ -16,14 +16,13 @@ import pandas as pd
 
 from ...ep.timesteps import resolve_dt
 from ...files import read_run, write_table
-from ...records import config_json, merge_experiment, write_provenance
+from ...records import RECORD_COLUMNS, config_json, merge_experiment, write_provenance
 from .plan import KEYS
 
 LABELS = ["dataset_label", "split"]
 LAB_ERA = "lab"  # the protocol of summaries written before protocols existed (e.g. benchmarks/records/2026-11-27-h200)
 RUN_COLUMNS = [*KEYS, *LABELS, "final_test_acc", "final_train_acc", "best_test_acc", "best_epoch", "diverged",
                "diverged_epoch", "epochs_completed", "wall_seconds", "device"]
-RECORD_COLUMNS = ["config", "code_fingerprint", "relaxation_kernel"]
 
 
 def run_tables(summary_paths: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:

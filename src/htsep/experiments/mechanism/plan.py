@@ -16,9 +16,12 @@ from collections.abc import Mapping, Sequence
 
 from ...config import ConfigError, canonical, check_subset, deep_update, run_slice, train_per_class
 from ...ep.timesteps import TimeStepSpecError, validate_spec
-from ...paths import LANDSCAPE, number
+from ...paths import LANDSCAPE, MECHANISM, number
 
 log = logging.getLogger(__name__)
+
+SPECTRAL_SHARD = {table: f"{MECHANISM}/shard.{table}.csv" for table in ("spectral_runs", "spectral", "hist")}
+LANDSCAPE_SHARD = {"landscape": f"{MECHANISM}/shard.landscape.csv"}
 
 def check(config: Mapping) -> None:
     """Mechanism config errors the schema cannot express, each naming its key."""
@@ -36,15 +39,15 @@ def check(config: Mapping) -> None:
 
 
 def _present_variants(config: Mapping, names: Sequence[str], key: str) -> list[str]:
-    """The variants of ``names`` that the grid defines (others are left out with a warning, so that a grid without
+    """The variants of ``names`` that the grid trains (others are left out with a warning, so that a grid without
     them still runs its other targets); ConfigError naming config key ``key`` if none is left."""
-    defined = [v["name"] for v in config["variants"]]
-    missing = [n for n in names if n not in defined]
+    trained = config["grid"]["variants"]
+    missing = [n for n in names if n not in trained]
     if missing:
-        log.warning("config key %s: %s are not in variants %s and are left out", key, missing, defined)
-    present = [n for n in names if n in defined]
+        log.warning("config key %s: %s are not in grid.variants %s and are left out", key, missing, trained)
+    present = [n for n in names if n in trained]
     if not present:
-        raise ConfigError(f"config key {key}: none of {list(names)} is in variants {defined}")
+        raise ConfigError(f"config key {key}: none of {list(names)} is in grid.variants {trained}")
     return present
 
 
@@ -56,6 +59,10 @@ def spectral_runs(config: Mapping) -> list[tuple[str, str, int]]:
         if dataset not in config["data"]:
             raise ConfigError(f"config key mechanism.spectral.datasets: dataset {dataset!r} is not configured in data")
     seeds = config["grid"]["seeds"] if spec["seeds"] is None else spec["seeds"]
+    outside = sorted(set(seeds) - set(config["grid"]["seeds"]))
+    if outside:
+        raise ConfigError(f"config key mechanism.spectral.seeds: {outside} are not in grid.seeds (the spectra read "
+                          f"the grid's trained runs)")
     return [(d, v, int(s)) for d in spec["datasets"] for v in variants for s in seeds]
 
 

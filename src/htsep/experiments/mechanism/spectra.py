@@ -24,6 +24,7 @@ from ...data.splits import as_tensors, load_split
 from ...ep.dynamics import fixed_point_residual, relaxation_diagnostics, relaxation_spectrum
 from ...ep.model import ACTIVATIONS, EPNetwork, phi_gradients
 from ...files import read_torch, write_table
+from ...fingerprint import code_fingerprint
 from ...paths import number
 from ...records import config_json, merge_experiment, write_provenance
 from .plan import spectral_setting
@@ -186,10 +187,11 @@ def spectral_experiment(models: Sequence[str | Path], test_data: Mapping[str, st
                 summaries, hists = spectrum_rows(net, x, steps, training["residual_tol"])
                 summary_rows += [{**cond, **s} for s in summaries]
                 if epoch == int(ckpt["epoch"]) and source == "own":  # the histograms the figure shows
-                    hist_frames += [h.assign(**cond) for h in hists if h["relax"].iloc[0] == "T1"]
+                    hist_frames += [h[h["relax"] == "T1"].assign(**cond) for h in hists]
         runs.append({"dataset": dataset, "variant": variant, "seed": seed,
                      "config": config_json({"run": run, "spectral": spectral_setting(spec)}),
-                     "code_fingerprint": ckpt["code"], "relaxation_kernel": ckpt.get("engine")})
+                     "code_fingerprint": code_fingerprint("experiments.mechanism.spectra"),
+                     "relaxation_kernel": "torch float64"})  # the spectra relax in double precision with torch ops
         log.info("%s/%s/seed%d: %d epochs x %d dt conditions", dataset, variant, seed, len(weights_at),
                  len(conditions))
     cond_columns = ["dataset", "dataset_label", "variant", "variant_kind", "seed", "epoch", "final", "dt_source",
@@ -198,7 +200,9 @@ def spectral_experiment(models: Sequence[str | Path], test_data: Mapping[str, st
     table = table[cond_columns + [c for c in table.columns if c not in cond_columns]]
     order = ["dataset", "variant", "seed", "epoch", "dt_kind", "dt_source", "relax"]
     table = table.sort_values(order, ignore_index=True)
-    hist = pd.concat(hist_frames, ignore_index=True)
+    hist_columns = ["relax", "part", "bin_low", "bin_high", "count"]
+    hist = pd.concat(hist_frames, ignore_index=True) if hist_frames else pd.DataFrame(
+        columns=cond_columns + hist_columns)  # e.g. mechanism.spectral.epochs without the final one
     hist = hist[cond_columns + [c for c in hist.columns if c not in cond_columns]]
     write_table(outputs["runs"], pd.DataFrame(runs))
     write_table(outputs["spectral"], table)

@@ -1,0 +1,51 @@
+"""The confirmatory runs, pure functions of the config: for every protocol in run_protocols and dataset, each arm of
+the preregistered contrasts (config key preregistration) on its seeds, with the run config it trains with (the
+grid's run layout: the train rule trains them)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ...config import ConfigError, run_slice
+from ...paths import CONFIRMATORY, RUNS
+
+KEYS = ["protocol", "dataset", "variant", "seed"]  # a confirmatory run
+SHARD = {"runs": f"{CONFIRMATORY}/shard.runs.csv"}  # this invocation's confirmatory runs
+
+
+def arms(config: Mapping) -> list[str]:
+    """The variants the contrasts compare, in the order they are named (each once)."""
+    names = [name for c in config["preregistration"]["contrasts"].values() for name in (c["variant"], c["baseline"])]
+    return list(dict.fromkeys(names))
+
+
+def check(config: Mapping) -> None:
+    """Preregistration errors the schema cannot express, each naming its key, before any job runs."""
+    spec = config["preregistration"]
+    defined = [v["name"] for v in config["variants"]]
+    for name, contrast in spec["contrasts"].items():
+        for role in ("variant", "baseline"):
+            if contrast[role] not in defined:
+                raise ConfigError(f"config key preregistration.contrasts.{name}.{role}: {contrast[role]!r} is not "
+                                  f"a trained variant (variants: {defined})")
+    if len(spec["seeds"]) < spec["min_seeds"]:
+        raise ConfigError(f"config key preregistration.seeds: {len(spec['seeds'])} seeds, fewer than the "
+                          f"{spec['min_seeds']} the design chose (preregistration.min_seeds)")
+    reused = sorted(set(spec["seeds"]) & set(config["grid"]["seeds"]))
+    if reused:
+        raise ConfigError(f"config key preregistration.seeds: {reused} are exploratory grid seeds (grid.seeds); "
+                          f"confirmatory runs use seeds never used before")
+
+
+def declared(config: Mapping, protocol: str) -> dict[tuple, dict]:
+    """Key -> run config of every confirmatory run of ``protocol``."""
+    return {(protocol, d, v, int(s)): run_slice(config, d, v, s, protocol)
+            for d in config["datasets"] for v in arms(config) for s in config["preregistration"]["seeds"]}
+
+
+def trained_here(config: Mapping) -> list[str]:
+    """The run folders this invocation trains (none when config key records.only is set)."""
+    if config["records"]["only"]:
+        return []
+    return [RUNS.format(protocol=p, dataset=d, variant=v, seed=s)
+            for p in config["run_protocols"] for (_, d, v, s) in declared(config, p)]

@@ -1,0 +1,150 @@
+"""The preregistered primary tests of the confirmatory runs, paired by seed (htsep.paired), per protocol, dataset and
+contrast (variant minus baseline):
+
+- accuracy: Wilcoxon signed-rank of the final test accuracies, the mean paired difference with its bootstrap CI, and
+  TOST against the equivalence margin behind any "no effect" verdict;
+- spread: Pitman-Morgan, the s.d. ratio with its bootstrap CI (equivalent when the CI lies within the margin);
+- failures: McNemar's exact test of the runs that failed (the frontier's failure criteria, htsep.outcomes).
+
+The p-values of the three tests of every contrast and dataset of one protocol are one Holm family. Each row carries
+its resolution: the smallest effect the design finds with the preregistered power at the Holm-adjusted level, from the
+observed spread of the paired differences (simulated: htsep.paired.detectable).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ... import paired
+from ...files import write_table
+from ...outcomes import run_outcomes
+from ...records import merge, read_shard, write_provenance
+from .plan import KEYS
+
+TESTS = ("accuracy", "spread", "failures")
+EFFECTS = {"accuracy": np.round(np.arange(0.0005, 0.0301, 0.0005), 4),  # mean differences (fraction)
+           "spread": np.round(np.arange(1.05, 4.01, 0.05), 2)}  # s.d. ratios
+
+
+def write_shard(summary_paths: Sequence[str], output: str, failure: Mapping) -> None:
+    """This invocation's confirmatory runs as a shard: one row per run, how (and whether) it failed."""
+    write_table(output, run_outcomes(summary_paths, failure))
+
+
+def _arms(runs: pd.DataFrame, variant: str, baseline: str) -> pd.DataFrame:
+    """One row per seed run in both arms: final accuracy and failure of each."""
+    own = runs.set_index(["seed", "variant"])[["final_test_acc", "broke"]].unstack("variant")
+    own = own.dropna(subset=[("broke", variant), ("broke", baseline)]) if len(own) else own
+    return pd.DataFrame({"a": own[("final_test_acc", variant)], "b": own[("final_test_acc", baseline)],
+                         "failed_a": own[("broke", variant)].astype(bool),
+                         "failed_b": own[("broke", baseline)].astype(bool)})
+
+
+def _resolution(test: str, a: np.ndarray, b: np.ndarray, alpha: float, spec: Mapping) -> float:
+    """The smallest effect found with the preregistered power at ``alpha`` by this design (its pairs, the observed
+    spread), simulated from normal paired samples."""
+    a, b = paired.pairs(a, b)
+    n = len(a)
+    if n < 3:
+        return math.nan
+    power, sims, seed = spec["power"], spec["simulations"], spec["bootstrap_seed"]
+    if test == "accuracy":
+        sd = float(np.std(a - b, ddof=1)) or 1e-6
+        return paired.detectable(EFFECTS["accuracy"], lambda e, rng: (rng.normal(e, sd, n), np.zeros(n)),
+                                 lambda x, y: paired.wilcoxon(x, y)["p"], alpha, power, sims, seed)
+    sd, r = float(np.std(b, ddof=1)) or 1e-6, float(np.corrcoef(a, b)[0, 1]) if np.ptp(a) and np.ptp(b) else 0.0
+
+    def simulate(ratio, rng):
+        common = rng.normal(0, 1, n)
+        own_a, own_b = rng.normal(0, 1, n), rng.normal(0, 1, n)
+        r_ = min(max(r, 0.0), 0.99)
+        base = sd * (math.sqrt(r_) * common + math.sqrt(1 - r_) * own_b)
+        return ratio * sd * (math.sqrt(r_) * common + math.sqrt(1 - r_) * own_a), base
+
+    return paired.detectable(EFFECTS["spread"], simulate,
+                             lambda x, y: paired.pitman_morgan(x, y, 0, 0.95, 0)["p"], alpha, power, sims, seed)
+
+
+def contrast_rows(runs: pd.DataFrame, name: str, variant: str, baseline: str, spec: Mapping) -> list[dict]:
+    """The three primary tests (and TOST) of one contrast on one (protocol, dataset)."""
+    arms = _arms(runs, variant, baseline)
+    a, b = arms["a"].to_numpy(float), arms["b"].to_numpy(float)
+    boot, level, seed = spec["bootstrap"], spec["ci_level"], spec["bootstrap_seed"]
+    key = {"contrast": name, "variant": variant, "baseline": baseline}
+    accuracy = paired.wilcoxon(a, b) | paired.mean_difference(a, b, boot, level, seed)
+    tost = paired.tost(a, b, spec["equivalence"]["accuracy"])
+    spread = paired.pitman_morgan(a, b, boot, level, seed)
+    failures = paired.mcnemar_exact(arms["failed_a"], arms["failed_b"])
+    return [
+        {**key, "test": "accuracy", "statistic": accuracy["statistic"], "p": accuracy["p"],
+         "effect": accuracy["difference"], "effect_name": "mean difference", "ci_low": accuracy["ci_low"],
+         "ci_high": accuracy["ci_high"], "n_pairs": accuracy["n_pairs"], "p_equivalence": tost["p"],
+         "margin": tost["margin"]},
+        {**key, "test": "spread", "statistic": spread["statistic"], "p": spread["p"], "effect": spread["sd_ratio"],
+         "effect_name": "s.d. ratio", "ci_low": spread["ci_low"], "ci_high": spread["ci_high"],
+         "n_pairs": spread["n_pairs"], "margin": spec["equivalence"]["sd_ratio"]},
+        {**key, "test": "failures", "statistic": math.nan, "p": failures["p"],
+         "effect": failures["only_a"] - failures["only_b"], "effect_name": "failed only in variant minus only in "
+                                                                           "baseline", "n_pairs": failures["n_pairs"],
+         "failed_variant": int(arms["failed_a"].sum()), "failed_baseline": int(arms["failed_b"].sum())},
+    ]
+
+
+def verdict(row: pd.Series, alpha: float) -> str:
+    """'higher'/'lower' (Holm-significant), 'equivalent' (TOST, or an s.d.-ratio CI inside the margin),
+    'inconclusive' otherwise, 'untestable' without a p-value."""
+    if row["test"] == "failures":
+        return "untestable" if not math.isfinite(row["p"]) else \
+            ("different" if row["p_holm"] < alpha else "no difference found")
+    if not math.isfinite(row["p"]):
+        return "untestable"
+    if row["p_holm"] < alpha:
+        return "higher" if row["effect"] > (0 if row["test"] == "accuracy" else 1) else "lower"
+    if row["test"] == "accuracy" and row.get("p_equivalence", math.nan) < alpha:
+        return "equivalent"
+    if row["test"] == "spread" and 1 / row["margin"] < row["ci_low"] and row["ci_high"] < row["margin"]:
+        return "equivalent"
+    return "inconclusive"
+
+
+def primary_tests(runs: pd.DataFrame, spec: Mapping) -> pd.DataFrame:
+    """Every primary test of the runs (one row per protocol, dataset, contrast and test), Holm-adjusted per
+    protocol, with its verdict and resolution (no row before any confirmatory run is recorded)."""
+    rows = []
+    runs = runs if len(runs) else pd.DataFrame(columns=[*KEYS, "dataset_label", "final_test_acc", "broke"])
+    for (protocol, dataset, label), own in runs.groupby(["protocol", "dataset", "dataset_label"], sort=True):
+        for name, contrast in spec["contrasts"].items():
+            rows += [{"protocol": protocol, "dataset": dataset, "dataset_label": label, **row}
+                     for row in contrast_rows(own, name, contrast["variant"], contrast["baseline"], spec)]
+    columns = ["protocol", "dataset", "dataset_label", "contrast", "variant", "baseline", "test", "statistic", "p",
+               "p_holm", "effect", "effect_name", "ci_low", "ci_high", "n_pairs", "p_equivalence", "margin",
+               "failed_variant", "failed_baseline", "detectable", "verdict"]
+    table = pd.DataFrame(rows, columns=[c for c in columns if c not in ("p_holm", "detectable", "verdict")])
+    table["p_holm"] = np.nan
+    for _, family in table.groupby("protocol"):
+        table.loc[family.index, "p_holm"] = paired.holm(family["p"].to_numpy(float))
+    table["verdict"] = [verdict(row, spec["alpha"]) for _, row in table.iterrows()]
+    table["detectable"] = np.nan
+    for protocol, family in table.groupby("protocol"):
+        level = spec["alpha"] / max(int(np.isfinite(family["p"]).sum()), 1)  # Holm's strictest step
+        for i, row in family[family["test"].isin(["accuracy", "spread"])].iterrows():
+            own = runs[(runs["protocol"] == protocol) & (runs["dataset"] == row["dataset"])]
+            arms = _arms(own, row["variant"], row["baseline"])
+            table.loc[i, "detectable"] = _resolution(row["test"], arms["a"].to_numpy(float),
+                                                     arms["b"].to_numpy(float), level, spec)
+    return table[columns]
+
+
+def write_primary(records: Sequence[str], shard: Sequence[str], outputs: Mapping[str, str], params: Mapping) -> None:
+    """The primary tests from the committed confirmatory shards and this invocation's, each declared run once
+    (htsep.records), and where the runs came from."""
+    runs = merge(records, read_shard(shard[0], KEYS, local=True) if shard else None, KEYS, params["declared"],
+                 "confirmatory")
+    write_provenance(outputs["provenance"], {"runs": runs}, "confirmatory")
+    runs = runs.drop(columns="record")
+    write_table(outputs["runs"], runs)
+    write_table(outputs["tests"], primary_tests(runs, params["preregistration"]))
