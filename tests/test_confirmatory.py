@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from htsep.config import ConfigError
+from htsep.experiments.confirmatory.design import design
 from htsep.experiments.confirmatory.plan import arms, declared
 from htsep.experiments.confirmatory.primary import primary_tests
 from htsep.study import load_config
@@ -68,3 +69,21 @@ def test_the_confirmatory_runs_are_the_arms_on_the_preregistered_seeds():
     assert len(runs) == 3 * 3 * len(config["preregistration"]["seeds"])
     assert {seed for (*_, seed) in runs} == set(config["preregistration"]["seeds"])
     assert not {seed for (*_, seed) in runs} & set(config["grid"]["seeds"])
+
+
+def test_the_design_chooses_the_fewest_seeds_that_resolve_the_margins():
+    """A tightly paired contrast (shared seed effect, little own noise) reaches the margins with the fewest seeds; a
+    loosely paired, noisy one needs more or states what the most seeds resolve."""
+    rng = np.random.default_rng(4)
+    runs = simulated_runs(seeds=10, rng=rng)
+    noisy = runs[runs["variant"] != "s"].copy()
+    noisy.loc[noisy["variant"] == "h", "final_test_acc"] += rng.normal(0, 0.004, 10)
+    noisy["dataset"] = "fashion_mnist"
+    spec = {**SPEC, "contrasts": {"heterogeneity": SPEC["contrasts"]["heterogeneity"]}, "simulations": 200}
+    table = design(pd.concat([runs, noisy]), spec, family_size=6, seed_counts=(10, 20, 50))
+    chosen = table[table["chosen"]].set_index("dataset")
+    assert chosen.loc["mnist", "seeds"] == 10 and chosen.loc["mnist", "reaches_targets"]
+    assert chosen.loc["fashion_mnist", "seeds"] > 10
+    assert chosen.loc["mnist", "alpha"] == pytest.approx(0.05 / 6)
+    tight = table[table["dataset"] == "mnist"].set_index("seeds")
+    assert tight["detectable_accuracy"].is_monotonic_decreasing or tight["detectable_accuracy"].nunique() == 1

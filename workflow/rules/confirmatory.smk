@@ -54,6 +54,28 @@ rule confirmatory_tests:
         "../scripts/confirmatory_tests.py"
 
 
+rule confirmatory_design:
+    """How many confirmatory seeds: by simulation from the spread the exploratory grid recorded (run before the
+    preregistration's seeds are fixed: `snakemake confirmatory_design`)."""
+    input:
+        expand(f"{TABLES}/{{protocol}}/runs.parquet", protocol=config["run_protocols"]),
+    output:
+        f"{CONFIRMATORY}/design.csv",
+    log:
+        "results/logs/confirmatory/design.log",
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        code=code("confirmatory_design.py"),
+        preregistration=PREREGISTRATION,
+        datasets=config["datasets"],
+    script:
+        "../scripts/confirmatory_design.py"
+
+
 rule confirmatory_paper:
     """The paper's Confirmatory tests section."""
     input:
