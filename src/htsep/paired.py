@@ -10,7 +10,8 @@ For a variant ``a`` against a baseline ``b`` over seeds present in both:
 - failures: McNemar's exact test of the discordant pairs (statsmodels);
 - "no effect": two one-sided paired t-tests against an equivalence margin (TOST, statsmodels).
 
-``detectable`` finds, by simulation from recorded variances, the smallest effect a design finds with a given power.
+``detectable`` finds, by simulation, the smallest effect a design finds with a given power; ``resolution`` applies it
+to the accuracy and spread tests from an observed (or recorded) spread of two arms (``spread``).
 """
 
 from __future__ import annotations
@@ -149,3 +150,37 @@ def detectable(effects: Sequence[float], simulate: Callable[[float, np.random.Ge
         if power(lambda rng, e=effect: simulate(e, rng), test, alpha, n_sims, seed) >= power_wanted:
             return float(effect)
     return math.nan
+
+
+EFFECTS = {"accuracy": np.round(np.arange(0.0005, 0.0301, 0.0005), 4),  # mean differences (fraction)
+           "spread": np.round(np.arange(1.05, 4.01, 0.05), 2)}  # s.d. ratios
+
+
+def spread(a: Sequence[float], b: Sequence[float]) -> dict | None:
+    """The spread of two paired arms: each arm's s.d. across seeds, their correlation through the shared seed and the
+    s.d. of the differences (None with fewer than 3 finite pairs)."""
+    a, b = pairs(a, b)
+    if len(a) < 3:
+        return None
+    r = float(np.corrcoef(a, b)[0, 1]) if np.ptp(a) and np.ptp(b) else 0.0
+    return {"sd_variant": float(a.std(ddof=1)), "sd_baseline": float(b.std(ddof=1)), "correlation": r,
+            "sd_difference": float(np.std(a - b, ddof=1)), "n_pairs": len(a)}
+
+
+def resolution(test: str, observed: dict, n: int, alpha: float, power_wanted: float, n_sims: int, seed: int) -> float:
+    """The smallest effect of ``test`` found with ``power_wanted`` at ``alpha`` by ``n`` pairs with the ``observed``
+    spread, simulated from normal paired samples: a mean difference by Wilcoxon ('accuracy'), an s.d. ratio by
+    Pitman-Morgan ('spread', the arms correlated as observed)."""
+    if test == "accuracy":
+        sd_d = observed["sd_difference"] or 1e-6
+        return detectable(EFFECTS["accuracy"], lambda e, rng: (rng.normal(e, sd_d, n), np.zeros(n)),
+                          lambda x, y: wilcoxon(x, y)["p"], alpha, power_wanted, n_sims, seed)
+    sd, r = observed["sd_baseline"] or 1e-6, min(max(observed["correlation"], 0.0), 0.99)
+
+    def ratios(ratio, rng):
+        common = rng.normal(0, 1, n)
+        base = sd * (math.sqrt(r) * common + math.sqrt(1 - r) * rng.normal(0, 1, n))
+        return ratio * sd * (math.sqrt(r) * common + math.sqrt(1 - r) * rng.normal(0, 1, n)), base
+
+    return detectable(EFFECTS["spread"], ratios, lambda x, y: pitman_morgan(x, y, 0, 0.95, 0)["p"], alpha,
+                      power_wanted, n_sims, seed)

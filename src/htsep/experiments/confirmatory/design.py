@@ -9,50 +9,15 @@ count and the resolution it reaches are stated.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from ... import paired
 from ...files import read_table, write_table
-from .primary import EFFECTS, TESTS
+from .primary import TESTS
 
 SEED_COUNTS = (10, 15, 20, 25, 30, 40, 50)
-
-
-def _spread(runs: pd.DataFrame, variant: str, baseline: str) -> dict | None:
-    """The recorded spread of a contrast: s.d. of each arm across seeds and their correlation (paired by seed)."""
-    wide = runs.pivot_table(index="seed", columns="variant", values="final_test_acc")
-    if variant not in wide or baseline not in wide:
-        return None
-    a, b = paired.pairs(wide[variant].to_numpy(), wide[baseline].to_numpy())
-    if len(a) < 3:
-        return None
-    r = float(np.corrcoef(a, b)[0, 1]) if np.ptp(a) and np.ptp(b) else 0.0
-    return {"sd_variant": float(a.std(ddof=1)), "sd_baseline": float(b.std(ddof=1)), "correlation": r,
-            "sd_difference": float(np.std(a - b, ddof=1)), "n_recorded": len(a)}
-
-
-def resolution(spread: Mapping, n: int, alpha: float, power: float, sims: int, seed: int) -> dict[str, float]:
-    """Smallest detectable mean difference (Wilcoxon) and s.d. ratio (Pitman-Morgan) with ``n`` paired seeds."""
-    sd, r = spread["sd_baseline"] or 1e-6, min(max(spread["correlation"], 0.0), 0.99)
-    sd_d = spread["sd_difference"] or 1e-6
-
-    def differences(effect, rng):
-        return rng.normal(effect, sd_d, n), np.zeros(n)
-
-    def ratios(ratio, rng):
-        common = rng.normal(0, 1, n)
-        base = sd * (math.sqrt(r) * common + math.sqrt(1 - r) * rng.normal(0, 1, n))
-        return ratio * sd * (math.sqrt(r) * common + math.sqrt(1 - r) * rng.normal(0, 1, n)), base
-
-    return {"accuracy": paired.detectable(EFFECTS["accuracy"], differences, lambda x, y: paired.wilcoxon(x, y)["p"],
-                                          alpha, power, sims, seed),
-            "spread": paired.detectable(EFFECTS["spread"], ratios,
-                                        lambda x, y: paired.pitman_morgan(x, y, 0, 0.95, 0)["p"], alpha, power, sims,
-                                        seed)}
 
 
 def design(runs: pd.DataFrame, spec: Mapping, family_size: int, seed_counts: Sequence[int] = SEED_COUNTS
@@ -64,16 +29,22 @@ def design(runs: pd.DataFrame, spec: Mapping, family_size: int, seed_counts: Seq
     rows = []
     for (protocol, dataset), own in runs.groupby(["protocol", "dataset"], sort=True):
         for name, contrast in spec["contrasts"].items():
-            spread = _spread(own, contrast["variant"], contrast["baseline"])
-            if spread is None:
+            wide = own.pivot_table(index="seed", columns="variant", values="final_test_acc")
+            if contrast["variant"] not in wide or contrast["baseline"] not in wide:
+                continue
+            observed = paired.spread(wide[contrast["variant"]], wide[contrast["baseline"]])
+            if observed is None:
                 continue
             options = []
             for n in seed_counts:
-                found = resolution(spread, n, alpha, spec["power"], spec["simulations"], spec["bootstrap_seed"])
+                found = {test: paired.resolution(test, observed, n, alpha, spec["power"], spec["simulations"],
+                                                 spec["bootstrap_seed"]) for test in ("accuracy", "spread")}
                 reaches = found["accuracy"] <= targets["accuracy"] and found["spread"] <= targets["sd_ratio"]
-                options.append({"protocol": protocol, "dataset": dataset, "contrast": name, **spread, "seeds": n,
-                                "alpha": alpha, "detectable_accuracy": found["accuracy"],
-                                "detectable_sd_ratio": found["spread"], "reaches_targets": bool(reaches)})
+                options.append({"protocol": protocol, "dataset": dataset, "contrast": name,
+                                **{k: v for k, v in observed.items() if k != "n_pairs"},
+                                "n_recorded": observed["n_pairs"], "seeds": n, "alpha": alpha,
+                                "detectable_accuracy": found["accuracy"], "detectable_sd_ratio": found["spread"],
+                                "reaches_targets": bool(reaches)})
             first = next((i for i, o in enumerate(options) if o["reaches_targets"]), len(options) - 1)
             rows += [o | {"chosen": i == first} for i, o in enumerate(options)]
     return pd.DataFrame(rows)

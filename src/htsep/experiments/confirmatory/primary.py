@@ -26,8 +26,6 @@ from ...records import merge, read_shard, write_provenance
 from .plan import KEYS
 
 TESTS = ("accuracy", "spread", "failures")
-EFFECTS = {"accuracy": np.round(np.arange(0.0005, 0.0301, 0.0005), 4),  # mean differences (fraction)
-           "spread": np.round(np.arange(1.05, 4.01, 0.05), 2)}  # s.d. ratios
 
 
 def write_shard(summary_paths: Sequence[str], output: str, failure: Mapping) -> None:
@@ -42,31 +40,6 @@ def _arms(runs: pd.DataFrame, variant: str, baseline: str) -> pd.DataFrame:
     return pd.DataFrame({"a": own[("final_test_acc", variant)], "b": own[("final_test_acc", baseline)],
                          "failed_a": own[("broke", variant)].astype(bool),
                          "failed_b": own[("broke", baseline)].astype(bool)})
-
-
-def _resolution(test: str, a: np.ndarray, b: np.ndarray, alpha: float, spec: Mapping) -> float:
-    """The smallest effect found with the preregistered power at ``alpha`` by this design (its pairs, the observed
-    spread), simulated from normal paired samples."""
-    a, b = paired.pairs(a, b)
-    n = len(a)
-    if n < 3:
-        return math.nan
-    power, sims, seed = spec["power"], spec["simulations"], spec["bootstrap_seed"]
-    if test == "accuracy":
-        sd = float(np.std(a - b, ddof=1)) or 1e-6
-        return paired.detectable(EFFECTS["accuracy"], lambda e, rng: (rng.normal(e, sd, n), np.zeros(n)),
-                                 lambda x, y: paired.wilcoxon(x, y)["p"], alpha, power, sims, seed)
-    sd, r = float(np.std(b, ddof=1)) or 1e-6, float(np.corrcoef(a, b)[0, 1]) if np.ptp(a) and np.ptp(b) else 0.0
-
-    def simulate(ratio, rng):
-        common = rng.normal(0, 1, n)
-        own_a, own_b = rng.normal(0, 1, n), rng.normal(0, 1, n)
-        r_ = min(max(r, 0.0), 0.99)
-        base = sd * (math.sqrt(r_) * common + math.sqrt(1 - r_) * own_b)
-        return ratio * sd * (math.sqrt(r_) * common + math.sqrt(1 - r_) * own_a), base
-
-    return paired.detectable(EFFECTS["spread"], simulate,
-                             lambda x, y: paired.pitman_morgan(x, y, 0, 0.95, 0)["p"], alpha, power, sims, seed)
 
 
 def contrast_rows(runs: pd.DataFrame, name: str, variant: str, baseline: str, spec: Mapping) -> list[dict]:
@@ -134,8 +107,10 @@ def primary_tests(runs: pd.DataFrame, spec: Mapping) -> pd.DataFrame:
         for i, row in family[family["test"].isin(["accuracy", "spread"])].iterrows():
             own = runs[(runs["protocol"] == protocol) & (runs["dataset"] == row["dataset"])]
             arms = _arms(own, row["variant"], row["baseline"])
-            table.loc[i, "detectable"] = _resolution(row["test"], arms["a"].to_numpy(float),
-                                                     arms["b"].to_numpy(float), level, spec)
+            observed = paired.spread(arms["a"], arms["b"])
+            table.loc[i, "detectable"] = math.nan if observed is None else paired.resolution(
+                row["test"], observed, observed["n_pairs"], level, spec["power"], spec["simulations"],
+                spec["bootstrap_seed"])
     return table[columns]
 
 
