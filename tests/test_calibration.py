@@ -5,14 +5,13 @@ import json
 import pandas as pd
 import pytest
 
-from htsep.experiments.calibration.plan import calibration_run, search_points
+from htsep.config import ConfigError
+from htsep.experiments.calibration.plan import KEYS, calibration_run, declared, search_points
 from htsep.experiments.calibration.selection import calibration_table, search_runs, select
-from htsep.study import load_config
+from htsep.records import committed, declared_runs, merge
+from htsep.study import check_config, load_config
 
 from .conftest import REPO
-
-RECORD = REPO / "benchmarks" / "records" / "2026-12-01-calibration"
-
 
 def config_with(tmp_path, search: str):
     path = tmp_path / "search.yaml"
@@ -20,16 +19,17 @@ def config_with(tmp_path, search: str):
     return load_config([REPO / "config" / "config.yaml", REPO / "config" / "test.yaml", path])
 
 
-def table(points: dict[str, list[float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"kind": "ep", "point": p, "order": i, "seed": s, "val_acc": acc}
-                         for i, (p, accs) in enumerate(points.items()) for s, acc in enumerate(accs)])
+def table(points: dict[str, list[float]], variant: str = "uniform_0.2") -> pd.DataFrame:
+    return pd.DataFrame([{"kind": "ep", "dataset": "synthetic", "variant": variant, "point": p, "order": i, "seed": s,
+                          "val_acc": acc} for i, (p, accs) in enumerate(points.items()) for s, acc in enumerate(accs)])
 
 
 def test_highest_mean_wins_and_ties_go_to_the_earlier_simpler_point(tmp_path):
     config = config_with(tmp_path, "calibration: {search: {momentum: [0.0, 0.5], beta: [0.5]}}")
     simple, elaborate = search_points(config, "ep")
-    assert select(table({simple: [0.80, 0.90], elaborate: [0.86, 0.86]}), config)["ep"]["point"] == elaborate
-    tie = select(table({simple: [0.85, 0.87], elaborate: [0.86, 0.86]}), config)["ep"]
+    chosen = select(table({simple: [0.80, 0.90], elaborate: [0.86, 0.86]}), config)["protocols"]
+    assert chosen["calibrated"]["point"] == elaborate
+    tie = select(table({simple: [0.85, 0.87], elaborate: [0.86, 0.86]}), config)["protocols"]["calibrated"]
     assert tie["point"] == simple and tie["values"] == {"momentum": 0.0, "beta": 0.5, "lr": [0.2, 0.1]}
     assert tie["mean_val_acc"] == pytest.approx(0.86)
 
@@ -37,17 +37,50 @@ def test_highest_mean_wins_and_ties_go_to_the_earlier_simpler_point(tmp_path):
 def test_a_diverged_run_scores_zero(tmp_path):
     config = config_with(tmp_path, "calibration: {search: {momentum: [0.0, 0.5], beta: [0.5]}}")
     simple, elaborate = search_points(config, "ep")
-    assert select(table({simple: [float("nan"), 0.99], elaborate: [0.5, 0.51]}), config)["ep"]["point"] == elaborate
+    chosen = select(table({simple: [float("nan"), 0.99], elaborate: [0.5, 0.51]}), config)["protocols"]
+    assert chosen["calibrated"]["point"] == elaborate
 
 
 def test_search_runs_train_on_the_fit_split_with_the_point_overriding_training(tmp_path):
     config = config_with(tmp_path, "calibration: {search: {momentum: [0.0], beta: [0.5, 1.0]}}")
     name = list(search_points(config, "ep"))[1]
-    run = calibration_run(config, "ep", name, 2)
+    run = calibration_run(config, "synthetic", "uniform_1.0", name, 2)
     assert run["training"] == {**config["training"], "momentum": 0.0, "beta": 1.0, "lr": [0.2, 0.1]}
-    assert run["seed"] == 2 and run["variant"]["name"] == config["calibration"]["variant"]
+    assert run["seed"] == 2 and run["variant"]["name"] == "uniform_1.0"
     assert "protocol" not in run  # a search point is not a protocol of the study
     assert run["sweep"] == {"name": "calibration", "kind": "ep", "point": name}  # what its table row says
+
+
+def test_each_protocol_is_selected_from_its_reference_variants_search_and_backprop_per_dataset(tmp_path):
+    """calibrated from uniform_0.2's runs, standard_ep from uniform_1.0's (one search, two reference variants);
+    the backprop reference on each dataset from that dataset's runs; every run declared once."""
+    config = config_with(tmp_path, "calibration: {search: {momentum: [0.0, 0.5], beta: [0.5]},\n"
+                                   "  backprop_search: {lr: [[0.05, 0.05], [0.1, 0.1]]}}\n"
+                                   "datasets: [synthetic, mnist]")
+    simple, elaborate = search_points(config, "ep")
+    runs = pd.concat([table({simple: [0.80, 0.82], elaborate: [0.86, 0.86]}),
+                      table({simple: [0.70, 0.72], elaborate: [0.20, float("nan")]}, variant="uniform_1.0")])
+    bp_simple, bp_second = list(search_points(config, "backprop"))[:2]
+    for dataset, best in (("synthetic", bp_simple), ("mnist", bp_second)):
+        runs = pd.concat([runs, pd.DataFrame([
+            {"kind": "backprop", "dataset": dataset, "variant": "backprop", "point": p, "order": i, "seed": 0,
+             "val_acc": 0.9 if p == best else 0.5} for i, p in enumerate(search_points(config, "backprop"))])])
+    chosen = select(runs, config)
+    assert {p: c["point"] for p, c in chosen["protocols"].items()} == {"calibrated": elaborate, "standard_ep": simple}
+    assert chosen["protocols"]["standard_ep"]["variant"] == "uniform_1.0"
+    assert {d: c["point"] for d, c in chosen["backprop"].items()} == {"synthetic": bp_simple, "mnist": bp_second}
+    keys = declared(config)
+    n_ep, n_bp = len(search_points(config, "ep")), len(search_points(config, "backprop"))
+    assert len(keys) == (2 * n_ep + 2 * n_bp) * len(config["calibration"]["seeds"])
+    assert {(d, v) for d, v, _, _ in keys} == {("synthetic", "uniform_0.2"), ("synthetic", "uniform_1.0"),
+                                               ("synthetic", "backprop"), ("mnist", "backprop")}
+
+
+def test_the_backprop_reference_needs_a_setting_for_every_dataset(tmp_path):
+    config = config_with(tmp_path, "datasets: [synthetic, mnist]")
+    del config["backprop"]["mnist"]
+    with pytest.raises(ConfigError, match=r"config key backprop: no setting for dataset\(s\) \['mnist'\]"):
+        check_config(config)
 
 
 def test_the_table_reads_kind_and_point_from_each_run_not_its_folder(tmp_path):
@@ -56,21 +89,23 @@ def test_the_table_reads_kind_and_point_from_each_run_not_its_folder(tmp_path):
     summary = tmp_path / "anywhere" / "summary.json"
     summary.parent.mkdir()
     summary.write_text(json.dumps({"seed": 2, "final_test_acc": 0.8, "diverged": False, "epochs_completed": 1,
-                                   "config": calibration_run(config, "ep", name, 2)}))
+                                   "config": calibration_run(config, "synthetic", "uniform_0.2", name, 2)}))
     pd.DataFrame({"epoch": [1], "classes_never_predicted": [0], "dead_frac_l1": [0.1]}).to_csv(
         summary.parent / "metrics.csv", index=False)
     row = calibration_table(search_runs([summary]), config).iloc[0]
-    assert (row["kind"], row["point"], row["order"], row["beta"], row["val_acc"]) == ("ep", name, 1, 1.0, 0.8)
+    assert (row["kind"], row["dataset"], row["variant"], row["point"], row["order"], row["beta"], row["val_acc"]) == (
+        "ep", "synthetic", "uniform_0.2", name, 1, 1.0, 0.8)
 
 
-@pytest.mark.skipif(not (RECORD / "selection.json").exists(), reason="no calibration record yet")
-def test_shipped_calibrated_protocol_and_backprop_are_the_recorded_selection():
-    config = load_config([REPO / "config" / "config.yaml"])
-    record = json.loads((RECORD / "selection.json").read_text())
-    calibration = config["calibration"]
-    assert (record["rule"], record["dataset"], record["variant"], record["seeds"]) == (
-        calibration["selection"], calibration["dataset"], calibration["variant"], calibration["seeds"])
-    assert set(record["ep"]["means"]) == set(search_points(config, "ep"))  # the shipped search is the one run
-    assert set(record["backprop"]["means"]) == set(search_points(config, "backprop"))
-    assert config["protocols"]["calibrated"] == record["ep"]["values"]
-    assert config["backprop"] == record["backprop"]["values"]
+def test_shipped_searched_protocols_and_backprop_are_what_the_records_select():
+    """Every run of the shipped searches is recorded, and the shipped protocols and backprop settings are the
+    points the declared rule selects from those records."""
+    config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "offline.yaml"])
+    config["records"]["root"] = str(REPO / "benchmarks" / "records")
+    runs = merge(committed(config, "calibration", "runs"), None, KEYS, declared_runs(declared(config)), "calibration")
+    missing = set(declared(config)) - set(map(tuple, runs[KEYS].itertuples(index=False)))
+    assert not missing, f"{len(missing)} declared search runs are not recorded, e.g. {sorted(missing)[:3]}"
+    chosen = select(calibration_table(runs, config), config)
+    for protocol, selected in chosen["protocols"].items():
+        assert config["protocols"][protocol] == selected["values"], protocol
+    assert config["backprop"] == {d: c["values"] for d, c in chosen["backprop"].items()}

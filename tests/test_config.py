@@ -37,9 +37,11 @@ def test_shipped_configs_validate():
     ("protocols: {deep: {lr: [0.1]}}", "protocols.deep.lr"),
     ("calibration: {search: {beta: []}}", "calibration.search"),
     ("calibration: {search: {epochs: [1, 2]}}", "calibration.search.epochs"),
-    ("calibration: {variant: uniform_0.7}", "variants"),
-    ("calibration: {backprop_search: {lr: [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]], momentum: [0, 0.5, 0.9],"
-     " loss: [mse, cross_entropy]}}", "calibration.backprop_search"),
+    ("calibration: {protocols: {calibrated: uniform_0.7}}", "variants"),
+    ("calibration: {protocols: {backprop: uniform_0.2}}", "calibration.protocols.backprop"),
+    ("calibration: {backprop_datasets: [cifar]}", "calibration.backprop_datasets.0"),
+    ("calibration: {backprop_search: {momentum: [0.0, 1.0]}}", "calibration.backprop_search.momentum.1"),
+    ("backprop: {mnist: {loss: mse, momentum: 0.0, lr: [.nan, 0.1]}}", "backprop.mnist.lr.0"),
     ("data: {fashion_mnist: {validation_per_class: 3001}}", "data.fashion_mnist.validation_per_class"),
     ("data: {subset: 600}", "data.fashion_mnist.validation_per_class"),
 ])

@@ -102,6 +102,10 @@ def check_common(config: Mapping) -> None:
         if name == BACKPROP:
             raise ConfigError(f"config key protocols.{BACKPROP}: the name is reserved for the backprop reference")
         protocol_training(config, name, overrides)
+    missing = [d for d in config["datasets"] if config["backprop"] is not None and d not in config["backprop"]]
+    if missing:
+        raise ConfigError(f"config key backprop: no setting for dataset(s) {missing}; the reference is selected per "
+                          f"dataset (snakemake calibrate), or set backprop: null")
     for name in config["run_protocols"]:
         if name not in config["protocols"]:
             raise ConfigError(f"config key run_protocols: protocol {name!r} is not defined under protocols "
@@ -274,7 +278,8 @@ def run_slice(config: Mapping, dataset: str, variant: str, seed: int, protocol: 
 
 def backprop_slice(config: Mapping, dataset: str, seed: int, setting: Mapping | None = None) -> dict:
     """What one backprop reference run depends on: the EP grid's data, network, init seed, epochs and batch, with
-    the loss and optimiser of ``setting`` (default: config key backprop); its protocol is ``backprop``."""
+    the loss and optimiser of ``setting`` (default: the dataset's under config key backprop); its protocol is
+    ``backprop``."""
     training = config["training"]
     shared = {k: training[k] for k in ("epochs", "batch_size", "eval_batch_size", "device", "threads")}
     return canonical({
@@ -282,7 +287,7 @@ def backprop_slice(config: Mapping, dataset: str, seed: int, setting: Mapping | 
         "dataset": {k: v for k, v in data_slice(config, dataset).items() if k != "mirror"},
         "seed": int(seed),
         "model": model_slice(config),
-        "training": shared | {"weight_decay": 0.0} | dict(setting or config["backprop"]),
+        "training": shared | {"weight_decay": 0.0} | dict(setting or config["backprop"][dataset]),
     })
 
 

@@ -1,31 +1,30 @@
-# The calibration search behind the calibrated protocol and the backprop setting (htsep.experiments.calibration):
-# snakemake calibrate. Trains on the calibration dataset's fit split and scores on its validation split.
+# The calibration searches behind the searched protocols and the backprop setting (htsep.experiments.calibration):
+# snakemake calibrate. Each trains on a dataset's fit split and scores on its validation split.
 
-from htsep.config import section_slice  # noqa: E402
+from htsep.config import BACKPROP, dataset_label, section_slice  # noqa: E402
 from htsep.experiments.calibration import plan as calibration_plan  # noqa: E402
 from htsep.experiments.calibration.plan import calibration_run  # noqa: E402
 from htsep.records import committed, declared_runs  # noqa: E402
 from htsep.report.figures import BY_NAME, figure_files  # noqa: E402
 
-CALIBRATION_DATA = f"{DATA}/{config['calibration']['dataset']}"
 CALIBRATION_SLICE = {"calibration": section_slice(config, "calibration")}  # what the table and selection read
 
 
 rule calibrate_run:
-    """One (kind, search point, seed) of the calibration: trained on the fit split, scored on validation."""
+    """One (dataset, variant, search point, seed) of a calibration search: trained on the fit split, scored on
+    validation (variant backprop: the backprop reference)."""
     input:
-        train=f"{CALIBRATION_DATA}/fit.pt",
-        test=f"{CALIBRATION_DATA}/validation.pt",
+        train=f"{DATA}/{{dataset}}/fit.pt",
+        test=f"{DATA}/{{dataset}}/validation.pt",
     output:
-        metrics=f"{CALIBRATION}/{{kind}}/{{point}}/seed{{seed}}/metrics.csv",
-        summary=f"{CALIBRATION}/{{kind}}/{{point}}/seed{{seed}}/summary.json",
-        model=f"{CALIBRATION}/{{kind}}/{{point}}/seed{{seed}}/model.pt",
+        metrics=f"{CALIBRATION}/{{dataset}}/{{variant}}/{{point}}/seed{{seed}}/metrics.csv",
+        summary=f"{CALIBRATION}/{{dataset}}/{{variant}}/{{point}}/seed{{seed}}/summary.json",
+        model=f"{CALIBRATION}/{{dataset}}/{{variant}}/{{point}}/seed{{seed}}/model.pt",
     log:
-        f"results/logs/calibration/{{kind}}/{{point}}/seed{{seed}}.log",
+        f"results/logs/calibration/{{dataset}}/{{variant}}/{{point}}/seed{{seed}}.log",
     benchmark:
-        f"results/benchmarks/calibration/{{kind}}/{{point}}/seed{{seed}}.tsv"
+        f"results/benchmarks/calibration/{{dataset}}/{{variant}}/{{point}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        kind="ep|backprop",
         point="[A-Za-z0-9_.-]+",
     group:
         "train"
@@ -36,8 +35,8 @@ rule calibrate_run:
         **TRAIN_RESOURCES,
     params:
         code=code("calibrate_run.py"),
-        kind=lambda w: w.kind,
-        run=lambda w: calibration_run(config, w.kind, w.point, int(w.seed)),
+        kind=lambda w: "backprop" if w.variant == BACKPROP else "ep",
+        run=lambda w: calibration_run(config, w.dataset, w.variant, w.point, int(w.seed)),
     script:
         "../scripts/calibrate_run.py"
 
@@ -102,6 +101,10 @@ rule calibration_paper:
         code=code("calibration_paper.py"),
         config=CALIBRATION_SLICE,
         caption=BY_NAME["calibration"].caption,
+        labels={
+            name: dataset_label(name, config["data"][name].get("split", "official"))
+            for name in sorted({config["calibration"]["dataset"], *calibration_plan.backprop_datasets(config)})
+        },
     script:
         "../scripts/calibration_paper.py"
 

@@ -1,4 +1,4 @@
-from htsep.experiments.calibration.plan import CALIBRATED, search_points  # noqa: E402
+from htsep.experiments.calibration.plan import declared as calibration_declared  # noqa: E402
 from htsep.fingerprint import script_fingerprint  # noqa: E402
 from htsep.experiments.frontier.plan import stage_members  # noqa: E402
 
@@ -10,15 +10,13 @@ def code(script):
 
 
 def calibration_summaries():
-    """The summary.json of every run of the calibration search this invocation trains (EP and backprop points x
-    seeds; none when config key records.only is set)."""
+    """The summary.json of every run of the calibration searches this invocation trains (none when config key
+    records.only is set)."""
     if config["records"]["only"]:
         return []
     return [
-        f"{CALIBRATION}/{kind}/{point}/seed{seed}/summary.json"
-        for kind in CALIBRATED
-        for point in search_points(config, kind)
-        for seed in config["calibration"]["seeds"]
+        f"{CALIBRATION}/{dataset}/{variant}/{point}/seed{seed}/summary.json"
+        for dataset, variant, point, seed in calibration_declared(config)
     ]
 
 

@@ -1,6 +1,6 @@
 """The paper's calibration appendix (``paper/generated/calibration.tex``), written by the template
 ``templates/calibration.tex.j2`` from the calibration table and selection (``htsep.experiments.calibration.selection``):
-the declared search, the selection rule, every point's mean validation accuracy and the setting it selected."""
+the declared searches, the selection rule, every point's mean validation accuracy and the settings selected."""
 
 from __future__ import annotations
 
@@ -20,38 +20,52 @@ RULES = {"highest_mean_validation_accuracy": "the highest mean final validation 
 
 
 def _value(value) -> str:
+    if isinstance(value, str) and value.startswith("["):
+        value = json.loads(value)
     return ", ".join(f"{v:g}" for v in value) if isinstance(value, list) else tex_escape(f"{value:g}" if isinstance(
         value, float) else value)
 
 
-def point_rows(table: pd.DataFrame, selection: Mapping, kind: str) -> list[dict]:
-    """One row per search point of ``kind``: its values, mean and s.d. of validation accuracy over seeds, runs
-    that diverged and the largest number of never-predicted classes at the end."""
+def search_table(table: pd.DataFrame, columns: Mapping[str, Mapping], keys: list[str]) -> dict:
+    """One search table: a row per point (its values), a column per search (``columns``: header -> the rows of
+    ``table`` it holds and its selected point) with the mean and s.d. of validation accuracy over seeds and the runs
+    that diverged; the selected cell of each column marked."""
+    points = table.sort_values("order").drop_duplicates("point")
     rows = []
-    own = table[table["kind"] == kind]
-    keys = list(selection[kind]["values"])
-    for point, group in own.sort_values("order").groupby("point", sort=False):
-        first = group.iloc[0]
-        rows.append({"values": [_value(json.loads(first[k]) if isinstance(first[k], str) and first[k].startswith("[")
-                                       else first[k]) for k in keys],
-                     "mean": group["val_acc"].fillna(0.0).mean(), "std": group["val_acc"].std(ddof=1),
-                     "n_diverged": int(group["diverged"].sum()),
-                     "never_predicted": group["classes_never_predicted"].max()
-                     if "classes_never_predicted" in group else float("nan"),
-                     "selected": point == selection[kind]["point"]})
-    return rows
+    for _, point in points.iterrows():
+        cells = []
+        for column in columns.values():
+            runs = column["runs"][column["runs"]["point"] == point["point"]]
+            cells.append({"mean": runs["val_acc"].fillna(0.0).mean() if len(runs) else float("nan"),
+                          "std": runs["val_acc"].std(ddof=1), "n_diverged": int(runs["diverged"].sum()),
+                          "selected": point["point"] == column["selected"]})
+        rows.append({"values": [_value(point[k]) for k in keys], "cells": cells})
+    return {"keys": [tex_escape(k) for k in keys], "headers": [tex_escape(h) for h in columns], "rows": rows}
 
 
-def calibration_text(inputs: Mapping[str, str], output: str | Path, config: Mapping, caption: str) -> None:
+def calibration_text(inputs: Mapping[str, str], output: str | Path, config: Mapping, caption: str,
+                     labels: Mapping[str, str]) -> None:
     """Write ``paper/generated/calibration.tex`` from the calibration table and selection (``caption``: the
-    figure's)."""
+    figure's; ``labels``: each dataset's display name)."""
     table = read_table(inputs["table"], "calibration table")
     selection = read_json(inputs["selection"], "calibration selection")
     calibration = config["calibration"]
-    kinds = [{"name": "EP" if kind == "ep" else "backprop", "rows": point_rows(table, selection, kind),
-              "columns": [tex_escape(k) for k in selection[kind]["values"]], "selected": selection[kind]}
-             for kind in ("ep", "backprop") if kind in selection]
+    ep, backprop = table[table["kind"] == "ep"], table[table["kind"] == "backprop"]
+    ep_columns = {f"{protocol} ({chosen['variant']})": {"runs": ep[ep["variant"] == chosen["variant"]],
+                                                        "selected": chosen["point"]}
+                  for protocol, chosen in selection["protocols"].items()}
+    bp_columns = {labels[dataset]: {"runs": backprop[backprop["dataset"] == dataset],
+                                                   "selected": chosen["point"]}
+                  for dataset, chosen in selection["backprop"].items()}
+    searches = [{"name": "EP", "label": "ep", "table": search_table(ep, ep_columns, list(calibration["search"]))}
+                if ep_columns else None,
+                {"name": "backprop", "label": "backprop",
+                 "table": search_table(backprop, bp_columns, list(calibration["backprop_search"]))}
+                if bp_columns else None]
     write_text(output, template(TEMPLATE).render(
-        dataset=tex_escape(selection["dataset"]), variant=tex_escape(selection["variant"]),
-        n_seeds=len(selection["seeds"]), rule=RULES[calibration["selection"]], kinds=kinds,
-        caption=tex_escape(caption)))
+        dataset=tex_escape(labels[calibration["dataset"]]), n_seeds=len(selection["seeds"]),
+        protocols=[{"name": tex_escape(p), "variant": tex_escape(c["variant"]), "point": tex_escape(c["point"])}
+                   for p, c in selection["protocols"].items()],
+        backprop=[{"dataset": tex_escape(labels[d]), "point": tex_escape(c["point"])}
+                  for d, c in selection["backprop"].items()],
+        rule=RULES[calibration["selection"]], searches=[s for s in searches if s], caption=tex_escape(caption)))

@@ -1,5 +1,9 @@
-"""The calibration search: its points and the run each (kind, point, seed) trains, pure functions of the config
-read by the workflow to build its DAG."""
+"""The calibration searches: their points and the run each (dataset, variant, point, seed) trains, pure functions of
+the config read by the workflow to build its DAG.
+
+EP: every protocol in config key calibration.protocols is selected from one search (calibration.search) on
+calibration.dataset, trained with that protocol's reference variant. Backprop: the reference's loss and optimiser
+are searched (calibration.backprop_search) on each dataset of the study, its variant named ``backprop``."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Mapping
 from itertools import product
 
 from ...config import (
+    BACKPROP,
     PROTOCOL_KEYS,
     ConfigError,
     backprop_slice,
@@ -17,52 +22,64 @@ from ...config import (
 )
 from ...paths import CALIBRATION, number
 
+KEYS = ["dataset", "variant", "point", "seed"]  # a run of a search
+SHARD = {"runs": f"{CALIBRATION}/shard.runs.csv"}  # this invocation's search runs
+SEARCH_KEY = {"ep": "search", "backprop": "backprop_search"}  # kind of search -> its config key
+
 
 def check(config: Mapping) -> None:
     """Calibration config errors the schema cannot express, each naming its key."""
     calibration = config["calibration"]
     where = "config key calibration"
-    if calibration["dataset"] not in config["data"]:
-        raise ConfigError(f"{where}.dataset: {calibration['dataset']!r} is not configured under data")
-    check_validation_size(config, calibration["dataset"])  # the split the pipeline carves
-    variant_by_name(config, calibration["variant"])
-    for key, search in (("search", calibration["search"]), ("backprop_search", calibration["backprop_search"])):
+    for dataset in {calibration["dataset"], *backprop_datasets(config)}:
+        if dataset not in config["data"]:
+            raise ConfigError(f"{where}: dataset {dataset!r} is not configured under data")
+        check_validation_size(config, dataset)  # the split the pipeline carves
+    for protocol, variant in calibration["protocols"].items():
+        if protocol == BACKPROP:
+            raise ConfigError(f"{where}.protocols.{BACKPROP}: the name is reserved for the backprop reference")
+        variant_by_name(config, variant)
+    for kind, key in SEARCH_KEY.items():
+        search = calibration[key]
         if not search or any(len(values) == 0 for values in search.values()):
             raise ConfigError(f"{where}.{key}: the search space is empty; give each key at least one value")
-    for key in calibration["search"]:
-        if key not in PROTOCOL_KEYS:
-            raise ConfigError(f"{where}.search.{key}: searchable keys are {', '.join(PROTOCOL_KEYS)}")
-    for point in calibration_points(config):
+        if kind == "ep":
+            for name in search:
+                if name not in PROTOCOL_KEYS:
+                    raise ConfigError(f"{where}.search.{name}: searchable keys are {', '.join(PROTOCOL_KEYS)}")
+    for point in search_points(config, "ep").values():
         protocol_training(config, f"calibration point {point_name(point)}", point)
-    if len(list(product(*calibration["backprop_search"].values()))) > len(calibration_points(config)):
-        raise ConfigError(f"{where}.backprop_search: larger than the EP search ({len(calibration_points(config))} "
-                          f"points); the reference may not be tuned harder than EP")
 
 
-KEYS = ["kind", "point", "seed"]  # a run of the search
-SHARD = {"runs": f"{CALIBRATION}/shard.runs.csv"}  # this invocation's search runs
-CALIBRATED = {"ep": "search", "backprop": "backprop_search"}  # what calibration selects -> its search key
-
-
-def calibration_points(config: Mapping, search_key: str = "search") -> list[dict]:
-    """Every point of a calibration search (the product of its value lists, in declared order)."""
-    search = config["calibration"][search_key]
-    return [dict(zip(search, values, strict=True)) for values in product(*search.values())]
+def backprop_datasets(config: Mapping) -> list[str]:
+    """The datasets the backprop reference is searched on (config key calibration.backprop_datasets, null: all)."""
+    return config["calibration"]["backprop_datasets"] or list(config["datasets"])
 
 
 def search_points(config: Mapping, kind: str) -> dict[str, dict]:
-    """Point name -> values of the search that calibrates ``kind`` ('ep' or 'backprop'), in search order."""
-    return {point_name(p): p for p in calibration_points(config, CALIBRATED[kind])}
+    """Point name -> values of the ``kind`` ('ep' or 'backprop') search, the product of its value lists in declared
+    order."""
+    search = config["calibration"][SEARCH_KEY[kind]]
+    points = (dict(zip(search, values, strict=True)) for values in product(*search.values()))
+    return {point_name(p): p for p in points}
 
 
-def calibration_run(config: Mapping, kind: str, point: str, seed: int) -> dict:
-    """The run one (kind, search point, seed) of the calibration trains, tagged with its kind and point."""
-    calibration, values = config["calibration"], search_points(config, kind)[point]
+def searches(config: Mapping) -> list[tuple[str, str, str]]:
+    """Every (kind, dataset, variant) searched: one EP search per reference variant of the protocols it selects,
+    one backprop search per dataset."""
+    ep = dict.fromkeys(config["calibration"]["protocols"].values())  # protocols may share a reference
+    return ([("ep", config["calibration"]["dataset"], v) for v in ep]
+            + [("backprop", d, BACKPROP) for d in backprop_datasets(config)])
+
+
+def calibration_run(config: Mapping, dataset: str, variant: str, point: str, seed: int) -> dict:
+    """The run one (dataset, variant, search point, seed) trains, tagged with its kind and point."""
+    kind = "backprop" if variant == BACKPROP else "ep"
+    values = search_points(config, kind)[point]
     if kind == "backprop":
-        run = backprop_slice(config, calibration["dataset"], seed, values)
+        run = backprop_slice(config, dataset, seed, values)
     else:
-        run = run_slice(config, calibration["dataset"], calibration["variant"], seed,
-                        training={**config["training"], **values})
+        run = run_slice(config, dataset, variant, seed, training={**config["training"], **values})
     return run | {"sweep": {"name": "calibration", "kind": kind, "point": point}}
 
 
@@ -76,6 +93,7 @@ def point_name(point: Mapping) -> str:
 
 
 def declared(config: Mapping) -> dict[tuple, dict]:
-    """Key (kind, point, seed) -> run config of every run of the declared search."""
-    return {(kind, point, int(seed)): calibration_run(config, kind, point, seed)
-            for kind in CALIBRATED for point in search_points(config, kind) for seed in config["calibration"]["seeds"]}
+    """Key (dataset, variant, point, seed) -> run config of every run of the declared searches."""
+    return {(dataset, variant, point, int(seed)): calibration_run(config, dataset, variant, point, seed)
+            for kind, dataset, variant in searches(config) for point in search_points(config, kind)
+            for seed in config["calibration"]["seeds"]}

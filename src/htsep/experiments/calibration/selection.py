@@ -1,11 +1,11 @@
-"""The calibration behind the ``calibrated`` protocol and the backprop setting, on validation data only.
+"""The calibration behind the searched protocols and the backprop setting, on validation data only.
 
-Every point of the declared search (config key calibration.search, and backprop_search for the reference) trains
-the reference uniform variant on the calibration dataset's training set minus its validation split, for the
-study's full epochs, with several seeds, and is scored on its final validation accuracy (0 for a run that
-diverged). The selection rule is
-fixed in config before the search runs (``highest_mean_validation_accuracy``: the highest mean over seeds; ties
-within 1e-9 go to the earlier, simpler point of the search order). The test set takes no part.
+Every point of the declared EP search (config key calibration.search) trains each searched protocol's reference
+variant (calibration.protocols) on the calibration dataset's training set minus its validation split; every point of
+the backprop search trains the reference on each dataset's; all for the study's full epochs, with several seeds,
+scored on the final validation accuracy (0 for a run that diverged). The selection rule is fixed in config before
+the search runs (``highest_mean_validation_accuracy``: the highest mean over seeds; ties within 1e-9 go to the
+earlier, simpler point of the search order). The test set takes no part.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...config import BACKPROP
 from ...files import read_run, write_json, write_table
 from ...records import RecordError, config_json, merge, read_shard, write_provenance
-from .plan import CALIBRATED, KEYS, search_points
+from .plan import KEYS, search_points
 
 TIE = 1e-9
 
@@ -30,44 +31,58 @@ def end_measures(metrics: pd.DataFrame) -> dict:
 
 
 def search_runs(summary_paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per search run (a shard): kind, point, seed, final validation accuracy, end-of-training dead-unit
-    measures (the runs' "test" split is the validation split), and its run config, code and kernel."""
+    """One row per search run (a shard): dataset, variant (``backprop`` for the reference), point, seed, kind, final
+    validation accuracy, end-of-training dead-unit measures (the runs' "test" split is the validation split), and
+    its run config, code and kernel."""
     rows = []
     for path in map(Path, summary_paths):
         summary, metrics = read_run(path)
-        rows.append({**{key: summary["config"]["sweep"][key] for key in ("kind", "point")}, "seed": summary["seed"],
+        run = summary["config"]
+        rows.append({"dataset": run["dataset"]["name"], "variant": run.get("variant", {}).get("name", BACKPROP),
+                     "point": run["sweep"]["point"], "seed": summary["seed"], "kind": run["sweep"]["kind"],
                      "val_acc": summary["final_test_acc"], "diverged": summary["diverged"], **end_measures(metrics),
-                     "config": config_json(summary["config"]), "code_fingerprint": summary.get("code_fingerprint"),
+                     "config": config_json(run), "code_fingerprint": summary.get("code_fingerprint"),
                      "relaxation_kernel": summary.get("relaxation_kernel")})
-    return pd.DataFrame(rows, columns=None if rows else [*KEYS, "val_acc", "diverged", "config", "code_fingerprint",
-                                                         "relaxation_kernel"])
+    return pd.DataFrame(rows, columns=None if rows else [*KEYS, "kind", "val_acc", "diverged", "config",
+                                                         "code_fingerprint", "relaxation_kernel"])
 
 
 def calibration_table(runs: pd.DataFrame, config: Mapping) -> pd.DataFrame:
     """The search table: each run's point values and its place in the declared search order."""
-    order = {kind: search_points(config, kind) for kind in CALIBRATED}
     values = pd.DataFrame([{"kind": kind, "point": point, "order": i,
                             **{k: json.dumps(v) if isinstance(v, list) else v for k, v in point_values.items()}}
-                           for kind in CALIBRATED for i, (point, point_values) in enumerate(order[kind].items())])
+                           for kind in ("ep", "backprop")
+                           for i, (point, point_values) in enumerate(search_points(config, kind).items())])
     table = runs.drop(columns=["record"], errors="ignore").merge(values, on=["kind", "point"])
-    first = ["kind", "point", "order", "seed", *[c for c in values.columns if c not in ("kind", "point", "order")]]
+    first = ["kind", "dataset", "variant", "point", "order", "seed",
+             *[c for c in values.columns if c not in ("kind", "point", "order")]]
     return table[first + [c for c in table.columns if c not in first]].sort_values(
-        ["kind", "order", "seed"], ignore_index=True)
+        ["kind", "dataset", "variant", "order", "seed"], ignore_index=True)
+
+
+def _winner(group: pd.DataFrame, points: Mapping[str, dict]) -> dict:
+    """The point of one search the declared rule selects, with the per-point means it was chosen from."""
+    scores = group.assign(val_acc=group["val_acc"].fillna(0.0))  # a diverged run scores 0
+    means = scores.groupby(["order", "point"])["val_acc"].mean().reset_index()
+    winner = means[means["val_acc"] >= means["val_acc"].max() - TIE].sort_values("order").iloc[0]
+    return {"point": winner["point"], "values": points[winner["point"]], "mean_val_acc": float(winner["val_acc"]),
+            "means": dict(zip(means["point"], means["val_acc"].astype(float), strict=True))}
 
 
 def select(table: pd.DataFrame, config: Mapping) -> dict:
-    """The selected point of each kind by the declared rule, with the per-point means it was chosen from."""
-    rule = config["calibration"]["selection"]
-    chosen = {"rule": rule, "dataset": config["calibration"]["dataset"], "variant": config["calibration"]["variant"],
-              "seeds": config["calibration"]["seeds"]}
-    for kind, group in table.groupby("kind"):
-        scores = group.assign(val_acc=group["val_acc"].fillna(0.0))  # a diverged run scores 0
-        means = scores.groupby(["order", "point"])["val_acc"].mean().reset_index()
-        best = means["val_acc"].max()
-        winner = means[means["val_acc"] >= best - TIE].sort_values("order").iloc[0]
-        chosen[kind] = {"point": winner["point"], "values": search_points(config, kind)[winner["point"]],
-                        "mean_val_acc": float(winner["val_acc"]),
-                        "means": dict(zip(means["point"], means["val_acc"].astype(float), strict=True))}
+    """The selection of every searched protocol (from its reference variant's search on the calibration dataset)
+    and of the backprop reference on every searched dataset, by the declared rule."""
+    calibration = config["calibration"]
+    chosen = {"rule": calibration["selection"], "seeds": calibration["seeds"], "protocols": {}, "backprop": {}}
+    ep = table[(table["kind"] == "ep") & (table["dataset"] == calibration["dataset"])]
+    for protocol, variant in calibration["protocols"].items():
+        group = ep[ep["variant"] == variant]
+        if len(group):
+            chosen["protocols"][protocol] = {"dataset": calibration["dataset"], "variant": variant,
+                                             **_winner(group, search_points(config, "ep"))}
+    for dataset, group in table[table["kind"] == "backprop"].groupby("dataset"):
+        chosen["backprop"][dataset] = {"dataset": dataset, "variant": BACKPROP,
+                                       **_winner(group, search_points(config, "backprop"))}
     return chosen
 
 
