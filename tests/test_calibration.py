@@ -13,6 +13,7 @@ from htsep.study import check_config, load_config
 
 from .conftest import REPO
 
+
 def config_with(tmp_path, search: str):
     path = tmp_path / "search.yaml"
     path.write_text(search)

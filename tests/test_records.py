@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from htsep.records import RecordError, merge, read_shard, run_digest, save
+from htsep.records import RecordError, merge, read_shard, run_digest, save, to_train
 from htsep.study import load_config, local_shards
 
 from .conftest import REPO, copy_workflow, snakemake
@@ -49,7 +49,7 @@ def test_records_alone_rebuild_the_paper_page_by_page(test_study, tmp_path):
     assert (root / "2026-01-01-frontier/shards/test-synthetic-lr-seeds0-2.runs.csv").exists()
     (tmp_path / "rebuild").mkdir()
     workdir = copy_workflow(tmp_path / "rebuild")
-    (workdir / "records.yaml").write_text(f"records: {{root: {root}, only: true}}\n")
+    (workdir / "records.yaml").write_text(f"records: {{root: {root}, train: none}}\n")
     out = snakemake(workdir, "--configfile", "config/test.yaml", "records.yaml")
     ran = set(re.findall(r"^\s*(?:local)?rule (\w+):", out.stdout, flags=re.MULTILINE))
     assert not {rule for rule in ran if rule.startswith(("train", "prepare", "calibrate_run", "mech_spectral",
@@ -109,3 +109,23 @@ def test_records_add_up_and_the_last_read_wins(tmp_path):
         tmp_path / "root/2026-01-01-calibration/shards/once.runs.csv"]
     with pytest.raises(RecordError, match="exist"):
         save({"calibration": [shard]}, "once", tmp_path / "root", "2026-01-01")
+
+
+def test_a_campaign_trains_what_the_records_lack(tmp_path):
+    """records.train missing: the declared runs no committed record holds with the declared run config (a record of
+    another config does not count); all and none as named."""
+    keys = ["dataset", "seed"]
+    declared = {("d", s): {"training": {"lr": [0.1]}, "seed": s} for s in (0, 1, 2, 3)}
+    row = {"dataset": "d", "code_fingerprint": "c", "relaxation_kernel": "k"}
+    folder = tmp_path / "2026-01-01-grid" / "shards"
+    folder.mkdir(parents=True)
+    pd.DataFrame([{**row, "seed": 0, "config": json.dumps(declared[("d", 0)])},
+                  {**row, "seed": 2, "config": json.dumps(declared[("d", 2)])},
+                  {**row, "seed": 3, "config": json.dumps({"training": {"lr": [0.5]}, "seed": 3})}]
+                 ).to_csv(folder / "a.runs.csv", index=False)
+    config = {"records": {"root": str(tmp_path), "train": "missing"}}
+    assert to_train(config, "grid", "runs", keys, declared) == [("d", 1), ("d", 3)]
+    assert to_train(config | {"records": {"root": str(tmp_path), "train": "all"}}, "grid", "runs", keys,
+                    declared) == list(declared)
+    assert to_train(config | {"records": {"root": str(tmp_path), "train": "none"}}, "grid", "runs", keys,
+                    declared) == []

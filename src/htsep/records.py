@@ -122,6 +122,19 @@ def declared_runs(declared: Mapping[tuple, Mapping]) -> list[list]:
     return [[list(key), run_digest(run)] for key, run in declared.items()]
 
 
+def to_train(config: Mapping, experiment: str, table: str, keys: Sequence[str], declared: Mapping[tuple, Mapping]
+             ) -> list[tuple]:
+    """The keys of the declared runs this invocation trains, by config key records.train: ``all``, ``none`` (a
+    records-only build), or ``missing``: those no committed record of ``experiment`` holds with the declared run
+    config (so a campaign adds to the records instead of repeating them)."""
+    mode = config["records"]["train"]
+    if mode != "missing":
+        return list(declared) if mode == "all" else []
+    recorded = merge(committed(config, experiment, table), None, keys, declared_runs(declared), experiment)
+    have = set(recorded[list(keys)].itertuples(index=False, name=None))
+    return [key for key in declared if key not in have]
+
+
 def declared_only(frame: pd.DataFrame, declared: Sequence[Sequence], keys: Sequence[str],
                   experiment: str) -> pd.DataFrame:
     """The rows whose key the current config declares (``declared``: see declared_runs), with the run config it

@@ -1,4 +1,6 @@
+from htsep.experiments.calibration.plan import KEYS as calibration_keys  # noqa: E402
 from htsep.experiments.calibration.plan import declared as calibration_declared  # noqa: E402
+from htsep.records import to_train  # noqa: E402
 from htsep.fingerprint import script_fingerprint  # noqa: E402
 from htsep.experiments.frontier.plan import stage_members  # noqa: E402
 
@@ -10,13 +12,12 @@ def code(script):
 
 
 def calibration_summaries():
-    """The summary.json of every run of the calibration searches this invocation trains (none when config key
-    records.only is set)."""
-    if config["records"]["only"]:
-        return []
+    """The summary.json of every run of the calibration searches this invocation trains (config key
+    records.train)."""
+    keys = to_train(config, "calibration", "runs", calibration_keys, calibration_declared(config))
     return [
         f"{CALIBRATION}/{dataset}/{variant}/{point}/seed{seed}/summary.json"
-        for dataset, variant, point, seed in calibration_declared(config)
+        for dataset, variant, point, seed in keys
     ]
 
 
@@ -42,5 +43,5 @@ def reference_tables(protocol):
 
 
 def spectral_shard():
-    """This invocation's spectral shard (none when config key records.only is set: no grid run is trained)."""
-    return {} if config["records"]["only"] else dict(rules.mech_spectral.output)
+    """This invocation's spectral shard (none in a records-only build, config key records.train none)."""
+    return {} if config["records"]["train"] == "none" else dict(rules.mech_spectral.output)

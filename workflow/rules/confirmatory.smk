@@ -32,7 +32,7 @@ rule confirmatory_tests:
     """The primary tests from the committed confirmatory shards and this invocation's, each declared run once."""
     input:
         records=committed(config, "confirmatory", "runs"),
-        shard=[] if config["records"]["only"] else rules.confirmatory_shard.output,
+        shard=[] if config["records"]["train"] == "none" else rules.confirmatory_shard.output,
     output:
         runs=f"{CONFIRMATORY}/runs.csv",
         tests=report(f"{CONFIRMATORY}/primary.csv", category="Confirmatory", caption="../report/confirmatory.rst"),

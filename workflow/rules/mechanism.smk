@@ -12,7 +12,7 @@ from htsep.paths import number
 MECH = config["mechanism"]
 MECH_ANALYSIS = section_slice(config, "analysis", ("collapse_drop", "alpha", "reference", "mean_matched"))
 SPECTRAL_RUNS = spectral_runs(config)
-LANDSCAPE_PLAN = {} if config["records"]["only"] else landscape_plan(config)  # what this invocation trains
+LANDSCAPE_PLAN = {} if config["records"]["train"] == "none" else landscape_plan(config)  # what this invocation trains
 
 
 rule mech_spectral:
@@ -125,7 +125,7 @@ rule mech_landscape:
     spread with break rates."""
     input:
         records=committed(config, "mechanism", "landscape"),
-        shard=[] if config["records"]["only"] else rules.mech_landscape_shard.output,
+        shard=[] if config["records"]["train"] == "none" else rules.mech_landscape_shard.output,
     output:
         provenance=f"{MECHANISM}/landscape_provenance.csv",
         runs=f"{MECHANISM}/landscape_runs.parquet",

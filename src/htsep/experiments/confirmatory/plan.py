@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from ...config import ConfigError, run_slice
 from ...paths import CONFIRMATORY, RUNS
+from ...records import to_train
 
 KEYS = ["protocol", "dataset", "variant", "seed"]  # a confirmatory run
 SHARD = {"runs": f"{CONFIRMATORY}/shard.runs.csv"}  # this invocation's confirmatory runs
@@ -44,8 +45,6 @@ def declared(config: Mapping, protocol: str) -> dict[tuple, dict]:
 
 
 def trained_here(config: Mapping) -> list[str]:
-    """The run folders this invocation trains (none when config key records.only is set)."""
-    if config["records"]["only"]:
-        return []
-    return [RUNS.format(protocol=p, dataset=d, variant=v, seed=s)
-            for p in config["run_protocols"] for (_, d, v, s) in declared(config, p)]
+    """The run folders this invocation trains (config key records.train)."""
+    return [RUNS.format(protocol=p, dataset=d, variant=v, seed=s) for p in config["run_protocols"]
+            for (_, d, v, s) in to_train(config, "confirmatory", "runs", KEYS, declared(config, p))]

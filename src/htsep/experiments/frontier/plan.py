@@ -91,7 +91,7 @@ def axis_levels(spec: Mapping, axis: str, dataset: str) -> list[float]:
 def shard_spec(config: Mapping) -> dict:
     """What this invocation trains: config key ``frontier_shard`` with its nulls filled in (every dataset, every
     axis in run_axes, every level, seeds [0, frontier.seeds); an empty list of datasets or axes, or config key
-    records.only, trains nothing, so the analysis reads the committed shards only) and its numbers as numbers
+    records.train none, trains nothing, so the analysis reads the committed shards only) and its numbers as numbers
     (``snakemake --config`` passes nested values as strings)."""
     spec, shard = config["frontier"], dict(config.get("frontier_shard") or {})
     unknown = sorted(set(shard) - set(SHARD_KEYS))
@@ -99,7 +99,7 @@ def shard_spec(config: Mapping) -> dict:
         raise ConfigError(f"config key frontier_shard: unknown keys {unknown} (known: {', '.join(SHARD_KEYS)})")
     levels = shard.get("levels")
     datasets = list(spec["datasets"]) if shard.get("datasets") is None else list(shard["datasets"])
-    return {"datasets": [] if config["records"]["only"] else datasets,
+    return {"datasets": [] if config["records"]["train"] == "none" else datasets,
             "axes": list(spec["run_axes"]) if shard.get("axes") is None else list(shard["axes"]),
             "levels": [float(level) for level in levels] if levels else None,
             "seeds": [int(seed) for seed in shard.get("seeds") or [0, spec["seeds"]]]}

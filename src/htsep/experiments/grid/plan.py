@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from ...config import BACKPROP, backprop_slice, run_slice
 from ...paths import BACKPROP_RUNS, TABLES
 from ...paths import run_folder as ep_run_folder
+from ...records import to_train
 
 KEYS = ["protocol", "dataset", "variant", "seed"]  # a run of the grid
 
@@ -40,5 +41,5 @@ def shard_tables(protocol: str) -> dict[str, str]:
 
 
 def trained_here(config: Mapping, protocol: str) -> list[str]:
-    """The run folders this invocation trains for ``protocol`` (none when config key records.only is set)."""
-    return [] if config["records"]["only"] else [run_folder(key) for key in declared(config, protocol)]
+    """The run folders this invocation trains for ``protocol`` (config key records.train)."""
+    return [run_folder(key) for key in to_train(config, "grid", "runs", KEYS, declared(config, protocol))]
