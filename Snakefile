@@ -29,6 +29,7 @@ from htsep.paths import (
     BACKPROP_RUNS,
     CALIBRATION,
     CONFIRMATORY,
+    FACTORIAL,
     FRONTIER,
     GENERATED_DIR,
     LANDSCAPE,
@@ -62,6 +63,7 @@ include: "workflow/rules/paper.smk"
 include: "workflow/rules/mechanism.smk"
 include: "workflow/rules/frontier.smk"
 include: "workflow/rules/confirmatory.smk"
+include: "workflow/rules/factorial.smk"
 
 
 # Light rules run where snakemake runs, not as cluster jobs (only training goes to SLURM); so do the figure rules
@@ -78,6 +80,7 @@ localrules:
     frontier_analysis,
     frontier_paper,
     confirmatory_tests,
+    factorial_analysis,
     calibration_paper,
     mechanism_paper,
     mechanism,

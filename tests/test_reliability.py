@@ -14,10 +14,10 @@ from htsep.config import ConfigError
 from htsep.data.splits import load_split
 from htsep.ep import fused
 from htsep.experiments.frontier.paper import frontier_text
-from htsep.experiments.grid.tables import run_tables
 from htsep.experiments.mechanism.spectra import spectral_experiment
 from htsep.files import DamagedFileError, read_torch, write_json, write_torch
 from htsep.report.tex import tex_text
+from htsep.run_tables import run_tables
 from htsep.study import load_config
 from htsep.training import checkpoints
 from htsep.training import runs as train

@@ -51,11 +51,9 @@ def max_drop(test_acc: Sequence[float]) -> float:
     return float(max(drops.max(), 0.0)) if len(drops) else math.nan
 
 
-def _pooled_dt(summary: Mapping) -> tuple[float, float]:
-    """Mean and s.d. of dt over all free neurons, from the per-layer stats in a run summary."""
-    sizes = np.asarray(summary["config"]["model"]["sizes"][1:], dtype=float)
-    means = np.array([s["mean"] for s in summary["dt_stats"]])
-    stds = np.array([s["std"] for s in summary["dt_stats"]])
+def pooled_dt(sizes: Sequence[int], means: Sequence[float], stds: Sequence[float]) -> tuple[float, float]:
+    """Mean and s.d. of dt over all free neurons from each layer's size, dt mean and dt s.d."""
+    sizes, means, stds = (np.asarray(x, dtype=float) for x in (sizes, means, stds))
     mean = float((sizes * means).sum() / sizes.sum())
     second = float((sizes * (stds**2 + means**2)).sum() / sizes.sum())
     return mean, math.sqrt(max(second - mean**2, 0.0))
@@ -104,7 +102,8 @@ def run_outcomes(summary_paths: Sequence[str | Path], failure: Mapping) -> pd.Da
         finite = metrics[~metrics["diverged"].astype(bool)]
         acc = finite["test_acc"].to_numpy(float)
         final = summary["final_test_acc"]
-        dt_mean, dt_std = _pooled_dt(summary)
+        dt_mean, dt_std = pooled_dt(summary["config"]["model"]["sizes"][1:], [s["mean"] for s in summary["dt_stats"]],
+                                    [s["std"] for s in summary["dt_stats"]])
         last = finite.iloc[-1] if len(finite) else None
         onset = onsets(metrics, summary, failure)
         held = [c for c in failure["criteria"] if np.isfinite(onset[c])]

@@ -11,6 +11,7 @@ MECHANISM = "results/mechanism"
 LANDSCAPE = f"{MECHANISM}/landscape"
 FRONTIER = "results/frontier"
 CONFIRMATORY = "results/confirmatory"
+FACTORIAL = "results/factorial"
 FIGURE_DIR = "figures"
 GENERATED_DIR = "paper/generated"  # the paper's generated LaTeX
 

@@ -49,9 +49,12 @@ def shard_id(path: str | Path) -> str:
     return re.sub(r"\.[A-Za-z_]+\.csv$", "", str(path))
 
 
-def committed(config: Mapping, experiment: str, table: str) -> list[str]:
-    """The committed shard tables ``table`` of ``experiment`` under config key records.root, in path order."""
-    return sorted(glob.glob(f"{config['records']['root']}/*-{experiment}/shards/*.{table}.csv"))
+def committed(config: Mapping, experiment: str | Sequence[str], table: str) -> list[str]:
+    """The committed shard tables ``table`` of ``experiment`` (or of several) under config key records.root, in path
+    order."""
+    experiments = [experiment] if isinstance(experiment, str) else list(experiment)
+    return sorted(path for name in experiments
+                  for path in glob.glob(f"{config['records']['root']}/*-{name}/shards/*.{table}.csv"))
 
 
 def read_shard(path: str | Path, keys: Sequence[str], record_columns: bool = True, local: bool = False
@@ -122,15 +125,16 @@ def declared_runs(declared: Mapping[tuple, Mapping]) -> list[list]:
     return [[list(key), run_digest(run)] for key, run in declared.items()]
 
 
-def to_train(config: Mapping, experiment: str, table: str, keys: Sequence[str], declared: Mapping[tuple, Mapping]
-             ) -> list[tuple]:
+def to_train(config: Mapping, experiment: str | Sequence[str], table: str, keys: Sequence[str],
+             declared: Mapping[tuple, Mapping]) -> list[tuple]:
     """The keys of the declared runs this invocation trains, by config key records.train: ``all``, ``none`` (a
-    records-only build), or ``missing``: those no committed record of ``experiment`` holds with the declared run
-    config (so a campaign adds to the records instead of repeating them)."""
+    records-only build), or ``missing``: those no committed record of ``experiment`` (or of several) holds with the
+    declared run config (so a campaign adds to the records instead of repeating them)."""
     mode = config["records"]["train"]
     if mode != "missing":
         return list(declared) if mode == "all" else []
-    recorded = merge(committed(config, experiment, table), None, keys, declared_runs(declared), experiment)
+    name = experiment if isinstance(experiment, str) else "+".join(experiment)
+    recorded = merge(committed(config, experiment, table), None, keys, declared_runs(declared), name)
     have = set(recorded[list(keys)].itertuples(index=False, name=None))
     return [key for key in declared if key not in have]
 
@@ -138,7 +142,8 @@ def to_train(config: Mapping, experiment: str, table: str, keys: Sequence[str], 
 def declared_only(frame: pd.DataFrame, declared: Sequence[Sequence], keys: Sequence[str],
                   experiment: str) -> pd.DataFrame:
     """The rows whose key the current config declares (``declared``: see declared_runs), with the run config it
-    declares for that key; the others are left out with one warning per record naming it, how many rows and why."""
+    declares for that key; the others are left out with one warning per record naming it, how many rows and why
+    (silently for undeclared runs of another experiment's record, read for the runs the experiments share)."""
     wanted = {tuple(key): digest for key, digest in declared}
     keep, dropped = [], {}
     for i, row in enumerate(frame[[*keys, "config", "record"]].itertuples(index=False, name=None)):
@@ -147,7 +152,7 @@ def declared_only(frame: pd.DataFrame, declared: Sequence[Sequence], keys: Seque
             None if run_digest(config) == wanted[key] else "another run config than the config declares"
         if reason is None:
             keep.append(i)
-        else:
+        elif key in wanted or record == THIS_RUN or f"-{experiment}/shards/" in record:
             dropped.setdefault((record, reason), []).append(key)
     for (record, reason), runs in dropped.items():
         log.warning("%s record %s: %d run(s) left out, %s (e.g. %s)", experiment, record, len(runs), reason,

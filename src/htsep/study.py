@@ -9,11 +9,12 @@ from pathlib import Path
 from .config import SCHEMA_PATH, check_common, read_config
 from .experiments.calibration import plan as calibration
 from .experiments.confirmatory import plan as confirmatory
+from .experiments.factorial import plan as factorial
 from .experiments.frontier import plan as frontier
 from .experiments.grid import plan as grid
 from .experiments.mechanism import plan as mechanism
 
-PLANS = (calibration, mechanism, frontier, confirmatory)  # every experiment whose config section has checks
+PLANS = (calibration, mechanism, frontier, confirmatory, factorial)  # every experiment whose config section has checks
 
 
 def check_config(config: Mapping) -> None:
@@ -36,4 +37,5 @@ def local_shards(config: Mapping) -> dict[str, list[str]]:
             "calibration": list(calibration.SHARD.values()),
             "mechanism": [*mechanism.SPECTRAL_SHARD.values(), *mechanism.LANDSCAPE_SHARD.values()],
             "frontier": list(frontier.shard_tables(config)),
-            "confirmatory": list(confirmatory.SHARD.values())}
+            "confirmatory": list(confirmatory.SHARD.values()),
+            "factorial": list(factorial.SHARD.values())}

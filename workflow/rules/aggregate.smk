@@ -19,9 +19,9 @@ rule grid_shard:
     conda:
         "../../environment.yml"
     params:
-        code=code("grid_shard.py"),
+        code=code("run_shard.py"),
     script:
-        "../scripts/grid_shard.py"
+        "../scripts/run_shard.py"
 
 
 rule aggregate:

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from ...config import ConfigError, run_slice
 from ...paths import CONFIRMATORY, RUNS
 from ...records import to_train
+from ...run_tables import RUN_KEYS
 
-KEYS = ["protocol", "dataset", "variant", "seed"]  # a confirmatory run
+KEYS = RUN_KEYS  # a confirmatory run
 SHARD = {"runs": f"{CONFIRMATORY}/shard.runs.csv"}  # this invocation's confirmatory runs
 
 

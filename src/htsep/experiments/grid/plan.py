@@ -10,8 +10,9 @@ from ...config import BACKPROP, backprop_slice, run_slice
 from ...paths import BACKPROP_RUNS, TABLES
 from ...paths import run_folder as ep_run_folder
 from ...records import to_train
+from ...run_tables import RUN_KEYS
 
-KEYS = ["protocol", "dataset", "variant", "seed"]  # a run of the grid
+KEYS = RUN_KEYS  # a run of the grid
 
 
 def protocols(config: Mapping) -> list[str]:

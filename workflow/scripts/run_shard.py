@@ -1,4 +1,4 @@
-from htsep.experiments.grid.tables import write_shard
 from htsep.rules import run_rule
+from htsep.run_tables import write_shard
 
 run_rule(snakemake, lambda: write_shard(snakemake.input.summaries, snakemake.output))
