@@ -1,7 +1,8 @@
 from htsep.experiments.factorial.analysis import write_factorial
 from htsep.rules import run_rule
 
+shards = {name: snakemake.input[f"shard_{name}"]
+          for name in ("runs", "epochs") if f"shard_{name}" in snakemake.input.keys()}
 run_rule(snakemake, lambda: write_factorial(
     {"runs": snakemake.input.records_runs, "epochs": snakemake.input.records_epochs},
-    {name: snakemake.input[f"shard_{name}"] for name in ("runs", "epochs") if f"shard_{name}" in snakemake.input.keys()},
-    snakemake.output, dict(snakemake.params.items())))
+    shards, snakemake.output, dict(snakemake.params.items())))
