@@ -38,7 +38,7 @@ from htsep.paths import (
     TABLES,
 )  # noqa: E402
 from htsep.experiments.grid.plan import protocols as grid_protocols  # noqa: E402
-from htsep.study import check_config  # noqa: E402
+from htsep.study import check_config, stacked_members  # noqa: E402
 
 check_config(config)
 
@@ -81,6 +81,7 @@ localrules:
     frontier_paper,
     confirmatory_tests,
     factorial_analysis,
+    factorial_paper,
     calibration_paper,
     mechanism_paper,
     mechanism,

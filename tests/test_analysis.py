@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from htsep.experiments.grid import paper, stats
+from htsep.experiments.grid import paired_effects, paper, stats
 from htsep.outcomes import accuracy_drops, is_collapse
 from htsep.report import style, tex
 from htsep.report.figures import paper_figures
 
 ANALYSIS = {"collapse_drop": 0.05, "bootstrap": 2000, "alpha": 0.05, "reference": "uniform_0.2",
-            "mean_matched": "uniform_0.3"}
+            "mean_matched": "uniform_0.3", "simulations": 100}
 
 
 def make_tables(curves: dict, diverged_at: dict | None = None, dead: dict | None = None, protocol: str = "lab"):
@@ -203,6 +203,7 @@ def _study(table_edit=None):
     runs = runs.assign(device="cpu", dataset_label="MNIST")
     epochs = epochs.assign(dataset_label="MNIST")
     table, summary, gaps = stats.analyze(runs, epochs, ANALYSIS)
+    effects = paired_effects.paired_effects(stats.run_measures(runs, epochs, 0.05), ANALYSIS)
     if table_edit:
         table = table_edit(table)
     variants = [{"name": "uniform_0.2", "dt": {"distribution": "constant", "value": 0.2}},
@@ -211,41 +212,26 @@ def _study(table_edit=None):
                        "dt": [0.2] * 3 + [0.25, 0.3, 0.35]})
     setup = {"datasets": ["mnist"], "data": {"mnist": {"split": "official"}}, "variants": variants,
              "protocols": {"lab": {}}, "run_protocols": ["lab"], "figures": paper_figures(["lab"]),
-             "seeds": [0, 1, 2, 3, 4],
+             "results_figures": paper_figures(["lab"], "results"), "seeds": [0, 1, 2, 3, 4],
              "model": {"hidden": [256]}, "training": {"epochs": 1, "batch_size": 64, "lr": [0.4, 0.02], "momentum": 0.9,
                                                        "weight_decay": 0.0, "beta": 0.1, "free_steps": 60,
                                                        "nudged_steps": 12}}
-    return paper.Study("lab", runs, summary, table.fillna({"note": ""}), gaps, dt, setup, ANALYSIS)
+    return paper.Study("lab", runs, summary, table.fillna({"note": ""}), gaps, effects, dt, setup, ANALYSIS)
 
 
-def variance_sentence(study, dataset, variant, baseline):
-    """The variance sentence of the results template for one comparison."""
-    results = tex.template(paper.TEMPLATES / "results.tex.j2").make_module(
-        {"datasets": [], "protocol": {"label": "lab", "overrides": []}})
-    return str(results.variance_sentence(paper.comparison(study, dataset, variant, baseline)))
-
-
-def test_paper_sentences_follow_the_stats_table():
+def test_the_appendix_table_of_unpaired_tests_follows_the_stats_table():
     def set_p(value):
         def edit(table):
             bf = table["test"] == "brown_forsythe"
             return table.assign(p_holm=np.where(bf, value, table["p_holm"]))
         return edit
 
-    lower = variance_sentence(_study(set_p(0.01)), "mnist", "hts_normal", "uniform_0.2")
-    assert "significantly lower across-seed variance" in lower and r"$p=0.010$" in lower
-    same = variance_sentence(_study(set_p(0.2)), "mnist", "hts_normal", "uniform_0.2")
-    assert "statistically indistinguishable" in same and "significantly" not in same
-    def wider(table):
-        return set_p(0.01)(table).assign(effect_size=np.where(table["test"] == "brown_forsythe", 2.0,
-                                                              table["effect_size"]))
-    higher = variance_sentence(_study(wider), "mnist", "hts_normal", "uniform_0.2")
-    assert "significantly higher across-seed variance" in higher
     generated = paper.generate([_study(set_p(0.01))])
     assert set(generated) == set(paper.GENERATED)
-    assert "significantly lower in 1" in generated["abstract"]
+    assert r"& \textbf{0.010} &" in generated["stats_table"]  # bold: Holm-corrected p below alpha
+    assert r"& 0.200 &" in paper.generate([_study(set_p(0.2))])["stats_table"]
     assert r"\newcommand{\NSeeds}{5}" in generated["macros"] and r"\newcommand{\LearningRates}" in generated["macros"]
-    assert "reproduce the stability claim" in generated["macros"]
+    assert r"\newcommand{\NSimulations}{100}" in generated["macros"]
     assert "official training and test splits" in generated["limitations"]
 
 

@@ -43,7 +43,7 @@ def test_shipped_configs_validate():
     ("calibration: {backprop_search: {momentum: [0.0, 1.0]}}", "calibration.backprop_search.momentum.1"),
     ("backprop: {mnist: {loss: mse, momentum: 0.0, lr: [.nan, 0.1]}}", "backprop.mnist.lr.0"),
     ("data: {fashion_mnist: {validation_per_class: 3001}}", "data.fashion_mnist.validation_per_class"),
-    ("data: {subset: 600}", "data.fashion_mnist.validation_per_class"),
+    ("data: {subset: 600}", "data.fashion_mnist.validation_per_class"),  # EP's search dataset first
 ])
 def test_bad_config_names_the_key(tmp_path, override, key):
     with pytest.raises(ConfigError, match=f"config key {key}"):

@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from htsep.config import ConfigError
-from htsep.experiments.factorial.analysis import accuracy_effects, failure_model
+from htsep.experiments.factorial.analysis import accuracy_effects, failure_counts, failure_model
+from htsep.experiments.factorial.paper import factorial_text
 from htsep.experiments.factorial.plan import cells, clipped_normal_mean, declared
+from htsep.experiments.factorial.plots import factorial_figure
 from htsep.experiments.grid import plan as grid_plan
 from htsep.study import load_config
 
@@ -94,3 +96,28 @@ def test_failures_are_modelled_only_where_every_level_has_both_outcomes():
     assert spread["ci_low"] < spread["odds_ratio"] < spread["ci_high"] and spread["odds_ratio"] > 1.5
     separated = runs.assign(broke=runs["dt_spread"] > 0)
     assert failure_model(separated, 0.3, 0.05).empty
+
+
+def test_the_section_and_figure_state_each_contrast_its_ci_and_the_failures(tmp_path):
+    cells_ = {"uniform_0.2": (0.2, 0.0, 90.0), "hts_normal_0.2": (0.2, 0.167, 90.0), "uniform_0.3": (0.3, 0.0, 91.0),
+              "hts_normal": (0.3, 0.167, 91.5)}
+    runs = simulated(cells_, 20, np.random.default_rng(1)).assign(dataset="mnist", dataset_label="MNIST")
+    runs["realised_dt_mean"] = runs["dt_mean"] + 0.001
+    runs.loc[0, "broke"] = True  # one failed uniform_0.2 run
+    effects = accuracy_effects(runs[~runs["broke"]], 0.3, 0.05, 0.8).assign(dataset="mnist")
+    paths = {"runs": tmp_path / "runs.csv", "effects": tmp_path / "effects.csv", "failures": tmp_path / "failures.csv"}
+    runs.to_csv(paths["runs"], index=False)
+    effects.to_csv(paths["effects"], index=False)
+    failure_counts(runs, 0.05).to_csv(paths["failures"], index=False)
+    factorial = {"protocol": "calibrated", "reference_mean": 0.3, "clip_sds": 2, "power": 0.8, "alpha": 0.05}
+    factorial_text(paths, tmp_path / "factorial.tex", {"factorial": factorial, "caption": "Cap_tion"})
+    text = " ".join((tmp_path / "factorial.tex").read_text().split())
+    averaged = effects[effects["contrast"].str.contains("averaged")].iloc[0]
+    assert (f"The spread 0.167, averaged over the means, changed the final accuracy by +{averaged['estimate']:.2f} "
+            f"points (95\\% CI {averaged['ci_low']:.2f} to {averaged['ci_high']:.2f};") in text
+    assert "Failed runs: \\texttt{uniform\\_0.2} 1/20." in text and "within 0.0010 of their targets" in text
+    assert "spread 0.167 $-$ none, at mean 0.3 &" in text and "uniform 0.2 $-$ uniform 0.3 &" in text
+    assert "Cap\\_tion" in text
+    fig = factorial_figure(runs, effects, ["mnist"], factorial)
+    assert [t.get_text() for t in fig.axes[1].get_yticklabels()][0] == "mean 0.2 vs 0.3"
+    assert len(fig.axes[0].lines) >= 2  # one line per spread

@@ -38,10 +38,16 @@ def test_the_paper_shows_every_figure_once():
     tex = "".join((REPO / path).read_text() for path in ("paper/paper.tex", "paper/mechanism.tex",
                                                           "src/htsep/experiments/frontier/templates/frontier.tex.j2",
                                                           "src/htsep/experiments/calibration/templates/"
-                                                          "calibration.tex.j2"))
+                                                          "calibration.tex.j2",
+                                                          "src/htsep/experiments/confirmatory/templates/"
+                                                          "confirmatory.tex.j2",
+                                                          "src/htsep/experiments/factorial/templates/factorial.tex.j2"))
     protocols = ["lab", "calibrated"]
+    # the grid's figure list, and the figures of its results (each protocol's part shows its own with the same macro,
+    # tests/test_paired_effects.py)
+    figures = paper_figures(protocols) + paper_figures(protocols, "results")
     tex += tex_module.template(paper.TEMPLATES / "grid_figures.tex.j2").render(
-        **paper.grid_figures_values(SimpleNamespace(setup={"figures": paper_figures(protocols)})))
+        **paper.grid_figures_values(SimpleNamespace(setup={"figures": figures})))
     shown = re.findall(r"\\(?:figwidth|includegraphics)(?:\[[^\]]*\])?\{(?:\.\./figures/)?([^}]+)\.pdf\}", tex)
     assert sorted(shown) == sorted(stem.removeprefix("figures/") for figure in FIGURES
                                    for _, stem in figure.outputs(protocols))

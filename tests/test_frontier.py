@@ -230,15 +230,16 @@ def test_merge_keeps_the_latest_record_of_each_declared_run(tmp_path, caplog):
     new = old[old["seed"] == 1].assign(broke=True, code_fingerprint="new")
     other_axis = old.assign(axis="beta")
     other_config = old[old["seed"] == 0].assign(broke=True, config=json.dumps({"training": {"lr": 2}}))
-    paths = []
+    paths, shards = [], tmp_path / "2026-01-01-frontier" / "shards"
+    shards.mkdir(parents=True)
     for name, frame in (("a-old", old), ("b-new", new), ("c-axis", other_axis), ("d-config", other_config)):
-        paths.append(tmp_path / f"{name}.runs.csv")
+        paths.append(shards / f"{name}.runs.csv")
         frame.to_csv(paths[-1], index=False)
     with caplog.at_level("WARNING"):
         merged = merge_shards(paths, [], declared, ["h", "u"])
     assert len(merged) == len(old) and merged["variant"].iloc[0] == "h"
     assert merged.loc[merged["seed"] == 1, "broke"].all() and set(merged.loc[merged["seed"] == 1, "record"]) == {
-        str(tmp_path / "b-new")}
+        str(shards / "b-new")}
     assert set(merged.loc[merged["seed"] == 1, "code_fingerprint"]) == {"new"}
     seed0 = merged[merged["seed"] == 0].set_index(KEYS)["broke"]  # the old record's: the other config's is unused
     assert seed0.sort_index().tolist() == old[old["seed"] == 0].set_index(KEYS)["broke"].sort_index().tolist()

@@ -35,11 +35,14 @@ def test_pitman_morgan_finds_a_doubled_spread_and_holds_its_level_under_the_null
     assert out["p"] < 1e-3 and out["ci_low"] < out["sd_ratio"] < out["ci_high"] and out["sd_ratio"] > 1.5
     assert paired.pitman_morgan(a, b, 500, 0.95, seed=0)["p"] > 0.05
     # type I error: equal variances, correlated pairs, n = 10
-    def null(rng):
-        common = rng.normal(0, 1, 10)
-        return common + rng.normal(0, 1, 10), common + rng.normal(0, 1, 10)
-    rate = paired.power(null, lambda x, y: paired.pitman_morgan(x, y, 0, 0.95, 0)["p"], 0.05, 2000, seed=2)
+    def null(rng, k):
+        common = rng.normal(0, 1, (k, 10))
+        return common + rng.normal(0, 1, (k, 10)), common + rng.normal(0, 1, (k, 10))
+    rate = paired.power(null, paired.pitman_morgan_p, 0.05, 2000, seed=2)
     assert 0.03 < rate < 0.07
+    x, y = null(np.random.default_rng(5), 3)  # the simulations' test is the test, one design per row
+    assert paired.pitman_morgan_p(x, y) == pytest.approx(
+        [paired.pitman_morgan(a, b, 0, 0.95, 0)["p"] for a, b in zip(x, y, strict=True)], rel=1e-9)
 
 
 def test_mcnemar_counts_only_discordant_seeds():
@@ -63,12 +66,11 @@ def test_holm_adjusts_within_the_family():
 
 def test_detectable_effect_matches_the_paired_t_power_formula():
     """n = 10 pairs, differences of s.d. 1, the paired t-test at 0.05: 80% power near d = 0.99."""
-    def simulate(effect, rng):
-        d = rng.normal(effect, 1.0, 10)
-        return d, np.zeros(10)
+    def simulate(effect, rng, k):
+        return rng.normal(effect, 1.0, (k, 10)), np.zeros((k, 10))
 
     def t_test(x, y):
-        return sps.ttest_rel(x, y).pvalue
+        return sps.ttest_rel(x, y, axis=-1).pvalue
 
     effect = paired.detectable(np.arange(0.5, 1.6, 0.05), simulate, t_test, 0.05, 0.8, 2000, seed=3)
     assert 0.9 <= effect <= 1.1

@@ -45,7 +45,8 @@ def test_records_alone_rebuild_the_paper_page_by_page(test_study, tmp_path):
     local = {e: [test_study / path for path in paths] for e, paths in local_shards(config).items()}
     saved = save(local, "test", root, "2026-01-01")
     assert {p.parent.parent.name for p in saved} == {f"2026-01-01-{e}" for e in ("grid", "calibration", "mechanism",
-                                                                                   "frontier", "confirmatory")}
+                                                                                   "frontier", "confirmatory",
+                                                                                   "factorial")}
     assert (root / "2026-01-01-frontier/shards/test-synthetic-lr-seeds0-2.runs.csv").exists()
     (tmp_path / "rebuild").mkdir()
     workdir = copy_workflow(tmp_path / "rebuild")

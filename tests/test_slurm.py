@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from .conftest import REPO, SNAKEMAKE, copy_workflow
+from .conftest import REPO, SNAKEMAKE, copy_workflow, study_train_jobs
 
 E2E = REPO / "tests/cluster/slurm_e2e.sh"
 SLURM_TOOLS = ["sbatch", "srun", "salloc", "squeue", "sacct", "scancel", "sinfo", "scontrol", "sacctmgr", "sshare"]
@@ -65,12 +65,6 @@ def execution_config():
     return execution
 
 
-def n_train_jobs():
-    test = yaml.safe_load((REPO / "config/test.yaml").read_text())
-    grid = test["grid"]
-    return len(test["run_protocols"]) * len(test["datasets"]) * len(grid["variants"]) * len(grid["seeds"])
-
-
 def test_slurm_dry_run_resolves_every_resource_without_slurm(tmp_path):
     workdir = copy_workflow(tmp_path)
     output, calls = dry_run(workdir)
@@ -83,7 +77,7 @@ def test_slurm_dry_run_resolves_every_resource_without_slurm(tmp_path):
         assert re.fullmatch(r"\d+", resources.get("runtime", "")), f"{rule}: no runtime in {resources}"
     execution = execution_config()
     train = [resources for rule, resources in jobs if rule == "train"]
-    assert len(train) == n_train_jobs()
+    assert len(train) == study_train_jobs()
     for resources in train:
         assert int(resources["runtime"]) == execution["train_runtime"]  # attempt 1
         assert int(resources["mem_mb"]) == execution["train_mem_mb"]
@@ -97,7 +91,7 @@ def test_slurm_dry_run_resolves_every_resource_without_slurm(tmp_path):
     gpu.write_text(yaml.safe_dump({"execution": {"gpu": True}}))
     output, calls = dry_run(workdir, str(gpu))
     train = [resources for rule, resources in planned_resources(output) if rule == "train"]
-    assert len(train) == n_train_jobs() and all(resources["gpu"] == "1" for resources in train)
+    assert len(train) == study_train_jobs() and all(resources["gpu"] == "1" for resources in train)
     assert set(calls) <= {PLUGIN_IMPORT_QUERY}, f"the dry run called SLURM: {calls}"
 
 

@@ -11,26 +11,31 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from htsep.experiments.grid import paired_effects
 from htsep.experiments.grid.paper import GENERATED
 from htsep.report.figures import FIGURES
-from htsep.report.tex import pct
+from htsep.report.tex import pct, signed
 
 from .conftest import copy_workflow, snakemake
 
 VARIANTS = ["hts_normal", "uniform_0.2", "uniform_0.3"]
-PAPER_PAGES = 18  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
+SEEDS = (0, 1, 2)  # the test config's grid seeds
+GRID_VARIANTS = ("uniform_0.2", "uniform_0.3", "hts_normal")  # and its grid variants
+PAPER_PAGES = 21  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
 
 
 PROTOCOLS = ["lab", "calibrated"]
 
 
 def per_run_files(workdir, protocol):
-    """(finals, curves) from one protocol's run folders: final test accuracy per (variant, seed), test_acc per
-    epoch."""
+    """(finals, curves) from one protocol's grid run folders (not the confirmatory or factorial runs beside them):
+    final test accuracy per (variant, seed), test_acc per epoch."""
     finals, curves = {}, {}
     for summary_path in sorted(workdir.glob(f"results/runs/{protocol}/*/*/seed*/summary.json")):
         summary = json.loads(summary_path.read_text())
         key = (summary["variant"], summary["seed"])
+        if key[1] not in SEEDS or key[0] not in GRID_VARIANTS:
+            continue
         finals[key] = summary["final_test_acc"]
         curves[key] = pd.read_csv(summary_path.parent / "metrics.csv")["test_acc"].to_numpy()
     return finals, curves
@@ -48,22 +53,39 @@ def test_summary_and_stats_equal_a_recomputation_from_the_run_files(test_study, 
     assert len(finals) == 9 and sorted(summary["variant"]) == VARIANTS
     for variant in VARIANTS:
         row = summary[summary["variant"] == variant].iloc[0]
-        x = np.array([finals[(variant, s)] for s in (0, 1, 2)])
+        x = np.array([finals[(variant, s)] for s in SEEDS])
         assert row["final_acc_mean"] == pytest.approx(x.mean(), rel=1e-12)
         assert row["final_acc_std"] == pytest.approx(x.std(ddof=1), rel=1e-12)
         assert row["final_acc_median"] == pytest.approx(np.median(x))
-        spread = np.std(np.stack([curves[(variant, s)] for s in (0, 1, 2)]), axis=0, ddof=1)
+        spread = np.std(np.stack([curves[(variant, s)] for s in SEEDS]), axis=0, ddof=1)
         assert row["seed_std_mean"] == pytest.approx(spread.mean(), rel=1e-12)
         assert row["n_runs"] == 3 and row["dataset_label"] == "Synthetic"
     bf = table[(table["variant"] == "hts_normal") & (table["baseline"] == "uniform_0.2")
                & (table["test"] == "brown_forsythe")].iloc[0]
-    expected = sps.levene([finals[("hts_normal", s)] for s in (0, 1, 2)],
-                          [finals[("uniform_0.2", s)] for s in (0, 1, 2)], center="median")
+    expected = sps.levene([finals[("hts_normal", s)] for s in SEEDS],
+                          [finals[("uniform_0.2", s)] for s in SEEDS], center="median")
     assert bf["p"] == pytest.approx(expected.pvalue, rel=1e-12)
     assert bf["p_holm"] >= bf["p"]
     assert set(zip(table["variant"], table["baseline"], strict=True)) == {
         ("uniform_0.3", "uniform_0.2"), ("hts_normal", "uniform_0.2"), ("hts_normal", "uniform_0.3")}
     assert len(table) == 3 * 4
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_paired_effects_equal_a_recomputation_from_the_run_files(test_study, protocol):
+    table = pd.read_csv(test_study / f"results/tables/{protocol}/paired.csv")
+    assert list(table.columns) == paired_effects.COLUMNS and set(table["protocol"]) == {protocol}
+    finals, _ = per_run_files(test_study, protocol)
+    assert set(zip(table["variant"], table["baseline"], strict=True)) == {
+        ("uniform_0.3", "uniform_0.2"), ("hts_normal", "uniform_0.2"), ("hts_normal", "uniform_0.3")}
+    for row in table.itertuples():
+        a, b = (np.array([finals[(v, s)] for s in SEEDS]) for v in (row.variant, row.baseline))
+        assert row.n_pairs == 3 and row.accuracy_difference == pytest.approx(np.mean(a - b), abs=1e-12)
+        assert row.spread_sd_ratio == pytest.approx(np.std(a, ddof=1) / np.std(b, ddof=1), nan_ok=True)
+    text = " ".join((test_study / "paper/generated/abstract.tex").read_text().split())
+    hts = table.set_index(["variant", "baseline"]).loc[("hts_normal", "uniform_0.3")]
+    assert f"On Synthetic under the {protocol} protocol, heterogeneous $\\dt$ changed final test accuracy by " \
+           f"{signed(100 * hts['accuracy_difference'])} points" in text
 
 
 def test_every_figure_is_a_valid_image(test_study):

@@ -322,6 +322,7 @@ FIGURE_SETTINGS: dict[str, Callable[[Mapping], object]] = {
     "frontier": lambda config: config["frontier"],
     "calibration": lambda config: config["calibration"],
     "preregistration": lambda config: config["preregistration"],
+    "factorial": lambda config: config["factorial"],
 }
 
 

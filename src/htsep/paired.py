@@ -73,10 +73,24 @@ def _sd_ratio(a: np.ndarray, b: np.ndarray) -> float:
     return float(a.std(ddof=1) / sb) if sb > 0 else math.nan
 
 
+def pitman_morgan_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pitman-Morgan's t over the last axis: with s = a + b and d = a - b, cov(s, d) = var(a) - var(b), so the test
+    is the t-test of their correlation r (n - 2 degrees of freedom); NaN where s or d is constant."""
+    s, d = a + b, a - b
+    s, d = s - s.mean(axis=-1, keepdims=True), d - d.mean(axis=-1, keepdims=True)
+    with np.errstate(all="ignore"):
+        r = (s * d).sum(axis=-1) / np.sqrt((s * s).sum(axis=-1) * (d * d).sum(axis=-1))
+        return r * np.sqrt((a.shape[-1] - 2) / np.maximum(1 - r * r, 1e-300))
+
+
+def pitman_morgan_p(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two-sided p of Pitman-Morgan's test over the last axis (one test per row of simulated designs)."""
+    return 2 * sps.t.sf(np.abs(pitman_morgan_t(a, b)), a.shape[-1] - 2)
+
+
 def pitman_morgan(a: Sequence[float], b: Sequence[float], n_boot: int, level: float, seed: int) -> dict:
-    """Pitman-Morgan test of var(a) = var(b) for paired samples: with s = a + b and d = a - b, cov(s, d) =
-    var(a) - var(b), so the test is the t-test of their correlation r (n - 2 degrees of freedom). Effect: the s.d.
-    ratio a / b with its bootstrap CI over seeds."""
+    """Pitman-Morgan test of var(a) = var(b) for paired samples (``pitman_morgan_t``). Effect: the s.d. ratio a / b
+    with its bootstrap CI over seeds."""
     a, b = pairs(a, b)
     n = len(a)
     out = {"sd_ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan, "statistic": math.nan, "p": math.nan,
@@ -84,11 +98,9 @@ def pitman_morgan(a: Sequence[float], b: Sequence[float], n_boot: int, level: fl
     if n < 3:
         return out
     out["sd_ratio"] = _sd_ratio(a, b)
-    s, d = a + b, a - b
-    if np.ptp(s) == 0 or np.ptp(d) == 0:
+    if np.ptp(a + b) == 0 or np.ptp(a - b) == 0:
         return out
-    r = float(np.corrcoef(s, d)[0, 1])
-    t = r * math.sqrt((n - 2) / max(1 - r * r, 1e-300))
+    t = float(pitman_morgan_t(a, b))
     out |= {"statistic": t, "p": float(2 * sps.t.sf(abs(t), n - 2))}
     out["ci_low"], out["ci_high"] = _bootstrap(_sd_ratio, a, b, n_boot, level, np.random.default_rng(seed))
     return out
@@ -132,22 +144,20 @@ def holm(p: Sequence[float]) -> np.ndarray:
     return out
 
 
-def power(simulate: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]],
-          test: Callable[[np.ndarray, np.ndarray], float], alpha: float, n_sims: int, seed: int) -> float:
-    """Share of ``n_sims`` simulated designs (``simulate(rng)`` -> paired samples) in which ``test`` (-> p) is
-    below ``alpha``."""
-    rng = np.random.default_rng(seed)
-    hits = [test(*simulate(rng)) < alpha for _ in range(n_sims)]
-    return float(np.mean(hits))
+def power(simulate: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]],
+          test: Callable[[np.ndarray, np.ndarray], np.ndarray], alpha: float, n_sims: int, seed: int) -> float:
+    """Share of ``n_sims`` simulated designs (``simulate(rng, n_sims)`` -> paired samples, one design per row) in
+    which ``test`` (-> one p per row) is below ``alpha``."""
+    return float(np.mean(test(*simulate(np.random.default_rng(seed), n_sims)) < alpha))
 
 
-def detectable(effects: Sequence[float], simulate: Callable[[float, np.random.Generator], tuple],
-               test: Callable[[np.ndarray, np.ndarray], float], alpha: float, power_wanted: float, n_sims: int,
+def detectable(effects: Sequence[float], simulate: Callable[[float, np.random.Generator, int], tuple],
+               test: Callable[[np.ndarray, np.ndarray], np.ndarray], alpha: float, power_wanted: float, n_sims: int,
                seed: int) -> float:
     """The smallest of ``effects`` (ascending) found with at least ``power_wanted`` (simulated; ``simulate(effect,
-    rng)`` -> paired samples); NaN if none is."""
+    rng, n_sims)`` -> paired samples, one design per row); NaN if none is."""
     for effect in effects:
-        if power(lambda rng, e=effect: simulate(e, rng), test, alpha, n_sims, seed) >= power_wanted:
+        if power(lambda rng, k, e=effect: simulate(e, rng, k), test, alpha, n_sims, seed) >= power_wanted:
             return float(effect)
     return math.nan
 
@@ -173,14 +183,14 @@ def resolution(test: str, observed: dict, n: int, alpha: float, power_wanted: fl
     Pitman-Morgan ('spread', the arms correlated as observed)."""
     if test == "accuracy":
         sd_d = observed["sd_difference"] or 1e-6
-        return detectable(EFFECTS["accuracy"], lambda e, rng: (rng.normal(e, sd_d, n), np.zeros(n)),
-                          lambda x, y: wilcoxon(x, y)["p"], alpha, power_wanted, n_sims, seed)
+        return detectable(EFFECTS["accuracy"], lambda e, rng, k: (rng.normal(e, sd_d, (k, n)), np.zeros((k, n))),
+                          lambda x, y: sps.wilcoxon(x, y, zero_method="pratt", axis=-1).pvalue, alpha, power_wanted,
+                          n_sims, seed)
     sd, r = observed["sd_baseline"] or 1e-6, min(max(observed["correlation"], 0.0), 0.99)
 
-    def ratios(ratio, rng):
-        common = rng.normal(0, 1, n)
-        base = sd * (math.sqrt(r) * common + math.sqrt(1 - r) * rng.normal(0, 1, n))
-        return ratio * sd * (math.sqrt(r) * common + math.sqrt(1 - r) * rng.normal(0, 1, n)), base
+    def ratios(ratio, rng, k):
+        common, base, own = np.moveaxis(rng.normal(0, 1, (k, 3, n)), 1, 0)  # per design: the seed's part, each arm's
+        return (ratio * sd * (math.sqrt(r) * common + math.sqrt(1 - r) * own),
+                sd * (math.sqrt(r) * common + math.sqrt(1 - r) * base))
 
-    return detectable(EFFECTS["spread"], ratios, lambda x, y: pitman_morgan(x, y, 0, 0.95, 0)["p"], alpha,
-                      power_wanted, n_sims, seed)
+    return detectable(EFFECTS["spread"], ratios, pitman_morgan_p, alpha, power_wanted, n_sims, seed)

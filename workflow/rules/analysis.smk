@@ -1,4 +1,5 @@
-# Stability statistics of the grid (htsep.experiments.grid.stats), and one rule per figure of the study: the figure
+# Stability statistics of the grid (htsep.experiments.grid.stats), its paired effects
+# (htsep.experiments.grid.paired_effects), and one rule per figure of the study: the figure
 # registry htsep.report.figures.FIGURES names each figure, its tables, its config parts and its caption.
 
 from htsep.config import BACKPROP, section_slice
@@ -31,6 +32,30 @@ rule stats:
         protocol=lambda w: w.protocol,
     script:
         "../scripts/stats.py"
+
+
+rule paired_effects:
+    """One protocol's paired effects (exploratory): each variant against each uniform baseline, paired by seed, with
+    CIs, Holm-adjusted p-values (the protocol is one family) and the resolution of each test, by simulation."""
+    input:
+        runs=f"{TABLES}/{{protocol}}/runs.parquet",
+        epochs=f"{TABLES}/{{protocol}}/epochs.parquet",
+    output:
+        report(f"{TABLES}/{{protocol}}/paired.csv", category="Tables", caption="../report/paired.rst"),
+    log:
+        "results/logs/paired/{protocol}.log",
+    benchmark:
+        "results/benchmarks/paired/{protocol}.tsv"
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    params:
+        code=code("paired_effects.py"),
+        analysis=section_slice(config, "analysis"),
+    script:
+        "../scripts/paired_effects.py"
 
 
 for figure, protocol in [(f, p) for f in FIGURES for p, _ in f.outputs(config["run_protocols"])]:

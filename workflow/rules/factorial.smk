@@ -60,3 +60,32 @@ rule factorial_analysis:
         declared=declared_runs(factorial_plan.declared(config)),
     script:
         "../scripts/factorial_analysis.py"
+
+
+rule factorial_paper:
+    """The paper's factorial section."""
+    input:
+        runs=rules.factorial_analysis.output.runs,
+        effects=rules.factorial_analysis.output.effects,
+        failures=rules.factorial_analysis.output.failures,
+    output:
+        f"{GENERATED_DIR}/factorial.tex",
+    log:
+        "results/logs/factorial/paper.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        code=code("factorial_paper.py"),
+        factorial=config["factorial"],
+        caption=BY_NAME["factorial"].caption,
+    script:
+        "../scripts/factorial_paper.py"
+
+
+rule factorial:
+    """Target: the factorial's runs, effects, figure and paper section."""
+    input:
+        rules.factorial_analysis.output,
+        figure_files(config["run_protocols"], section="factorial"),
+        rules.factorial_paper.output,

@@ -15,6 +15,7 @@ rule paper_macros:
         stats=expand(f"{TABLES}/{{protocol}}/stats.csv", protocol=config["run_protocols"]),
         summary=expand(f"{TABLES}/{{protocol}}/summary.csv", protocol=grid_protocols(config)),
         gaps=expand(f"{TABLES}/{{protocol}}/gaps.csv", protocol=config["run_protocols"]),
+        paired=expand(f"{TABLES}/{{protocol}}/paired.csv", protocol=config["run_protocols"]),
     output:
         **{name: f"{GENERATED_DIR}/{name}.tex" for name in GENERATED},
     log:
@@ -28,7 +29,11 @@ rule paper_macros:
         runtime=10,
     params:
         code=code("paper_macros.py"),
-        setup=paper_slice(config) | {"figures": paper_figures(config["run_protocols"])},
+        setup=paper_slice(config)
+        | {
+            "figures": paper_figures(config["run_protocols"]),
+            "results_figures": paper_figures(config["run_protocols"], "results"),
+        },
         analysis=section_slice(config, "analysis"),
     script:
         "../scripts/paper_macros.py"
@@ -44,6 +49,7 @@ rule provenance:
         f"{MECHANISM}/landscape_provenance.csv",
         f"{FRONTIER}/provenance.csv",
         f"{CONFIRMATORY}/provenance.csv",
+        f"{FACTORIAL}/provenance.csv",
     output:
         f"{GENERATED_DIR}/provenance.tex",
     log:
@@ -71,6 +77,7 @@ rule paper:
         calibration_generated=f"{GENERATED_DIR}/calibration.tex",
         provenance_generated=f"{GENERATED_DIR}/provenance.tex",
         confirmatory_generated=f"{GENERATED_DIR}/confirmatory.tex",
+        factorial_generated=f"{GENERATED_DIR}/factorial.tex",
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",

@@ -37,8 +37,7 @@ if not EXECUTION.get("batch_runs", False):
 else:
     # Stacked training: each job trains `runs_per_job` runs of one dataset as one network with a leading run
     # axis, still writing one folder per run. Changing one run's config reruns its whole job.
-    for protocol, dataset in [(p, d) for p in config["run_protocols"] for d in config["datasets"]]:
-        members = [(v, s) for v in config["grid"]["variants"] for s in config["grid"]["seeds"]]
+    for (protocol, dataset), members in stacked_members(config).items():
         size = EXECUTION.get("runs_per_job", 50)
         for index, start in enumerate(range(0, len(members), size)):
             chunk = members[start : start + size]

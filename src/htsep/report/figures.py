@@ -19,11 +19,12 @@ import pandas as pd
 from ..config import BACKPROP, figure_slice
 from ..experiments.calibration import plots as calibration_plots
 from ..experiments.confirmatory import plots as confirmatory_plots
+from ..experiments.factorial import plots as factorial_plots
 from ..experiments.frontier import plots as frontier_plots
 from ..experiments.grid import plots as grid_plots
 from ..experiments.mechanism import plots as mechanism_plots
 from ..files import read_table
-from ..paths import CALIBRATION, CONFIRMATORY, FIGURE_DIR, FRONTIER, MECHANISM, TABLES
+from ..paths import CALIBRATION, CONFIRMATORY, FACTORIAL, FIGURE_DIR, FRONTIER, MECHANISM, TABLES
 from . import style
 
 
@@ -73,9 +74,16 @@ class Figure:
 
 
 ORDER = ("datasets", "variants")  # the config's order and labels of datasets and variants
-GRID_RUNS, GRID_EPOCHS, GRID_DT = (f"{TABLES}/{{protocol}}/{name}" for name in ("runs.parquet", "epochs.parquet",
-                                                                               "dt_values.parquet"))
+GRID_RUNS, GRID_EPOCHS, GRID_DT, GRID_PAIRED = (f"{TABLES}/{{protocol}}/{name}" for name in (
+    "runs.parquet", "epochs.parquet", "dt_values.parquet", "paired.csv"))
 FIGURES = (
+    Figure("paired_effects", {"paired": GRID_PAIRED}, ORDER, grid_plots.paired_forest,
+           "Paired effects of the grid's runs (exploratory), each variant against each uniform baseline it is "
+           "compared with, paired by seed. Left: mean difference of final test accuracy with its bootstrap "
+           "confidence interval. Right: ratio of the s.d.s of final accuracy across seeds with its bootstrap "
+           "confidence interval (log scale). Colour: the verdict at the Holm-adjusted level, one family per protocol "
+           "(grey: inconclusive; the protocol's table of paired effects gives each test's resolution).",
+           per_protocol=True, section="results"),
     Figure("accuracy_curves", {"epochs": GRID_EPOCHS}, (*ORDER, "analysis"), grid_plots.accuracy_curves,
            "Test accuracy vs epoch per dataset: mean over seeds (thick) with its bootstrap confidence band, and every "
            "seed (thin); a cross marks the last finite epoch of a diverged run.", per_protocol=True),
@@ -136,8 +144,9 @@ FIGURES = (
     Figure("calibration", {"table": f"{CALIBRATION}/calibration.csv"}, ("calibration",),
            calibration_plots.calibration_figure,
            "Calibration on the validation split (training set minus its validation part): final validation "
-           "accuracy of every search point, per seed (dots) and mean over seeds (bar), for EP with the reference "
-           "uniform variant (left) and the backprop reference (right); red: the point the rule declared before the "
+           "accuracy of every search point, per seed (dots) and mean over seeds (bar), for EP with each searched "
+           "protocol's reference variant and for the backprop reference on each dataset (one panel per search); "
+           "red: the point the rule declared before the "
            "search selects (highest mean validation accuracy, ties to the simpler point). The test set takes no "
            "part.", section="calibration"),
     Figure("frontier", {"cells": f"{FRONTIER}/cells.csv", "curves": f"{FRONTIER}/curves.csv",
@@ -155,6 +164,14 @@ FIGURES = (
            "Left: mean difference of final test accuracy with its bootstrap 95% CI (shaded: the equivalence margin). "
            "Right: ratio of the s.d. across seeds with its bootstrap 95% CI (log scale; shaded: the margin). Colour: "
            "the Holm-adjusted verdict.", section="confirmatory"),
+    Figure("factorial", {"runs": f"{FACTORIAL}/runs.csv", "effects": f"{FACTORIAL}/effects.csv"},
+           ("datasets", "factorial"), factorial_plots.factorial_figure,
+           "The dt mean x spread factorial, per dataset. Top: mean final test accuracy over seeds of the runs that "
+           "did not fail (bars: s.d. across seeds) over the dt mean (log scale), one line per spread (the coefficient "
+           "of variation of a clipped normal dt; uniform = none); k/n: failed runs of a cell. Bottom: the mixed "
+           "model's contrasts (a random intercept per seed) with their 95% CIs: each uniform mean against the "
+           "reference mean, and each spread against none at a matched mean and averaged over the means.",
+           section="factorial"),
 )
 BY_NAME = {figure.name: figure for figure in FIGURES}
 

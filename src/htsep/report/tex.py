@@ -1,8 +1,8 @@
 """TeX for the paper: plain values formatted for LaTeX, the templates every paper part is written in, and the build.
 
 A paper part's text is a template ``templates/<name>.tex.j2`` in its experiment's folder: LaTeX with ``\\VAR{...}``
-values and ``\\BLOCK{...}`` statements, rendered by ``template(path)`` with the filters below. ``build_pdf`` runs
-latexmk on ``paper/paper.tex``.
+values and ``\\BLOCK{...}`` statements, rendered by ``template(path)`` with the filters below (and the test
+``is missing``). ``build_pdf`` runs latexmk on ``paper/paper.tex``.
 """
 
 from __future__ import annotations
@@ -70,6 +70,13 @@ def num(x, digits: int = 2, math_mode: bool = False) -> str:
     return text if math_mode else (f"${text}$" if "infty" in text else text.replace("-", "$-$"))
 
 
+def signed(x, digits: int = 2) -> str:
+    """A difference for text with its sign: '+0.02', '$-$0.10' ('0.00' where it rounds to zero); missing -> '--'."""
+    if missing(x) or round(float(x), digits) == 0:
+        return num(x if missing(x) else 0.0, digits)
+    return num(x, digits) if x < 0 else f"+{num(x, digits)}"
+
+
 def pval(p) -> str:
     """'0.012', '<0.001' or '--' (text mode)."""
     if missing(p):
@@ -100,8 +107,8 @@ def sep(loop) -> str:
     return "" if loop.last else " and " if loop.revindex == 2 else ", "
 
 
-FILTERS = {"tex": tex_escape, "text": tex_text, "pct": pct, "num": num, "pval": pval, "p_eq": p_eq, "number": number,
-           "thousands": thousands, "cap": cap, "sep": sep}
+FILTERS = {"tex": tex_escape, "text": tex_text, "pct": pct, "num": num, "signed": signed, "pval": pval, "p_eq": p_eq,
+           "number": number, "thousands": thousands, "cap": cap, "sep": sep}
 
 
 @functools.cache
@@ -115,6 +122,7 @@ def _environment(folder: Path) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters |= FILTERS
+    environment.tests["missing"] = missing
     return environment
 
 

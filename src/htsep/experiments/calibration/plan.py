@@ -31,7 +31,7 @@ def check(config: Mapping) -> None:
     """Calibration config errors the schema cannot express, each naming its key."""
     calibration = config["calibration"]
     where = "config key calibration"
-    for dataset in {calibration["dataset"], *backprop_datasets(config)}:
+    for dataset in dict.fromkeys([calibration["dataset"], *backprop_datasets(config)]):  # config order
         if dataset not in config["data"]:
             raise ConfigError(f"{where}: dataset {dataset!r} is not configured under data")
         check_validation_size(config, dataset)  # the split the pipeline carves

@@ -33,7 +33,7 @@ def calibration_figure(table: pd.DataFrame, calibration: Mapping):
     panels = [key for key in chosen if len(table[(table["kind"] == key[0]) & (table["dataset"] == key[1])
                                                  & (table["variant"] == key[2])])]
     width = max(3.0, 0.3 * table.groupby("kind")["point"].nunique().max() + 1)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 1.9 * len(panels)), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 2.9 * len(panels)), layout="constrained", squeeze=False)
     for ax, (kind, dataset, variant) in zip(axes[:, 0], panels, strict=True):
         rows = table[(table["kind"] == kind) & (table["dataset"] == dataset) & (table["variant"] == variant)]
         names = list(dict.fromkeys(rows.sort_values("order")["point"]))
@@ -47,8 +47,8 @@ def calibration_figure(table: pd.DataFrame, calibration: Mapping):
         finite = 100 * rows["val_acc"].dropna()
         if len(finite):
             ax.set_ylim(max(0, finite.min() - 3), min(100, finite.max() + 1.5))
-        ax.set_xticks(range(len(names)), ["\n".join(f"{k} {_text(v)}" for k, v in values[kind][n].items())
-                                          for n in names], fontsize=5)
+        ax.set_xticks(range(len(names)), [", ".join(f"{k} {_text(v)}" for k, v in values[kind][n].items())
+                                          for n in names], fontsize=5, rotation=90)
         ax.set_ylabel("Validation acc. (%)")
         ax.set_title(f"EP with {variant} ({protocols[variant]}), {dataset}" if kind == "ep"
                      else f"Backprop, {dataset}", fontsize=7)

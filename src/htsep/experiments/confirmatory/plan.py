@@ -45,7 +45,12 @@ def declared(config: Mapping, protocol: str) -> dict[tuple, dict]:
             for d in config["datasets"] for v in arms(config) for s in config["preregistration"]["seeds"]}
 
 
+def trained_keys(config: Mapping) -> list[tuple]:
+    """The runs this invocation trains (config key records.train)."""
+    return [key for p in config["run_protocols"] for key in to_train(config, "confirmatory", "runs", KEYS,
+                                                                     declared(config, p))]
+
+
 def trained_here(config: Mapping) -> list[str]:
-    """The run folders this invocation trains (config key records.train)."""
-    return [RUNS.format(protocol=p, dataset=d, variant=v, seed=s) for p in config["run_protocols"]
-            for (_, d, v, s) in to_train(config, "confirmatory", "runs", KEYS, declared(config, p))]
+    """The run folders this invocation trains."""
+    return [RUNS.format(protocol=p, dataset=d, variant=v, seed=s) for p, d, v, s in trained_keys(config)]

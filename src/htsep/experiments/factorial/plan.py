@@ -87,8 +87,12 @@ def declared(config: Mapping) -> dict[tuple, dict]:
             for d in spec["datasets"] for v in spec["variants"] for s in spec["seeds"]}
 
 
+def trained_keys(config: Mapping) -> list[tuple]:
+    """The runs this invocation trains (config key records.train; a run the grid's or the factorial's records hold is
+    not missing)."""
+    return to_train(config, EXPERIMENTS, "runs", KEYS, declared(config))
+
+
 def trained_here(config: Mapping) -> list[str]:
-    """The run folders this invocation trains (config key records.train; a run the grid's or the factorial's records
-    hold is not missing)."""
-    return [RUNS.format(protocol=p, dataset=d, variant=v, seed=s)
-            for p, d, v, s in to_train(config, EXPERIMENTS, "runs", KEYS, declared(config))]
+    """The run folders this invocation trains."""
+    return [RUNS.format(protocol=p, dataset=d, variant=v, seed=s) for p, d, v, s in trained_keys(config)]

@@ -1,8 +1,9 @@
 """The grid's parts of the manuscript: ``write_generated`` turns the grid's tables and its configuration into
-``paper/generated/*.tex``: a macros file (every number the text quotes), the variants, summary and statistics
-tables, and the results, abstract and limitation sentences. The text is in this folder's templates
-(``templates/<name>.tex.j2``); this module computes what they show: numbers, p-values and the direction of each
-comparison, read from ``stats.csv`` (nothing is hard-coded).
+``paper/generated/*.tex``: a macros file (every number the text quotes), the variants, summary and (secondary,
+unpaired) statistics tables, and per protocol the results (the forest plot and table of the paired effects, and
+sentences for what they cannot say), the abstract's, the discussion's and the limitations' sentences. The text is in
+this folder's templates (``templates/<name>.tex.j2``); this module computes what they show, read from ``paired.csv``,
+``summary.csv``, ``stats.csv`` and ``gaps.csv`` (nothing is hard-coded).
 """
 
 from __future__ import annotations
@@ -16,15 +17,21 @@ import pandas as pd
 
 from ...config import BACKPROP, dataset_label, model_slice
 from ...files import read_table, write_text
+from ...paired import EFFECTS
 from ...report.style import Order, is_uniform
 from ...report.tex import missing, template, tex_escape
-from .stats import TESTS, describe_dt, settings
+from . import paired_effects
+from .stats import TESTS, baselines, describe_dt, settings
 
 log = logging.getLogger(__name__)
 
-GENERATED = ("macros", "variants_table", "summary_table", "stats_table", "results", "abstract", "limitations",
-             "grid_figures")
+GENERATED = ("macros", "variants_table", "summary_table", "stats_table", "results", "abstract", "verdict",
+             "limitations", "grid_figures")
 TEMPLATES = Path(__file__).with_name("templates")
+ROLES = {"reference": "reference", "mean_matched": "mean-matched", "standard_ep": "standard EP"}  # baselines' roles
+RESOLVED = ("higher", "lower")  # the verdicts of a paired test below the Holm-adjusted level
+SHOWN = ("accuracy", "spread")  # the paired tests with an effect size, a CI and a resolution
+BOUNDS = {test: float(EFFECTS[test][-1]) for test in SHOWN}  # the largest effect a resolution is simulated for
 
 
 # ------------------------------------------------------------------------------------------------- the study
@@ -32,15 +39,16 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 class Study:
     """The tables and settings the generated text of one training protocol is written from, in config order
-    (``backprop`` and ``gaps``: the backprop reference's summary rows and this protocol's EP-to-backprop gaps)."""
+    (``backprop`` and ``gaps``: the backprop reference's summary rows and this protocol's EP-to-backprop gaps;
+    ``paired``: its paired effects)."""
 
     def __init__(self, protocol: str, runs: pd.DataFrame, summary: pd.DataFrame, stats: pd.DataFrame,
-                 gaps: pd.DataFrame, dt: pd.DataFrame, setup: Mapping, analysis: Mapping):
+                 gaps: pd.DataFrame, paired: pd.DataFrame, dt: pd.DataFrame, setup: Mapping, analysis: Mapping):
         def own(frame):
             return frame[frame["protocol"] == protocol]
 
-        self.protocol, self.runs, self.summary, self.stats, self.gaps = protocol, own(runs), own(summary), \
-            own(stats), own(gaps)
+        self.protocol, self.runs, self.summary, self.stats, self.gaps, self.paired = protocol, own(runs), \
+            own(summary), own(stats), own(gaps), own(paired)
         self.backprop = summary[summary["protocol"] == BACKPROP]
         self.dt = dt[dt["protocol"] == dt["protocol"].iloc[0]] if len(dt) else dt  # dt is the same in every protocol
         self.setup, self.a = setup, settings(analysis)
@@ -49,6 +57,7 @@ class Study:
             order.variant_specs
         self.variants, self.labels = order.variants, order.labels
         self.hts = [v["name"] for v in self.variant_specs if not is_uniform(v)]
+        self.baselines = [b for b in baselines(self.a) if b in self.variants]
         self.alpha = float(self.a["alpha"])
 
     def label(self, variant: str) -> str:
@@ -61,6 +70,25 @@ class Study:
         rows = self.summary[(self.summary["dataset"] == dataset) & (self.summary["variant"] == variant)]
         return rows.iloc[0] if len(rows) else None
 
+    def roles(self, variant: str) -> list[str]:
+        """The baseline roles of ``variant`` ('reference', 'mean-matched', 'standard EP')."""
+        return [role for key, role in ROLES.items() if self.a[key] == variant]
+
+    def effects(self) -> list[dict]:
+        """The paired effects (paired.csv rows) in config order of dataset, baseline and variant, with labels and
+        the baseline's role."""
+        rows = []
+        for dataset in self.datasets:
+            for baseline in self.baselines:
+                for variant in self.variants:
+                    found = self.paired[(self.paired["dataset"] == dataset) & (self.paired["variant"] == variant)
+                                        & (self.paired["baseline"] == baseline)]
+                    rows += [{**row, "variant_label": self.label(variant), "baseline_label": self.label(baseline),
+                              "dataset_label": self.dlabel(dataset), "hts": variant in self.hts,
+                              "role": self.roles(baseline)[0]}
+                             for row in found.to_dict("records")]
+        return rows
+
     def test(self, dataset: str, variant: str, baseline: str, test: str) -> pd.Series | None:
         s = self.stats
         rows = s[(s["dataset"] == dataset) & (s["variant"] == variant) & (s["baseline"] == baseline)
@@ -71,8 +99,7 @@ class Study:
         """(variant, baseline) pairs of ``dataset`` in stats.csv, baselines and variants in config order."""
         s = self.stats[self.stats["dataset"] == dataset]
         found = set(zip(s["variant"], s["baseline"], strict=True))
-        baselines = [b for b in (self.a["reference"], self.a["mean_matched"]) if b in self.variants]
-        return [(v, b) for b in baselines for v in self.variants if (v, b) in found]
+        return [(v, b) for b in self.baselines for v in self.variants if (v, b) in found]
 
     def significant(self, row: pd.Series | None) -> bool:
         return row is not None and not missing(row["p_holm"]) and row["p_holm"] < self.alpha
@@ -87,15 +114,6 @@ class Study:
         if row["effect_name"] == "sd_ratio":
             return "lower" if effect < 1 else "higher"
         return "higher" if (effect > 0) == higher_when_positive else "lower"
-
-    def tally(self, baseline: str, test: str) -> dict[str, int]:
-        """How many (dataset, heterogeneous variant) comparisons against ``baseline`` went which way (and in all)."""
-        counts = {"lower": 0, "higher": 0, "indistinguishable": 0, "untestable": 0}
-        for dataset in self.datasets:
-            for variant in self.hts:
-                if (variant, baseline) in self.pairs(dataset):
-                    counts[self.direction(self.test(dataset, variant, baseline, test))] += 1
-        return counts | {"total": sum(counts.values())}
 
 
 # ------------------------------------------------------------------------------ what each template is shown
@@ -135,26 +153,16 @@ def macros_values(study: Study) -> dict:
         "n_dead_classes": int(study.summary["n_dead_classes"].sum()),
         "hours": runs["wall_seconds"].sum() / 3600, "devices": sorted(set(runs["device"])),
         "summary": study.summary.to_dict("records"),
-        "verdict": verdict_values(study),
-        "protocols": [tex_escape(p) for p in s["run_protocols"]],
+        "protocols": [tex_escape(p) for p in s["run_protocols"]], "subset": s["data"].get("subset"),
+        "power": paired_effects.POWER,
     }
-
-
-def verdict_values(study: Study) -> dict | None:
-    """The reference comparisons the verdict is read from (None without heterogeneous or reference runs)."""
-    ref = study.a["reference"]
-    if not study.hts or ref not in study.variants:
-        return None
-    return {"reference_label": study.label(ref), "variance": study.tally(ref, "brown_forsythe"),
-            "accuracy": study.tally(ref, "mann_whitney")}
 
 
 def variants_table_values(study: Study) -> dict:
     rows = []
     for v in study.variant_specs:
         x = study.dt.loc[study.dt["variant"] == v["name"], "dt"].to_numpy(float)
-        roles = [role for role, name in (("reference", study.a["reference"]), ("mean-matched", study.a["mean_matched"]))
-                 if v["name"] == name]
+        roles = study.roles(v["name"])
         dt = v["dt"]
         layers = [dt[0]] if isinstance(dt, list | tuple) and all(spec == dt[0] for spec in dt) else \
             list(dt) if isinstance(dt, list | tuple) else [dt]
@@ -195,34 +203,117 @@ def stats_table_values(study: Study) -> dict:
     return {"protocol": protocol_values(study), "datasets": datasets}
 
 
-def comparison(study: Study, dataset: str, variant: str, baseline: str) -> dict:
-    """One variant against one baseline on one dataset: the summary cells and the tests the sentences quote."""
-    return {"variant": study.label(variant), "baseline": study.label(baseline),
-            "a": study.cell(dataset, variant).to_dict(), "b": study.cell(dataset, baseline).to_dict(),
-            **{test: _test_values(study, study.test(dataset, variant, baseline, test))
-               for test in TESTS}}
+def span(effects: list[dict], key: str, low: str, high: str) -> dict:
+    """The ``key`` effects of ``effects``: one value with its CI (``single``), or their range and the range their CIs
+    cover (NaN where none is finite)."""
+    def finite(name, pick):
+        return pick((e[name] for e in effects if not missing(e[name])), default=math.nan)
+
+    return {"single": len(effects) == 1, "low": finite(key, min), "high": finite(key, max),
+            "ci_low": finite(low, min), "ci_high": finite(high, max)}
+
+
+def resolutions(effects: list[dict], test: str) -> dict:
+    """The resolutions of ``test`` ('accuracy' or 'spread') in ``effects``: the smallest and largest found, how many
+    found none within the simulated effects (up to ``bound``) and of how many; for accuracy, whether no Wilcoxon test
+    of these pairs can reach Holm's strictest level at all (``unreachable``: its smallest p, 2^(1 - pairs), ``floor``,
+    is not below that ``level``)."""
+    found = [e[f"{test}_resolution"] for e in effects if not missing(e[f"{test}_resolution"])]
+    floor = max((2.0 ** (1 - e["n_pairs"]) for e in effects), default=math.nan)
+    level = min((e["resolution_alpha"] for e in effects), default=math.nan)
+    return {"n": len(effects), "beyond": len(effects) - len(found), "bound": BOUNDS[test],
+            "low": min(found, default=math.nan), "high": max(found, default=math.nan),
+            "unreachable": test == "accuracy" and bool(effects) and not found and floor >= level,
+            "floor": floor, "level": level}
+
+
+def grouped(effects: list[dict], test: str) -> list[dict]:
+    """Resolved effects of ``test`` grouped by dataset and baseline: the variants and the range of their effects."""
+    key = {"accuracy": "accuracy_difference", "spread": "spread_sd_ratio"}[test]
+    groups: dict[tuple, list[dict]] = {}
+    for e in effects:
+        groups.setdefault((e["dataset_label"], e["baseline_label"]), []).append(e)
+    return [{"test": test, "dataset_label": dataset, "baseline_label": baseline,
+             "variants": [e["variant_label"] for e in own], "low": min(e[key] for e in own),
+             "high": max(e[key] for e in own)} for (dataset, baseline), own in groups.items()]
+
+
+def resolved(effects: list[dict], test: str, verdict: str | None = None) -> list[dict]:
+    """The effects whose ``test`` is resolved (in the direction ``verdict``, if given)."""
+    return [e for e in effects if e[f"{test}_verdict"] in ((verdict,) if verdict else RESOLVED)]
+
+
+def paired_values(study: Study) -> dict:
+    """What every part about the paired effects shows: the protocol, seeds, Holm family, resolution settings, the
+    baselines and the effects."""
+    effects = study.effects()
+    return {"protocol": protocol_values(study), "effects": effects, "n_seeds": len(study.setup["seeds"]),
+            "n_tests": sum(not missing(e[f"{test}_p"]) for e in effects for test in paired_effects.TESTS),
+            "bounds": BOUNDS,
+            "baselines": [{"name": b, "label": study.label(b), "role": study.roles(b)[0]} for b in study.baselines
+                          if any(e["baseline"] == b for e in effects)]}
 
 
 def results_values(study: Study) -> dict:
-    datasets = []
-    for dataset in study.datasets:
-        cells = [{"label": study.label(v), **c.to_dict()} for v in study.variants
-                 if (c := study.cell(dataset, v)) is not None]
-        best = max(cells, key=lambda c: -math.inf if missing(c["final_acc_mean"]) else c["final_acc_mean"])
-        datasets.append({"label": study.dlabel(dataset), "cells": cells, "best": best["label"],
-                         "gap": gap_values(study, dataset), "backprop": backprop_cell(study, dataset),
-                         "comparisons": [comparison(study, dataset, v, b) for v, b in study.pairs(dataset)]})
-    return {"protocol": protocol_values(study), "datasets": datasets}
+    """The protocol's results: its forest plot, the table of accuracies and paired differences, the effects resolved,
+    the resolution of the others, failures and the gaps to backprop."""
+    values = paired_values(study)
+    effects = {(e["dataset"], e["variant"], e["baseline"]): e for e in values["effects"]}
+    datasets = [{"label": study.dlabel(d), "backprop": backprop_cell(study, d), "gap": gap_values(study, d),
+                 "cells": [{"label": study.label(v), **c.to_dict(),
+                            "effects": [effects.get((d, v, b["name"])) for b in values["baselines"]]}
+                           for v in study.variants if (c := study.cell(d, v)) is not None]}
+                for d in study.datasets]
+    inconclusive = {test: [e for e in values["effects"] if e[f"{test}_verdict"] == "inconclusive"] for test in SHOWN}
+    return values | {"datasets": datasets, "n_runs": len(study.runs),
+                     "n_unstable": int(study.summary["n_unstable"].sum()),
+                     "figures": [figure_values(f) for f in study.setup["results_figures"]
+                                 if f["protocol"] == study.protocol],
+                     "resolved": {test: resolved(values["effects"], test) for test in paired_effects.TESTS},
+                     "inconclusive": {test: resolutions(inconclusive[test], test) for test in SHOWN}}
 
 
 def abstract_values(study: Study) -> dict:
-    ref, mm = study.a["reference"], study.a["mean_matched"]
-    return {"protocol": protocol_values(study), "n_runs": len(study.runs),
-            "n_diverged": int(study.runs["diverged"].sum()), "n_collapsed": int(study.summary["n_collapsed"].sum()),
-            "hts": bool(study.hts), "reference_trained": ref in study.variants, "reference_label": study.label(ref),
-            "variance": study.tally(ref, "brown_forsythe"), "accuracy": study.tally(ref, "mann_whitney"),
-            "mean_matched": {"label": study.label(mm), "variance": study.tally(mm, "brown_forsythe")}
-            if mm in study.variants else None}
+    """Per dataset, the heterogeneous variants' paired effects against each baseline (a value, or a range over the
+    variants), what of them is resolved and at what resolution the rest is not."""
+    values = paired_values(study)
+    hts = [e for e in values["effects"] if e["hts"]]
+    order = sorted(values["baselines"], key=lambda b: b["name"] != study.a["mean_matched"])  # heterogeneity first
+    datasets = []
+    for dataset in study.datasets:
+        own = {b["name"]: [e for e in hts if (e["dataset"], e["baseline"]) == (dataset, b["name"])] for b in order}
+        against = [{**b, "accuracy": span(own[b["name"]], "accuracy_difference", "accuracy_ci_low",
+                                          "accuracy_ci_high"),
+                    "spread": span(own[b["name"]], "spread_sd_ratio", "spread_ci_low", "spread_ci_high")}
+                   for b in order if own[b["name"]]]
+        if against:
+            datasets.append({"label": study.dlabel(dataset), "baselines": against})
+    return values | {"datasets": datasets, "n_runs": len(study.runs),
+                     "resolved": [g for test in SHOWN for g in grouped(resolved(hts, test), test)],
+                     "n_resolved": sum(len(resolved(hts, test)) for test in SHOWN),
+                     "n_shown": len(hts) * len(SHOWN),
+                     "resolutions": {test: resolutions(hts, test) for test in SHOWN},
+                     "n_diverged": int(study.runs["diverged"].sum()),
+                     "n_collapsed": int(study.summary["n_collapsed"].sum())}
+
+
+def verdict_values(study: Study) -> dict:
+    """The discussion's reading of the heterogeneous variants' paired effects: which resolved which way, and the
+    resolution of the rest."""
+    values = paired_values(study)
+    hts = [e for e in values["effects"] if e["hts"]]
+    uniform = [e for e in values["effects"] if not e["hts"]]
+
+    def alike(test: str) -> list[dict]:  # uniform steps resolved as some heterogeneous variant is, against its baseline
+        seen = {(e["dataset"], e["baseline"], e[f"{test}_verdict"]) for e in resolved(hts, test)}
+        return grouped([e for e in resolved(uniform, test)
+                        if (e["dataset"], e["baseline"], e[f"{test}_verdict"]) in seen], test)
+
+    return values | {"n_hts": len(hts), "resolutions": {test: resolutions(hts, test) for test in SHOWN},
+                     "resolved": {test: {way: grouped(resolved(hts, test, way), test) for way in RESOLVED}
+                                  for test in SHOWN},
+                     "n_resolved": {test: len(resolved(hts, test)) for test in SHOWN},
+                     "alike": {test: alike(test) for test in SHOWN}}
 
 
 def limitations_values(study: Study) -> dict:
@@ -238,24 +329,28 @@ def limitations_values(study: Study) -> dict:
     return {"holdouts": holdouts, "subset": data.get("subset"), "synthetic": "synthetic" in study.datasets}
 
 
+def figure_values(figure: Mapping) -> dict:
+    """A figure of the registry for the paper (htsep.report.figures.paper_figures: name, path below figures/,
+    caption and protocol), with its LaTeX label."""
+    return {"path": figure["path"], "caption": tex_escape(figure["caption"]),
+            "protocol": tex_escape(figure["protocol"]) if figure["protocol"] else None,
+            "label": f"{figure['name']}:{figure['protocol']}" if figure["protocol"] else figure["name"]}
+
+
 def grid_figures_values(study: Study) -> dict:
-    """The grid's figures for the paper (``setup['figures']``, from the figure registry: name, path below
-    figures/, caption and protocol, once per protocol where drawn per protocol), with LaTeX labels."""
-    return {"figures": [{"path": f["path"], "caption": tex_escape(f["caption"]),
-                         "protocol": tex_escape(f["protocol"]) if f["protocol"] else None,
-                         "label": f"{f['name']}:{f['protocol']}" if f["protocol"] else f["name"]}
-                        for f in study.setup["figures"]]}
+    """The grid's figure list (``setup['figures']``, once per protocol where drawn per protocol)."""
+    return {"figures": [figure_values(f) for f in study.setup["figures"]]}
 
 
 VALUES = {"macros": macros_values, "variants_table": variants_table_values, "summary_table": summary_table_values,
           "stats_table": stats_table_values, "results": results_values, "abstract": abstract_values,
-          "limitations": limitations_values, "grid_figures": grid_figures_values}
+          "verdict": verdict_values, "limitations": limitations_values, "grid_figures": grid_figures_values}
 
 
 # ---------------------------------------------------------------------------------------------------- rules
 
 
-PER_PROTOCOL = ("summary_table", "stats_table", "results", "abstract")  # one part per protocol, in run order
+PER_PROTOCOL = ("summary_table", "stats_table", "results", "abstract", "verdict")  # one per protocol, in run order
 
 
 def generate(studies: list[Study]) -> dict[str, str]:
@@ -267,11 +362,11 @@ def generate(studies: list[Study]) -> dict[str, str]:
 
 
 def write_generated(inputs: Mapping[str, str], outputs: Mapping[str, str], setup: Mapping, analysis: Mapping) -> None:
-    """Read runs/summary/stats/gaps/dt tables and write each generated ``.tex`` named in ``outputs``."""
+    """Read runs/summary/stats/gaps/paired/dt tables and write each generated ``.tex`` named in ``outputs``."""
     def table(name: str) -> pd.DataFrame:  # the protocols' tables, one after the other
         return pd.concat([read_table(path, f"{name} table") for path in inputs[name]], ignore_index=True)
 
-    tables = (table("runs"), table("summary"), table("stats").fillna({"note": ""}), table("gaps"),
+    tables = (table("runs"), table("summary"), table("stats").fillna({"note": ""}), table("gaps"), table("paired"),
               read_table(inputs["dt"], "dt table"))
     studies = [Study(protocol, *tables, setup, analysis) for protocol in setup["run_protocols"]]
     expected = len(setup["datasets"]) * len(setup["variants"]) * len(setup["seeds"])

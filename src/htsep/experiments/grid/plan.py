@@ -41,6 +41,11 @@ def shard_tables(protocol: str) -> dict[str, str]:
     return {table: f"{TABLES}/{protocol}/shard.{table}.csv" for table in ("runs", "epochs")}
 
 
+def trained_keys(config: Mapping, protocol: str) -> list[tuple]:
+    """The runs this invocation trains for ``protocol`` (config key records.train)."""
+    return to_train(config, "grid", "runs", KEYS, declared(config, protocol))
+
+
 def trained_here(config: Mapping, protocol: str) -> list[str]:
-    """The run folders this invocation trains for ``protocol`` (config key records.train)."""
-    return [run_folder(key) for key in to_train(config, "grid", "runs", KEYS, declared(config, protocol))]
+    """The run folders this invocation trains for ``protocol``."""
+    return [run_folder(key) for key in trained_keys(config, protocol)]

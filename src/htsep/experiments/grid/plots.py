@@ -12,8 +12,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from ...report.forest import forest
 from ...report.style import PAGE_WIDTH, PANEL, Order, epoch_axis, legend_below, panels, set_style
 from . import stats
 
@@ -212,4 +213,25 @@ def dead_units(epochs: pd.DataFrame, datasets: Sequence[str], variants: Sequence
     axes[0][0].set_ylabel("Output units dead (%)")
     axes[1][0].set_ylabel("Hidden units dead (%)")
     legend_below(fig, order)
+    return fig
+
+
+def paired_forest(paired: pd.DataFrame, datasets: Sequence[str], variants: Sequence[Mapping]):
+    """Forest plot of the paired effects (``paired_effects.paired_effects``): per dataset and variant against each
+    baseline, the mean difference of final accuracy and the s.d. ratio with their CIs, coloured by verdict."""
+    order = Order(pd.concat([paired, paired.assign(variant=paired["baseline"])]), datasets, variants)
+    rank = {dataset: i for i, dataset in enumerate(order.datasets)}
+    rows = paired.sort_values("dataset", key=lambda d: d.map(rank), kind="stable")
+    lines = pd.DataFrame({
+        "label": [f"{order.dataset_labels[r.dataset]} · {order.labels[r.variant]} vs {order.labels[r.baseline]}"
+                  for r in rows.itertuples()],
+        "difference": rows["accuracy_difference"], "difference_low": rows["accuracy_ci_low"],
+        "difference_high": rows["accuracy_ci_high"], "difference_verdict": rows["accuracy_verdict"],
+        "ratio": rows["spread_sd_ratio"], "ratio_low": rows["spread_ci_low"], "ratio_high": rows["spread_ci_high"],
+        "ratio_verdict": rows["spread_verdict"]})
+    fig = forest(lines, ["higher", "lower", "inconclusive", "untestable"])
+    ratios = fig.axes[1].xaxis  # ratios as plain numbers at powers of 2 (matplotlib's labels of minor ticks overlap)
+    ratios.set_major_locator(LogLocator(base=2))
+    ratios.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ratios.set_minor_formatter(NullFormatter())
     return fig

@@ -10,11 +10,12 @@ across-seed s.d. of test accuracy per epoch averaged over epochs; counts and rat
 endings, divergences and unstable runs (collapsed or diverged). ``best`` accuracy is chosen on the test set: it is
 descriptive (post hoc) and no test uses it.
 
-Tests (``compare``), per protocol, each variant against the reference (and the mean-matched uniform control when
-present), on final test accuracy: Brown-Forsythe (Levene with the median as centre) for the spread across seeds,
+Tests (``compare``), per protocol, each variant against the uniform baselines that were trained (``comparisons``),
+on final test accuracy: Brown-Forsythe (Levene with the median as centre) for the spread across seeds,
 Mann-Whitney U with Cliff's delta, Welch's t with Cohen's d, and Fisher's exact test on unstable-run counts.
 p-values are Holm corrected within each family: every protocol is its own family, split further by
-``holm_family``. Degenerate groups give NaN p and a ``note``, never an error. ``backprop_gaps``: EP's reference
+``holm_family``. Degenerate groups give NaN p and a ``note``, never an error. These unpaired tests are the paper's
+secondary statistics; its main ones pair the arms by seed (``paired_effects``). ``backprop_gaps``: EP's reference
 variant minus backprop, paired by seed, per (protocol, dataset).
 """
 
@@ -289,16 +290,19 @@ def fisher_unstable(unstable_x, unstable_y) -> dict:
     return _result(res.statistic, res.pvalue, diff, **n)
 
 
-def comparisons(variants: Sequence[str], analysis: Mapping) -> list[tuple[str, str]]:
-    """(variant, baseline) pairs: every variant against the reference, and every other variant against the
-    mean-matched control; a pair is never tested twice, and a missing baseline is skipped."""
+def baselines(analysis: Mapping) -> list[str]:
+    """The uniform baselines variants are compared with, in order: the reference, the mean-matched control and
+    standard EP (each once)."""
     a = settings(analysis)
-    pairs = []
-    if a["reference"] in variants:
-        pairs += [(v, a["reference"]) for v in variants if v != a["reference"]]
-    if a["mean_matched"] in variants:
-        pairs += [(v, a["mean_matched"]) for v in variants if v not in (a["reference"], a["mean_matched"])]
-    return pairs
+    return list(dict.fromkeys([a["reference"], a["mean_matched"], a["standard_ep"]]))
+
+
+def comparisons(variants: Sequence[str], analysis: Mapping) -> list[tuple[str, str]]:
+    """(variant, baseline) pairs: every variant against the reference, every other variant against the mean-matched
+    control, and the rest against standard EP; a pair is never tested twice, and a missing baseline is skipped."""
+    named = baselines(analysis)
+    return [(v, baseline) for i, baseline in enumerate(named) if baseline in variants
+            for v in variants if v not in named[:i + 1]]
 
 
 def compare(measures: pd.DataFrame, analysis: Mapping) -> pd.DataFrame:
