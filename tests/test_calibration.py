@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from htsep.config import ConfigError
+from htsep.experiments.calibration.paper import calibration_text
 from htsep.experiments.calibration.plan import KEYS, calibration_run, declared, search_points
 from htsep.experiments.calibration.selection import calibration_table, search_runs, select
 from htsep.records import committed, declared_runs, merge
@@ -75,6 +76,24 @@ def test_each_protocol_is_selected_from_its_reference_variants_search_and_backpr
     assert len(keys) == (2 * n_ep + 2 * n_bp) * len(config["calibration"]["seeds"])
     assert {(d, v) for d, v, _, _ in keys} == {("synthetic", "uniform_0.2"), ("synthetic", "uniform_1.0"),
                                                ("synthetic", "backprop"), ("mnist", "backprop")}
+    # the appendix says whether the backprop reference is a ceiling on EP's search dataset
+    values = {kind: search_points(config, kind) for kind in ("ep", "backprop")}
+    runs = pd.DataFrame([{**row, **{k: str(v) for k, v in values[row["kind"]][row["point"]].items()},
+                          "diverged": False} for row in runs.to_dict("records")])
+    runs.to_csv(tmp_path / "calibration.csv", index=False)
+    (tmp_path / "selection.json").write_text(json.dumps(chosen))
+    inputs = {"table": tmp_path / "calibration.csv", "selection": tmp_path / "selection.json"}
+    labels = {"synthetic": "Synthetic", "mnist": "MNIST"}
+    calibration_text(inputs, tmp_path / "a.tex", config, "caption", labels)
+    text = " ".join((tmp_path / "a.tex").read_text().split())
+    assert ("On Synthetic, its best mean validation accuracy, 90.00\\,\\%, compares with EP's 86.00\\,\\% "
+            "(\\texttt{calibrated}) and 71.00\\,\\% (\\texttt{standard\\_ep}): within this search it is a ceiling for "
+            "every EP protocol.") in text
+    (tmp_path / "selection.json").write_text(json.dumps(
+        chosen | {"backprop": {d: c | {"mean_val_acc": 0.8} for d, c in chosen["backprop"].items()}}))
+    calibration_text(inputs, tmp_path / "b.tex", config, "caption", labels)
+    assert "within this search the backprop reference is no ceiling for EP" in " ".join(
+        (tmp_path / "b.tex").read_text().split())
 
 
 def test_the_backprop_reference_needs_a_setting_for_every_dataset(tmp_path):

@@ -68,4 +68,7 @@ def calibration_text(inputs: Mapping[str, str], output: str | Path, config: Mapp
                    for p, c in selection["protocols"].items()],
         backprop=[{"dataset": tex_escape(labels[d]), "point": tex_escape(c["point"])}
                   for d, c in selection["backprop"].items()],
+        ceiling=[{"protocol": tex_escape(p), "ep": c["mean_val_acc"],
+                  "backprop": selection["backprop"][c["dataset"]]["mean_val_acc"]}
+                 for p, c in selection["protocols"].items() if c["dataset"] in selection["backprop"]],
         rule=RULES[calibration["selection"]], searches=[s for s in searches if s], caption=tex_escape(caption)))
