@@ -16,8 +16,7 @@ def calibration_summaries():
     records.train)."""
     keys = to_train(config, "calibration", "runs", calibration_keys, calibration_declared(config))
     return [
-        f"{CALIBRATION}/{dataset}/{variant}/{point}/seed{seed}/summary.json"
-        for dataset, variant, point, seed in keys
+        f"{CALIBRATION}/{dataset}/{variant}/{point}/seed{seed}/summary.json" for dataset, variant, point, seed in keys
     ]
 
 
