@@ -143,7 +143,7 @@ def test_code_edits_rerun_exactly_the_rules_that_execute_the_code(test_study, tm
 SHIPPED = [["config/config.yaml"], ["config/config.yaml", "config/offline.yaml"],
            ["config/config.yaml", "config/offline.yaml", "config/reduced.yaml"],
            ["config/config.yaml", "config/offline.yaml", "config/gpu.yaml"], ["config/test.yaml"],
-           ["config/config.yaml", "config/records.yaml"]]
+           ["config/config.yaml", "config/offline.yaml", "config/records.yaml"]]
 
 
 def test_every_shipped_config_resolves_its_whole_dag(tmp_path):

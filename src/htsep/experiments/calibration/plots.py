@@ -33,7 +33,7 @@ def calibration_figure(table: pd.DataFrame, calibration: Mapping):
     panels = [key for key in chosen if len(table[(table["kind"] == key[0]) & (table["dataset"] == key[1])
                                                  & (table["variant"] == key[2])])]
     width = max(3.0, 0.3 * table.groupby("kind")["point"].nunique().max() + 1)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 2.9 * len(panels)), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 2.4 * len(panels)), layout="constrained", squeeze=False)
     for ax, (kind, dataset, variant) in zip(axes[:, 0], panels, strict=True):
         rows = table[(table["kind"] == kind) & (table["dataset"] == dataset) & (table["variant"] == variant)]
         names = list(dict.fromkeys(rows.sort_values("order")["point"]))
