@@ -134,6 +134,17 @@ def check_subset(config: Mapping, dataset: str) -> None:
                           f"{available} in its smallest class (split {split}); use at most {available}")
 
 
+def check_protocol_and_datasets(config: Mapping, section: str) -> None:
+    """An experiment section's ``protocol`` is defined under protocols and each of its ``datasets`` under data."""
+    spec = config[section]
+    if spec["protocol"] not in config["protocols"]:
+        raise ConfigError(f"config key {section}.protocol: {spec['protocol']!r} is not defined under protocols "
+                          f"{sorted(config['protocols'])}")
+    for dataset in spec["datasets"]:
+        if dataset not in config["data"]:
+            raise ConfigError(f"config key {section}.datasets: dataset {dataset!r} is not configured under data")
+
+
 def check_validation_size(config: Mapping, dataset: str) -> None:
     """The validation split of ``dataset`` leaves at least as many training images per class as it takes."""
     check_subset(config, dataset)

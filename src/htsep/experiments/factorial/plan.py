@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from scipy import stats as sps
 
-from ...config import ConfigError, run_slice, variant_by_name
+from ...config import ConfigError, check_protocol_and_datasets, run_slice, variant_by_name
 from ...paths import FACTORIAL, RUNS
 from ...records import to_train
 from ...run_tables import RUN_KEYS
@@ -63,12 +63,7 @@ def cells(config: Mapping) -> list[dict]:
 def check(config: Mapping) -> None:
     """Factorial config errors the schema cannot express, each naming its key, before any job runs."""
     spec = config["factorial"]
-    if spec["protocol"] not in config["protocols"]:
-        raise ConfigError(f"config key factorial.protocol: {spec['protocol']!r} is not defined under protocols "
-                          f"({sorted(config['protocols'])})")
-    for dataset in spec["datasets"]:
-        if dataset not in config["data"]:
-            raise ConfigError(f"config key factorial.datasets: dataset {dataset!r} is not configured under data")
+    check_protocol_and_datasets(config, "factorial")
     for found in cells(config):
         miss = found["expected_mean"] - found["dt_mean"]
         if not abs(miss) <= spec["mean_tolerance"]:

@@ -14,7 +14,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
-from ...config import ConfigError, canonical, check_subset, check_training, protocol_training, run_slice
+from ...config import (
+    ConfigError,
+    canonical,
+    check_protocol_and_datasets,
+    check_subset,
+    check_training,
+    protocol_training,
+    run_slice,
+)
 from ...outcomes import FAILURE_CRITERIA
 from ...paths import FRONTIER, number
 
@@ -29,12 +37,8 @@ def check(config: Mapping) -> None:
     for name in spec["variants"]:
         if name not in defined:
             raise ConfigError(f"config key frontier.variants: {name!r} is not in variants {defined}")
-    if spec["protocol"] not in config["protocols"]:
-        raise ConfigError(f"config key frontier.protocol: {spec['protocol']!r} is not defined under protocols "
-                          f"{sorted(config['protocols'])}")
+    check_protocol_and_datasets(config, "frontier")
     for dataset in spec["datasets"]:
-        if dataset not in config["data"]:
-            raise ConfigError(f"config key frontier.datasets: dataset {dataset!r} is not configured in data")
         check_subset(config, dataset)
     for name, axis in spec["axes"].items():
         for dataset in spec["datasets"]:
