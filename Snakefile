@@ -34,6 +34,8 @@ from htsep.paths import (
     GENERATED_DIR,
     LANDSCAPE,
     MECHANISM,
+    ROBUSTNESS,
+    RUN_LAYOUT,
     RUNS,
     TABLES,
 )  # noqa: E402
@@ -64,6 +66,7 @@ include: "workflow/rules/mechanism.smk"
 include: "workflow/rules/frontier.smk"
 include: "workflow/rules/confirmatory.smk"
 include: "workflow/rules/factorial.smk"
+include: "workflow/rules/robustness.smk"
 
 
 # Light rules run where snakemake runs, not as cluster jobs (only training goes to SLURM); so do the figure rules
@@ -82,6 +85,8 @@ localrules:
     confirmatory_tests,
     factorial_analysis,
     factorial_paper,
+    robustness_analysis,
+    robustness_paper,
     calibration_paper,
     mechanism_paper,
     mechanism,

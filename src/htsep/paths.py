@@ -12,6 +12,7 @@ LANDSCAPE = f"{MECHANISM}/landscape"
 FRONTIER = "results/frontier"
 CONFIRMATORY = "results/confirmatory"
 FACTORIAL = "results/factorial"
+ROBUSTNESS = "results/robustness"
 FIGURE_DIR = "figures"
 GENERATED_DIR = "paper/generated"  # the paper's generated LaTeX
 

@@ -161,16 +161,17 @@ def declared_only(frame: pd.DataFrame, declared: Sequence[Sequence], keys: Seque
 
 
 def merge_experiment(records: Mapping[str, Sequence[str]], local: Mapping[str, str], keys: Sequence[str],
-                     declared: Sequence[Sequence], experiment: str, scope: Mapping | None = None
-                     ) -> dict[str, pd.DataFrame]:
+                     declared: Sequence[Sequence], experiment: str, scope: Mapping | None = None,
+                     required: bool = True) -> dict[str, pd.DataFrame]:
     """An experiment's tables from its committed shards and this invocation's (``records``/``local``: table name ->
     committed paths / this invocation's path, absent when it trains nothing). Table ``runs`` has one row per run with
     the record columns; each
     other table (per run and epoch, per run and condition) keeps the rows of the record its run row came from.
-    ``scope`` (column -> value) restricts the rows to one part of the experiment (e.g. one protocol of the grid)."""
+    ``scope`` (column -> value) restricts the rows to one part of the experiment (e.g. one protocol of the grid). No run
+    at all is an error if ``required``, else empty tables."""
     runs = merge(records["runs"], read_shard(local["runs"], keys, local=True) if "runs" in local else None, keys,
                  declared, experiment, scope)
-    if not len(runs):
+    if not len(runs) and required:
         raise RecordError(f"{experiment}: no run to analyse: no committed record under records.root holds a run the "
                           f"config declares{' for ' + str(scope) if scope else ''}, and this invocation trained none")
     tables = {"runs": runs}

@@ -13,8 +13,10 @@ from .experiments.factorial import plan as factorial
 from .experiments.frontier import plan as frontier
 from .experiments.grid import plan as grid
 from .experiments.mechanism import plan as mechanism
+from .experiments.robustness import plan as robustness
 
-PLANS = (calibration, mechanism, frontier, confirmatory, factorial)  # every experiment whose config section has checks
+# every experiment whose config section has checks
+PLANS = (calibration, mechanism, frontier, confirmatory, factorial, robustness)
 
 
 def check_config(config: Mapping) -> None:
@@ -38,7 +40,8 @@ def local_shards(config: Mapping) -> dict[str, list[str]]:
             "mechanism": [*mechanism.SPECTRAL_SHARD.values(), *mechanism.LANDSCAPE_SHARD.values()],
             "frontier": list(frontier.shard_tables(config)),
             "confirmatory": list(confirmatory.SHARD.values()),
-            "factorial": list(factorial.SHARD.values())}
+            "factorial": list(factorial.SHARD.values()),
+            "robustness": list(robustness.SHARD.values())}
 
 
 def stacked_members(config: Mapping) -> dict[tuple[str, str], list[tuple[str, int]]]:

@@ -50,6 +50,7 @@ rule provenance:
         f"{FRONTIER}/provenance.csv",
         f"{CONFIRMATORY}/provenance.csv",
         f"{FACTORIAL}/provenance.csv",
+        f"{ROBUSTNESS}/provenance.csv",
     output:
         f"{GENERATED_DIR}/provenance.tex",
     log:
@@ -78,6 +79,7 @@ rule paper:
         provenance_generated=f"{GENERATED_DIR}/provenance.tex",
         confirmatory_generated=f"{GENERATED_DIR}/confirmatory.tex",
         factorial_generated=f"{GENERATED_DIR}/factorial.tex",
+        robustness_generated=f"{GENERATED_DIR}/robustness.tex",
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",

@@ -24,9 +24,12 @@ def load_split(path: str | os.PathLike) -> dict:
 def as_tensors(split: dict, normalize: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x float32 [N,784], y int64 [N])``: x = images / 255, then ``(x - mean) / std`` if ``normalize``."""
     x = split["images"].reshape(len(split["images"]), -1).to(torch.float32).div_(255)
-    if normalize is not None:
-        x.sub_(normalize["mean"]).div_(normalize["std"])
-    return x, split["labels"].to(torch.int64)
+    return normalised(x, normalize), split["labels"].to(torch.int64)
+
+
+def normalised(pixels: torch.Tensor, normalize: dict | None) -> torch.Tensor:
+    """Pixels in [0, 1] as the network sees them: ``(x - mean) / std`` if ``normalize`` (in place), else as they are."""
+    return pixels if normalize is None else pixels.sub_(normalize["mean"]).div_(normalize["std"])
 
 
 def carve_validation(split: dict, per_class: int, seed: int) -> tuple[dict, dict]:

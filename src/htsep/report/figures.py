@@ -23,8 +23,9 @@ from ..experiments.factorial import plots as factorial_plots
 from ..experiments.frontier import plots as frontier_plots
 from ..experiments.grid import plots as grid_plots
 from ..experiments.mechanism import plots as mechanism_plots
+from ..experiments.robustness import plots as robustness_plots
 from ..files import read_table
-from ..paths import CALIBRATION, CONFIRMATORY, FACTORIAL, FIGURE_DIR, FRONTIER, MECHANISM, TABLES
+from ..paths import CALIBRATION, CONFIRMATORY, FACTORIAL, FIGURE_DIR, FRONTIER, MECHANISM, ROBUSTNESS, TABLES
 from . import style
 
 
@@ -172,6 +173,11 @@ FIGURES = (
            "model's contrasts (a random intercept per seed) with their 95% CIs: each uniform mean against the "
            "reference mean, and each spread against none at a matched mean and averaged over the means.",
            section="factorial"),
+    Figure("robustness", {"summary": f"{ROBUSTNESS}/summary.csv"}, ORDER, robustness_plots.robustness_figure,
+           "Robustness of the trained models: each variant's mean drop of test accuracy from its own clean accuracy "
+           "(points, over seeds), one row per protocol and dataset, under Gaussian pixel noise, multiplicative weight "
+           "noise (means over the noise draws, the same draws for every model), the free phase cut short at "
+           "inference, and dt changed after training.", section="robustness"),
 )
 BY_NAME = {figure.name: figure for figure in FIGURES}
 

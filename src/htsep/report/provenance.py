@@ -16,7 +16,8 @@ from .tex import template, tex_escape
 TEMPLATE = Path(__file__).with_name("templates") / "provenance.tex.j2"
 EXPERIMENTS = {"grid": "Grid", "calibration": "Calibration", "mechanism spectra": "Mechanism: spectra",
                "mechanism landscape": "Mechanism: dt landscape", "frontier": "Stability frontier",
-               "confirmatory": "Confirmatory tests", "factorial": "Factorial: dt mean x spread"}
+               "confirmatory": "Confirmatory tests", "factorial": "Factorial: dt mean x spread",
+               "robustness": "Robustness"}
 
 
 def _record(record: str, root: str) -> str:
