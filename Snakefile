@@ -37,6 +37,7 @@ from htsep.paths import (
     ROBUSTNESS,
     RUN_LAYOUT,
     RUNS,
+    SENSITIVITY,
     TABLES,
 )  # noqa: E402
 from htsep.experiments.grid.plan import protocols as grid_protocols  # noqa: E402
@@ -67,6 +68,7 @@ include: "workflow/rules/frontier.smk"
 include: "workflow/rules/confirmatory.smk"
 include: "workflow/rules/factorial.smk"
 include: "workflow/rules/robustness.smk"
+include: "workflow/rules/sensitivity.smk"
 
 
 # Light rules run where snakemake runs, not as cluster jobs (only training goes to SLURM); so do the figure rules
@@ -87,6 +89,8 @@ localrules:
     factorial_paper,
     robustness_analysis,
     robustness_paper,
+    sensitivity_analysis,
+    sensitivity_paper,
     calibration_paper,
     mechanism_paper,
     mechanism,

@@ -13,6 +13,7 @@ FRONTIER = "results/frontier"
 CONFIRMATORY = "results/confirmatory"
 FACTORIAL = "results/factorial"
 ROBUSTNESS = "results/robustness"
+SENSITIVITY = "results/sensitivity"
 FIGURE_DIR = "figures"
 GENERATED_DIR = "paper/generated"  # the paper's generated LaTeX
 

@@ -14,9 +14,10 @@ from .experiments.frontier import plan as frontier
 from .experiments.grid import plan as grid
 from .experiments.mechanism import plan as mechanism
 from .experiments.robustness import plan as robustness
+from .experiments.sensitivity import plan as sensitivity
 
 # every experiment whose config section has checks
-PLANS = (calibration, mechanism, frontier, confirmatory, factorial, robustness)
+PLANS = (calibration, mechanism, frontier, confirmatory, factorial, robustness, sensitivity)
 
 
 def check_config(config: Mapping) -> None:
@@ -41,7 +42,8 @@ def local_shards(config: Mapping) -> dict[str, list[str]]:
             "frontier": list(frontier.shard_tables(config)),
             "confirmatory": list(confirmatory.SHARD.values()),
             "factorial": list(factorial.SHARD.values()),
-            "robustness": list(robustness.SHARD.values())}
+            "robustness": list(robustness.SHARD.values()),
+            "sensitivity": list(sensitivity.SHARD.values())}
 
 
 def stacked_members(config: Mapping) -> dict[tuple[str, str], list[tuple[str, int]]]:

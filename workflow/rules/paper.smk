@@ -51,6 +51,7 @@ rule provenance:
         f"{CONFIRMATORY}/provenance.csv",
         f"{FACTORIAL}/provenance.csv",
         f"{ROBUSTNESS}/provenance.csv",
+        f"{SENSITIVITY}/provenance.csv",
     output:
         f"{GENERATED_DIR}/provenance.tex",
     log:
@@ -80,6 +81,7 @@ rule paper:
         confirmatory_generated=f"{GENERATED_DIR}/confirmatory.tex",
         factorial_generated=f"{GENERATED_DIR}/factorial.tex",
         robustness_generated=f"{GENERATED_DIR}/robustness.tex",
+        sensitivity_generated=f"{GENERATED_DIR}/sensitivity.tex",
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",

@@ -24,8 +24,19 @@ from ..experiments.frontier import plots as frontier_plots
 from ..experiments.grid import plots as grid_plots
 from ..experiments.mechanism import plots as mechanism_plots
 from ..experiments.robustness import plots as robustness_plots
+from ..experiments.sensitivity import plots as sensitivity_plots
 from ..files import read_table
-from ..paths import CALIBRATION, CONFIRMATORY, FACTORIAL, FIGURE_DIR, FRONTIER, MECHANISM, ROBUSTNESS, TABLES
+from ..paths import (
+    CALIBRATION,
+    CONFIRMATORY,
+    FACTORIAL,
+    FIGURE_DIR,
+    FRONTIER,
+    MECHANISM,
+    ROBUSTNESS,
+    SENSITIVITY,
+    TABLES,
+)
 from . import style
 
 
@@ -178,6 +189,12 @@ FIGURES = (
            "(points, over seeds), one row per protocol and dataset, under Gaussian pixel noise, multiplicative weight "
            "noise (means over the noise draws, the same draws for every model), the free phase cut short at "
            "inference, and dt changed after training.", section="robustness"),
+    Figure("sensitivity", {"cells": f"{SENSITIVITY}/cells.csv", "contrasts": f"{SENSITIVITY}/contrasts.csv"}, ORDER,
+           sensitivity_plots.sensitivity_figure,
+           "Where dt acts: one training key of the protocol changed at a time (columns: dataset and key). Top: mean "
+           "final test accuracy of the runs that did not fail (bars: s.d. across seeds) per variant over the levels "
+           "(open markers: the protocol's own point). Bottom: the paired difference of heterogeneity at a matched mean "
+           "(red) and of the positive control (black) with their bootstrap 95% CIs.", section="sensitivity"),
 )
 BY_NAME = {figure.name: figure for figure in FIGURES}
 

@@ -17,7 +17,7 @@ TEMPLATE = Path(__file__).with_name("templates") / "provenance.tex.j2"
 EXPERIMENTS = {"grid": "Grid", "calibration": "Calibration", "mechanism spectra": "Mechanism: spectra",
                "mechanism landscape": "Mechanism: dt landscape", "frontier": "Stability frontier",
                "confirmatory": "Confirmatory tests", "factorial": "Factorial: dt mean x spread",
-               "robustness": "Robustness"}
+               "robustness": "Robustness", "sensitivity": "Sensitivity: where dt acts"}
 
 
 def _record(record: str, root: str) -> str:
