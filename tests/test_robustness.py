@@ -199,3 +199,11 @@ def test_before_any_evaluation_the_tables_figure_and_section_say_so(tmp_path):
     assert "No model has been evaluated yet" in (tmp_path / "robustness.tex").read_text()
     fig = robustness_figure(pd.read_csv(outputs["summary"]), ["synthetic"], config["variants"])
     assert "No model has been evaluated yet." in [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_a_model_that_failed_in_training_is_left_out_of_the_contrasts(tmp_path):
+    from htsep.experiments.robustness.analysis import failed
+
+    runs = pd.DataFrame({"recorded_accuracy": [0.97, float("nan"), 0.1, 0.5],
+                         "clean_accuracy": [0.97, 0.098, 0.1, 0.5]})
+    assert failed(runs, 0.2).tolist() == [False, True, True, False]

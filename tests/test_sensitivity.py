@@ -115,3 +115,15 @@ def test_before_any_run_the_section_says_so(tmp_path):
                                           "caption": "c"})
     text = (tmp_path / "s.tex").read_text()
     assert "No sensitivity run has been recorded yet." in text and "Prediction, written before the runs" in text
+
+
+def test_a_level_lost_in_its_folder_name_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"0.1234567 does not survive its folder name '0.123457'"):
+        config_with(tmp_path, "sensitivity: {axes: {beta: {levels: [0.5, 0.1234567]}}}\n")
+
+
+def test_a_campaign_with_nothing_left_to_train_writes_an_empty_shard(tmp_path):
+    from htsep.outcomes import write_outcomes
+
+    write_outcomes([], tmp_path / "shard.csv", {"criteria": ["diverged"]})
+    assert pd.read_csv(tmp_path / "shard.csv").empty

@@ -129,6 +129,9 @@ def run_outcomes(summary_paths: Sequence[str | Path], failure: Mapping) -> pd.Da
             "code_fingerprint": summary.get("code_fingerprint"), "relaxation_kernel": summary.get("relaxation_kernel"),
             "wall_seconds": summary["wall_seconds"],
         })
+    if not rows:  # e.g. a campaign whose runs every record already holds
+        return pd.DataFrame(columns=["protocol", "dataset", "variant", "seed", "final_test_acc", "broke", "config",
+                                     "code_fingerprint", "relaxation_kernel"])
     return pd.DataFrame(rows).astype({"diverged_epoch": "Int64"})
 
 

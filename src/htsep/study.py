@@ -48,10 +48,12 @@ def local_shards(config: Mapping) -> dict[str, list[str]]:
 
 def stacked_members(config: Mapping) -> dict[tuple[str, str], list[tuple[str, int]]]:
     """(protocol, dataset) -> (variant, seed) of every EP run this invocation trains, the grid's, the confirmatory
-    experiment's and the factorial's, each once: what the stacked train jobs (config key execution.batch_runs) hold."""
+    experiment's and the factorial's, and those whose model the robustness evaluation reads (records keep no model),
+    each once: what the stacked train jobs (config key execution.batch_runs) hold."""
     keys = [key for p in config["run_protocols"] for key in grid.trained_keys(config, p)]
     members: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for protocol, dataset, variant, seed in dict.fromkeys([*keys, *confirmatory.trained_keys(config),
-                                                          *factorial.trained_keys(config)]):
+                                                          *factorial.trained_keys(config),
+                                                          *robustness.evaluated_keys(config)]):
         members.setdefault((protocol, dataset), []).append((variant, int(seed)))
     return members

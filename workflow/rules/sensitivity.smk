@@ -43,7 +43,7 @@ rule sensitivity_train:
 rule sensitivity_shard:
     """This invocation's sensitivity runs as a shard: one row per run, how (and whether) it failed."""
     input:
-        [f"{folder}/summary.json" for folder in SENSITIVITY_FOLDERS],
+        summaries=[f"{folder}/summary.json" for folder in SENSITIVITY_FOLDERS],
     output:
         sensitivity_plan.SHARD["runs"],
     log:

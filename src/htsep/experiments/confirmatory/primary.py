@@ -21,16 +21,10 @@ import pandas as pd
 
 from ... import paired
 from ...files import write_table
-from ...outcomes import run_outcomes
 from ...records import merge, read_shard, write_provenance
 from .plan import KEYS
 
 TESTS = ("accuracy", "spread", "failures")
-
-
-def write_shard(summary_paths: Sequence[str], output: str, failure: Mapping) -> None:
-    """This invocation's confirmatory runs as a shard: one row per run, how (and whether) it failed."""
-    write_table(output, run_outcomes(summary_paths, failure))
 
 
 def _arms(runs: pd.DataFrame, variant: str, baseline: str) -> pd.DataFrame:

@@ -3,7 +3,8 @@ once, htsep.records): per model and condition the accuracy and the share of flip
 draws) and the drop from the model's clean accuracy; per variant and condition their means over seeds; and per
 contrast and condition the paired difference of the drops, variant minus baseline (negative: the variant loses
 less), with its bootstrap CI over seeds, Wilcoxon's p, Holm's p (one family per protocol and contrast: its datasets
-and conditions) and the smallest difference the design would find."""
+and conditions) and the smallest difference the design would find. Models that failed in training (``failed``) are
+listed in the runs table and left out of the rest."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ log = logging.getLogger(__name__)
 CONDITION = ["perturbation", "level", "condition"]  # one perturbed evaluation (over its draws)
 COLUMNS = {"runs": [*KEYS, "dataset_label", "n_test", "clean_accuracy", "recorded_accuracy", "dt_mean", "dt_uniform"],
            "conditions": [*KEYS, *CONDITION, "draw", "accuracy", "flipped"]}  # what evaluate_model writes
+
+
+def failed(runs: pd.DataFrame, chance_acc: float) -> pd.Series:
+    """Models that failed in training: diverged (no recorded accuracy) or at chance (clean accuracy at or below
+    ``chance_acc``). Their drops say nothing about robustness (a network that predicts one class loses nothing)."""
+    return runs["recorded_accuracy"].isna() | ~(runs["clean_accuracy"] > chance_acc)
 
 
 def per_model(runs: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +68,7 @@ def effects(models: pd.DataFrame, contrasts: Sequence[Mapping], spec: Mapping) -
     """Every contrast whose two arms were evaluated, per protocol, dataset and condition, with Holm's p per protocol
     and contrast."""
     rows = []
-    cells = models.groupby(["protocol", "dataset", *CONDITION], sort=False, dropna=False)
+    cells = models.groupby(["protocol", "dataset", *CONDITION], sort=True, dropna=False)
     for i, ((protocol, dataset, perturbation, level, condition), cell) in enumerate(cells):
         by_variant = {v: g[["seed", "drop", "flipped"]] for v, g in cell.groupby("variant")}
         for c in contrasts:
@@ -89,9 +96,10 @@ def write_robustness(records: Mapping[str, Sequence[str]], shard: Mapping[str, s
     runs, rows = (tables[name].reindex(columns=list(dict.fromkeys([*tables[name].columns, *COLUMNS[name]])))
                   for name in ("runs", "conditions"))  # the columns are there before any model is evaluated
     gap = (runs["clean_accuracy"] - runs["recorded_accuracy"]).abs().max()
-    if gap > 0:
+    if gap > 1e-6:
         log.warning("robustness: a clean accuracy differs from the run's recorded test accuracy by up to %.4g", gap)
-    models = per_model(runs, rows)
+    runs["failed"] = failed(runs, params["robustness"]["chance_acc"]).astype(bool)
+    models = per_model(runs[~runs["failed"]], rows)
     write_table(outputs["runs"], runs.drop(columns="config"))
     write_table(outputs["conditions"], models)
     write_table(outputs["summary"], summary(models))

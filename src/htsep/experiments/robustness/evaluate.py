@@ -8,11 +8,12 @@ own clean prediction) when
 - ``dt_swap``: dt is changed after training: a heterogeneous network relaxes with a fresh draw from its own
   distribution (``new heterogeneous draw``) and with a uniform dt at its mean; a uniform one with a draw of the
   heterogeneous variant named by robustness.dt_swap.heterogeneous scaled to its own dt (the same coefficient of
-  variation; also ``new heterogeneous draw``, so that the two kinds of network are compared under it).
+  variation; also ``new heterogeneous draw``, so that the two kinds of network are compared under it; around dt = 1
+  such a draw has steps above 1, which overshoot).
 
-The noise draws come from ``noise_seed`` alone: every model of a dataset (every variant, every seed) meets the same
-noisy images and the same weight-noise pattern, and the levels of one draw scale one eps (common random numbers), so
-models are compared paired and the dose-response is smooth.
+The noise draws come from ``noise_seed`` alone (dt draws from it and the run's seed): every model of a dataset (every
+variant, every seed) meets the same noisy images and the same weight-noise pattern, and the levels of one draw scale
+one eps (common random numbers), so models are compared paired and the dose-response is smooth.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def evaluate_model(model: str | Path, test: str | Path, spec: Mapping, outputs: 
     run = ckpt["run"]
     net = EPNetwork.from_state_dict(ckpt["network"])
     split = load_split(test)
-    n = len(split["labels"]) if spec["test_subset"] is None else spec["test_subset"]
+    n = len(split["labels"]) if spec["test_subset"] is None else min(spec["test_subset"], len(split["labels"]))
     pixels = split["images"][:n].reshape(n, -1).to(torch.float32).div_(255)
     labels = split["labels"][:n].to(torch.int64)
     chunk = run["training"]["eval_batch_size"]

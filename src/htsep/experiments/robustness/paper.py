@@ -53,6 +53,9 @@ def robustness_text(inputs: Mapping[str, str], output: str | Path, params: Mappi
             "held": [{"what": tex_escape(f"{r['contrast']}, {labels[r['dataset']]}, {r['condition']}"), **r}
                      for r in every[every["p_holm"] < alpha].to_dict("records")] if len(every) else [],
             "clean_gap": float((own["clean_accuracy"] - own["recorded_accuracy"]).abs().max()),
+            "n_failed": int(own["failed"].sum()),
+            "failed": [tex_escape(f"{r['dataset']}/{r['variant']}/seed{r['seed']}")
+                       for r in own[own["failed"]].to_dict("records")],
         })
     write_text(output, template(TEMPLATE).render(
         protocols=protocols, spec=spec, caption=tex_escape(params["caption"]),

@@ -24,7 +24,6 @@ from scipy import stats as sps
 
 from ... import paired
 from ...files import write_table
-from ...outcomes import run_outcomes
 from ...records import merge, read_shard, write_provenance
 from .plan import BASE, KEYS
 
@@ -121,11 +120,6 @@ def interaction_tests(runs: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     return pd.DataFrame(rows, columns=["dataset", "axis", "n_runs", "n_levels", "n_variants", "lr_statistic", "df",
                                        "p"])
-
-
-def write_shard(summary_paths: Sequence[str], output: str, failure: Mapping) -> None:
-    """This invocation's sensitivity runs as a shard: one row per run, how (and whether) it failed."""
-    write_table(output, run_outcomes(summary_paths, failure))
 
 
 def write_sensitivity(records: Sequence[str], shard: Sequence[str], outputs: Mapping[str, str],

@@ -44,5 +44,6 @@ def sensitivity_text(inputs: Mapping[str, str], output: str | Path, params: Mapp
     write_text(output, template(TEMPLATE).render(
         axes=axes, spec=spec, caption=tex_escape(params["caption"]), protocol=tex_escape(spec["protocol"]),
         contrast={k: tex_escape(v) for k, v in spec["contrast"].items()},
-        control={k: tex_escape(str(v)) for k, v in spec["positive_control"].items()},
+        control={k: tex_escape(str(labels.get(v, v) if k == "dataset" else v))
+                 for k, v in spec["positive_control"].items()},
         n_runs=int(cells["n_runs"].sum()) if len(cells) else 0))

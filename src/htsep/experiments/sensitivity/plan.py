@@ -72,6 +72,9 @@ def check(config: Mapping) -> None:
             if name not in defined:
                 raise ConfigError(f"config key sensitivity.axes.{axis}.variants: {name!r} is not in variants")
         for level in own["levels"]:
+            if float(number(level)) != float(level):
+                raise ConfigError(f"config key sensitivity.axes.{axis}.levels: {level!r} does not survive its folder "
+                                  f"name {number(level)!r}; give at most 6 significant digits")
             if axis in INTEGER_KEYS and not (float(level).is_integer() and level >= 1):
                 raise ConfigError(f"config key sensitivity.axes.{axis}.levels: {axis} is a whole number of steps "
                                   f">= 1, got {level!r}")
