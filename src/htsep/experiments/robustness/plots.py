@@ -47,7 +47,10 @@ def robustness_figure(summary: pd.DataFrame, datasets: Sequence[str], variants: 
             if perturbation == "dt_swap":
                 ax.tick_params(axis="x", labelsize=5.5, rotation=15)
             if perturbation == "free_steps":
+                levels = sorted(part["level"].dropna().unique())
                 ax.set_xscale("log")
+                ax.set_xticks(levels, [f"{level:g}" for level in levels])
+                ax.minorticks_off()
             if i == len(rows) - 1:
                 ax.set_xlabel(PANELS[perturbation], fontsize=7)
             if j == 0:
