@@ -66,14 +66,16 @@ def config():
 
 def test_shard_defaults_and_names(config):
     assert shard_spec(config) == {"datasets": ["fashion_mnist", "mnist"], "axes": ["lr"], "levels": None,
-                                  "seeds": [0, 20]}
+                                  "variants": None, "seeds": [0, 20]}
     shard = {**shard_spec(config), "seeds": [10, 20]}
     assert shard_name("mnist", "lr", shard) == "mnist-lr-seeds10-19"
     assert shard_name("mnist", "lr", {**shard, "levels": [1, 4.5]}) == "mnist-lr-levels1_4.5-seeds10-19"
+    assert shard_name("mnist", "lr", {**shard, "variants": ["uniform_1.0"]}) == "mnist-lr-uniform_1.0-seeds10-19"
     # snakemake --config passes nested numbers as strings; an empty dataset list trains nothing (records only)
     from_command_line = {**config, "frontier_shard": {"datasets": [], "seeds": ["5", "10"], "levels": ["4.5"]}}
     check_config(from_command_line)
-    assert shard_spec(from_command_line) == {"datasets": [], "axes": ["lr"], "levels": [4.5], "seeds": [5, 10]}
+    assert shard_spec(from_command_line) == {"datasets": [], "axes": ["lr"], "levels": [4.5], "variants": None,
+                                             "seeds": [5, 10]}
 
 
 def test_axis_scales_every_layer_or_sets_the_key():
@@ -92,12 +94,16 @@ def test_frontier_runs_start_from_the_protocol(config):
     assert run["sweep"] == {"name": "frontier_sweep", "axis": "lr", "level": 7.0} and run["seed"] == 3
     assert frontier_run(config, "mnist", "lr", 7, "uniform_0.3", 0, "pilot")["training"]["epochs"] == \
         config["frontier"]["pilot"]["epochs"]
-    job = level_job(config, "sweep", "mnist", "lr", "9")
-    assert len(job) == 3 * 20 and job[0][0] == "results/frontier/sweep/mnist/lr/9/uniform_0.3/seed0"
+    job = level_job(config, "sweep", "mnist", "lr", "9")  # 3 variants and the positive control
+    assert len(job) == 4 * 20 and job[0][0] == "results/frontier/sweep/mnist/lr/9/uniform_0.3/seed0"
+    assert job[-1][0] == "results/frontier/sweep/mnist/lr/9/uniform_1.0/seed19"
     assert len({folder for folder, _ in job}) == len(job)
+    control_only = {**config, "frontier_shard": {"variants": ["uniform_1.0"], "seeds": [0, 10]}}
+    assert [f for f, _ in level_job(control_only, "sweep", "mnist", "lr", "9")] == \
+        [f"results/frontier/sweep/mnist/lr/9/uniform_1.0/seed{s}" for s in range(10)]
     pilot = level_job(config, "pilot", "fashion_mnist", "lr", "16")
     assert [r["variant"]["name"] for _, r in pilot] == ["uniform_0.3"] * 2
-    assert len(stage_folders(config, "sweep", "mnist", "lr")) == 8 * 3 * 20  # MNIST: 8 levels
+    assert len(stage_folders(config, "sweep", "mnist", "lr")) == 8 * 4 * 20  # MNIST: 8 levels
 
 
 def test_per_dataset_levels_and_shards(config):
@@ -105,8 +111,8 @@ def test_per_dataset_levels_and_shards(config):
         "lr": {"key": "lr", "mode": "scale", "levels": {"mnist": [2, 8], "fashion_mnist": [1, 3, 9]}}}},
         "frontier_shard": {"seeds": [0, 2], "datasets": ["mnist"]}}
     check_config(config)
-    assert stage_folders(config, "sweep", "mnist", "lr")[-1] == "results/frontier/sweep/mnist/lr/8/hts_lognormal/seed1"
-    assert len(stage_folders(config, "sweep", "fashion_mnist", "lr")) == 3 * 3 * 2
+    assert stage_folders(config, "sweep", "mnist", "lr")[-1] == "results/frontier/sweep/mnist/lr/8/uniform_1.0/seed1"
+    assert len(stage_folders(config, "sweep", "fashion_mnist", "lr")) == 3 * 4 * 2
 
 
 @pytest.mark.parametrize("change, key", [
@@ -117,6 +123,10 @@ def test_per_dataset_levels_and_shards(config):
     ({"failure": {"criteria": ["diverged", "exploded"]}}, "frontier.failure.criteria"),
     ({"run_axes": ["momentum"]}, "frontier.run_axes"),
     ({"protocol": "fast"}, "frontier.protocol"),
+    ({"positive_control": {"variant": "hts_normal", "baseline": "uniform_0.3", "prediction": "p"}},
+     "frontier.positive_control.variant"),
+    ({"positive_control": {"variant": "uniform_1.0", "baseline": "uniform_0.2", "prediction": "p"}},
+     "frontier.positive_control.baseline"),
 ])
 def test_frontier_config_errors_name_the_key(config, change, key):
     bad = {**config, "frontier": {**config["frontier"], **change}}
@@ -129,6 +139,7 @@ def test_frontier_config_errors_name_the_key(config, change, key):
 @pytest.mark.parametrize("shard, key", [({"seeds": [5, 5]}, "frontier_shard.seeds"),
                                         ({"datasets": ["kmnist"]}, "frontier_shard.datasets"),
                                         ({"levels": [2]}, "frontier_shard.levels"),
+                                        ({"variants": ["uniform_0.2"]}, "frontier_shard.variants"),
                                         ({"sizes": [1]}, "frontier_shard")])
 def test_shard_errors_name_the_key(config, shard, key):
     with pytest.raises(ConfigError, match=key):
@@ -175,6 +186,24 @@ def test_critical_levels_recover_known_values_with_covering_cis():
     assert out["fits"].iloc[0]["lr_p"] < 1e-6  # a factor 2 shift with 200 seeds is found
     curves = out["curves"]
     assert set(curves["variant"]) == {"u", "h"} and (curves["p_low"] <= curves["p_fail"] + 1e-9).all()
+
+
+def test_positive_control_is_tested_apart_from_the_heterogeneity_family():
+    """The control's shift is found with a ratio CI that covers the truth; the variants' LR test leaves it out."""
+    runs = simulate({"u": 6.0, "h": 6.0, "standard": 2.0}, slope=3.0, seeds=40, rng=np.random.default_rng(7))
+    control = {"variant": "standard", "baseline": "u"}
+    out = analyze(runs, ["u", "h"], STATS, control)
+    fits = out["fits"].iloc[0]
+    without = analyze(runs[runs["variant"] != "standard"], ["u", "h"], STATS)["fits"].iloc[0]
+    assert fits["lr_stat"] == pytest.approx(without["lr_stat"]) and fits["lr_df"] == 2
+    assert fits["n_runs"] == without["n_runs"] == 2 * 40 * len(LEVELS)
+    assert fits["control_lr_p"] < 1e-6 and fits["control_n_runs"] == 40 * len(LEVELS)
+    assert fits["control_ratio_low"] < 2.0 / 6.0 < fits["control_ratio_high"] < 0.6
+    assert fits["control_ratio"] == pytest.approx(2.0 / 6.0, rel=0.15)
+    assert set(out["critical"]["variant"]) == {"u", "h", "standard"}
+    same = analyze(simulate({"u": 4.0, "standard": 4.0}, slope=3.0, seeds=20, rng=np.random.default_rng(8)),
+                   ["u"], STATS, control)["fits"].iloc[0]
+    assert same["control_lr_p"] > 0.05 and same["control_ratio_low"] < 1 < same["control_ratio_high"]
 
 
 def test_no_difference_is_not_significant_and_comes_with_its_resolution():

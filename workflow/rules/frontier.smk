@@ -124,6 +124,7 @@ rule frontier_analysis:
     params:
         code=code("frontier_analysis.py"),
         variants=FRONTIER_SPEC["variants"],
+        positive_control=frontier_plan.positive_control(FRONTIER_SPEC),
         declared=declared_runs(frontier_plan.declared(config)),
         statistics=FRONTIER_STATISTICS,
     script:

@@ -40,7 +40,19 @@ def panel_values(fit: pd.Series, critical: pd.DataFrame, cells: pd.DataFrame, sp
         "onset_tested": not math.isnan(fit["p_onset"]),  # untestable when every onset is the same epoch
         "onsets": [{"label": label(v), "epoch": fit.get(f"onset_median_{v}", math.nan)}
                    for v in spec["variants"] if f"onset_median_{v}" in fit],
+        "control": _control_values(fit, spec, label),
     }
+
+
+def _control_values(fit: pd.Series, spec: Mapping, label) -> dict | None:
+    """The positive control of one (dataset, axis): its LR test and critical-level ratio, or None if not trained."""
+    if not isinstance(fit.get("control_variant"), str):
+        return None
+    return {"label": label(fit["control_variant"]), "baseline": label(fit["control_baseline"]),
+            "n_runs": int(fit["control_n_runs"]), "n_failed": int(fit["control_n_failed"]),
+            "lr_stat": fit["control_lr_stat"], "lr_df": int(fit["control_lr_df"]), "lr_p": fit["control_lr_p"],
+            "found": bool(fit["control_lr_p"] < spec["alpha"]), "ratio": fit["control_ratio"],
+            "low": fit["control_ratio_low"], "high": fit["control_ratio_high"]}
 
 
 def frontier_text(inputs: Mapping[str, str], output: str | Path, params: Mapping) -> None:
@@ -53,8 +65,12 @@ def frontier_text(inputs: Mapping[str, str], output: str | Path, params: Mapping
 
     fits, critical, cells = (read_table(inputs[k], f"frontier {k} table") for k in ("fits", "critical", "cells"))
     panels = [panel_values(fit, critical, cells, spec, label) for _, fit in fits.iterrows()]
+    control = spec.get("positive_control")
+    control = control and {"variant": label(control["variant"]), "baseline": label(control["baseline"]),
+                           "prediction": control["prediction"]}
     write_text(output, template(TEMPLATE).render(
-        spec=spec, panels=panels, caption=tex_escape(params["caption"]), control=label(spec["variants"][0]),
+        spec=spec, panels=panels, positive_control=control, caption=tex_escape(params["caption"]),
+        control=label(spec["variants"][0]),
         others=[label(v) for v in spec["variants"][1:]], protocol=tex_escape(spec["protocol"]),
         datasets=sorted({p["dataset"] for p in panels}), n_runs=sum(p["n_runs"] for p in panels),
         any_significant=any(p["significant"] for p in panels),

@@ -4,9 +4,11 @@ A frontier sweep starts from one training protocol and moves one stress axis (a 
 each level, e.g. every layer's learning rate x 1 ... x 16) from safe to broken, for the mean-matched uniform control
 and heterogeneous dt variants, many seeds per cell, on the full training and test sets. Two stages share the
 machinery: ``pilot`` (a few seeds of the control on the fit/validation split, to place the levels) and ``sweep``
-(the frontier itself). ``sweep`` runs are trained shard by shard (config key ``frontier_shard``: datasets, axes,
-levels and a seed range); each shard's per-run table is committed under records.root and the analysis
-(``htsep.experiments.frontier.stats``) reads every committed shard together with those this invocation trains.
+(the frontier itself). The sweep also trains the ``positive_control`` variant, a uniform step whose critical level
+theory puts elsewhere, so that the sweep shows it can see a shift. ``sweep`` runs are trained shard by shard (config
+key ``frontier_shard``: datasets, axes, levels, variants and a seed range); each shard's per-run table is committed
+under records.root and the analysis (``htsep.experiments.frontier.stats``) reads every committed shard together with
+those this invocation trains.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ...outcomes import FAILURE_CRITERIA
 from ...paths import FRONTIER, number
 
 STAGES = ("pilot", "sweep")
-SHARD_KEYS = ("datasets", "axes", "levels", "seeds")
+SHARD_KEYS = ("datasets", "axes", "levels", "variants", "seeds")
 
 
 def check(config: Mapping) -> None:
@@ -37,6 +39,14 @@ def check(config: Mapping) -> None:
     for name in spec["variants"]:
         if name not in defined:
             raise ConfigError(f"config key frontier.variants: {name!r} is not in variants {defined}")
+    control = spec.get("positive_control")
+    if control:
+        if control["variant"] not in defined or control["variant"] in spec["variants"]:
+            raise ConfigError(f"config key frontier.positive_control.variant: {control['variant']!r} must be in "
+                              f"variants {defined} and not one of frontier.variants {spec['variants']}")
+        if control["baseline"] not in spec["variants"]:
+            raise ConfigError(f"config key frontier.positive_control.baseline: {control['baseline']!r} is not in "
+                              f"frontier.variants {spec['variants']}")
     check_protocol_and_datasets(config, "frontier")
     for dataset in spec["datasets"]:
         check_subset(config, dataset)
@@ -63,11 +73,11 @@ def check(config: Mapping) -> None:
             raise ConfigError(f"config key frontier.failure.criteria: unknown measure {criterion!r} "
                               f"(known: {', '.join(FAILURE_CRITERIA)})")
     shard = shard_spec(config)
-    for key, where in (("datasets", "datasets"), ("axes", "run_axes")):
-        for name in shard[key]:
-            if name not in spec[where]:
-                raise ConfigError(f"config key frontier_shard.{key}: {name!r} is not in frontier.{where} "
-                                  f"{spec[where]}")
+    for key, known in (("datasets", spec["datasets"]), ("axes", spec["run_axes"]),
+                       ("variants", sweep_variants(spec))):
+        for name in shard[key] or []:
+            if name not in known:
+                raise ConfigError(f"config key frontier_shard.{key}: {name!r} is not one of {known}")
     for axis in shard["axes"]:
         for dataset in shard["datasets"]:
             levels = axis_levels(spec, axis, dataset)
@@ -79,6 +89,18 @@ def check(config: Mapping) -> None:
     if not 0 <= start < stop <= spec["seeds"]:
         raise ConfigError(f"config key frontier_shard.seeds: need [first, stop) with 0 <= first < stop <= "
                           f"frontier.seeds ({spec['seeds']}), got {shard['seeds']}")
+
+
+def positive_control(spec: Mapping) -> dict | None:
+    """The positive control's pair (variant, baseline), or None; its prediction stays out of the analysis."""
+    control = spec.get("positive_control")
+    return {"variant": control["variant"], "baseline": control["baseline"]} if control else None
+
+
+def sweep_variants(spec: Mapping) -> list[str]:
+    """Every variant the sweep trains: frontier.variants (the control first), then the positive control's."""
+    control = positive_control(spec)
+    return list(spec["variants"]) + ([control["variant"]] if control else [])
 
 
 def axis_levels(spec: Mapping, axis: str, dataset: str) -> list[float]:
@@ -94,9 +116,9 @@ def axis_levels(spec: Mapping, axis: str, dataset: str) -> list[float]:
 
 def shard_spec(config: Mapping) -> dict:
     """What this invocation trains: config key ``frontier_shard`` with its nulls filled in (every dataset, every
-    axis in run_axes, every level, seeds [0, frontier.seeds); an empty list of datasets or axes, or config key
-    records.train none, trains nothing, so the analysis reads the committed shards only) and its numbers as numbers
-    (``snakemake --config`` passes nested values as strings)."""
+    axis in run_axes, every level, every sweep variant, seeds [0, frontier.seeds); an empty list of datasets or
+    axes, or config key records.train none, trains nothing, so the analysis reads the committed shards only) and its
+    numbers as numbers (``snakemake --config`` passes nested values as strings)."""
     spec, shard = config["frontier"], dict(config.get("frontier_shard") or {})
     unknown = sorted(set(shard) - set(SHARD_KEYS))
     if unknown:
@@ -106,15 +128,17 @@ def shard_spec(config: Mapping) -> dict:
     return {"datasets": [] if config["records"]["train"] == "none" else datasets,
             "axes": list(spec["run_axes"]) if shard.get("axes") is None else list(shard["axes"]),
             "levels": [float(level) for level in levels] if levels else None,
+            "variants": list(shard["variants"]) if shard.get("variants") else None,
             "seeds": [int(seed) for seed in shard.get("seeds") or [0, spec["seeds"]]]}
 
 
 def shard_name(dataset: str, axis: str, shard: Mapping) -> str:
     """File stem of one (dataset, axis) part of a shard, e.g. 'fashion_mnist-lr-seeds0-9' ('-levels1_2' when the
-    shard names its levels)."""
+    shard names its levels, '-uniform_1.0' its variants)."""
     start, stop = shard["seeds"]
     levels = f"-levels{'_'.join(map(number, shard['levels']))}" if shard["levels"] else ""
-    return f"{dataset}-{axis}{levels}-seeds{start}-{stop - 1}"
+    variants = "".join(f"-{v}" for v in shard.get("variants") or [])
+    return f"{dataset}-{axis}{levels}{variants}-seeds{start}-{stop - 1}"
 
 
 def shard_tables(config: Mapping) -> dict[str, tuple[str, str]]:
@@ -155,12 +179,14 @@ def frontier_run(config: Mapping, dataset: str, axis: str, level: float, variant
 
 
 def stage_members(config: Mapping, stage: str) -> tuple[list[str], list[int]]:
-    """(variants, seeds) every level of a stage trains: the control's pilot seeds, or the shard's seed range."""
+    """(variants, seeds) every level of a stage trains: the control's pilot seeds, or the shard's variants and seed
+    range."""
     spec = config["frontier"]
     if stage == "pilot":
         return [spec["variants"][0]], list(spec["pilot"]["seeds"])
-    start, stop = shard_spec(config)["seeds"]
-    return list(spec["variants"]), list(range(start, stop))
+    shard = shard_spec(config)
+    start, stop = shard["seeds"]
+    return shard["variants"] or sweep_variants(spec), list(range(start, stop))
 
 
 def stage_levels(config: Mapping, stage: str, dataset: str, axis: str) -> list[float]:
@@ -198,14 +224,14 @@ def pilot_axes(config: Mapping) -> list[str]:
 
 def declared(config: Mapping) -> dict[tuple, dict]:
     """Key (dataset, axis, level, variant, seed) -> run config of every sweep run the config declares: every
-    dataset, axis and level, variant and seed 0 .. frontier.seeds - 1."""
+    dataset, axis and level, sweep variant and seed 0 .. frontier.seeds - 1."""
     spec = config["frontier"]
     runs = {}
     for dataset in spec["datasets"]:
         for axis in spec["axes"]:
             for level in axis_levels(spec, axis, dataset):
                 training = level_training(config, axis, level, "sweep")
-                for variant in spec["variants"]:
+                for variant in sweep_variants(spec):
                     for seed in range(spec["seeds"]):
                         runs[(dataset, axis, float(level), variant, seed)] = frontier_run(
                             config, dataset, axis, level, variant, seed, "sweep", training)

@@ -14,6 +14,7 @@ from matplotlib.lines import Line2D
 from ...outcomes import FAILURE_CRITERIA
 from ...paths import number
 from ...report.style import set_style, variant_colours, variant_labels, variant_specs
+from .plan import sweep_variants
 
 KIND_LABELS = {"diverged": "diverged", "chance": "chance level", "never_predicted": "class never predicted",
                "collapse": "collapse"}
@@ -25,7 +26,7 @@ def frontier_figure(cells: pd.DataFrame, curves: pd.DataFrame, critical: pd.Data
     """One column per (dataset, axis). Top: share of failed runs per level (exact 95% CI) and the fitted curve
     with its bootstrap band; middle: how the failed runs failed; bottom: critical levels with CIs."""
     set_style()
-    names = list(frontier["variants"])
+    names = sweep_variants(frontier)
     specs = variant_specs(names, variants)
     style = {"labels": variant_labels(specs), "colours": variant_colours(specs)}
     panels = sorted(set(zip(cells["dataset"], cells["axis"], strict=True))) if len(cells) else []

@@ -13,6 +13,9 @@ Per (dataset, axis), with x = log(level):
   separated by a gap between levels leave the logit slope infinite and the critical level anywhere in the gap,
   so the variant gets that bracket and no CI; outcomes that overlap at one level only put it at that level (no
   resample can move it elsewhere), with the levels between which the rate jumps from 0 to 1 and no CI;
+- the positive control (a uniform step whose critical level theory puts elsewhere): the same LR test of its variant
+  against its baseline and the ratio of their critical levels with a bootstrap CI, so the sweep shows it can see a
+  shift where one is expected;
 - the resolution of the test: the smallest shift of one variant's critical level against another that a Wald
   test at ``alpha`` would detect with probability ``power``, from the common curve's Fisher information at the
   sweep's design (levels x seeds);
@@ -165,7 +168,8 @@ def _bootstrap(frame: pd.DataFrame, variants: Sequence[str], spec: Mapping, key:
         draw = rng.choice(seeds, size=len(seeds), replace=True)
         for v in variants:
             parts = [by_seed[v][s] for s in draw if s in by_seed[v]]
-            if not parts:
+            if not parts:  # kept as undefined, so every variant's resamples stay aligned (paired)
+                out[v]["x50"].append(math.nan)
                 continue
             x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
             fit = fit_logistic(x, y)
@@ -222,46 +226,82 @@ def merge_shards(records: Sequence[str], local: Sequence[str], declared: Sequenc
     return runs.sort_values(KEYS, key=lambda c: c.map(order) if c.name == "variant" else c, ignore_index=True)
 
 
-def analyze(runs: pd.DataFrame, variants: Sequence[str], spec: Mapping) -> dict[str, pd.DataFrame]:
+def lr_test(per: Mapping[str, tuple[np.ndarray, np.ndarray]], names: Sequence[str]) -> dict:
+    """Likelihood-ratio test of one curve per variant of ``names`` (``per``: variant -> (log levels, failed))
+    against one common curve, chi-square with 2 (V - 1) degrees of freedom; with the fits."""
+    x = np.concatenate([per[v][0] for v in names])
+    y = np.concatenate([per[v][1] for v in names])
+    common, own = fit_logistic(x, y), {v: fit_logistic(*per[v]) for v in names}
+    stat, df = 2 * (sum(f["llf"] for f in own.values()) - common["llf"]), 2 * (len(names) - 1)
+    return {"common": common, "own": own, "x": x, "y": y, "stat": stat, "df": df,
+            "p": float(sps.chi2.sf(stat, df)) if df > 0 else math.nan}
+
+
+def _control_row(per: Mapping, boot: Mapping, control: Mapping | None, spec: Mapping) -> dict:
+    """The positive control: the LR test of its variant against its baseline and the ratio of their critical
+    levels (variant / baseline) with a bootstrap CI over the same seed resamples; NaN where either is undefined."""
+    names = [control["variant"], control["baseline"]] if control else []
+    if not names or any(n not in per for n in names):
+        return {}
+    test = lr_test(per, names)
+    x50 = {n: critical_x(test["own"][n], *per[n]) for n in names}
+    log_ratio = x50[names[0]] - x50[names[1]]
+    diffs = boot[names[0]]["x50"] - boot[names[1]]["x50"]
+    defined = diffs[np.isfinite(diffs)]
+    tail = (1 - spec["ci_level"]) / 2
+    low, high = (np.quantile(defined, [tail, 1 - tail]) if len(diffs) and len(defined) >= (1 - UNDEFINED_LIMIT)
+                 * len(diffs) else (math.nan, math.nan))
+    return {"control_variant": names[0], "control_baseline": names[1], "control_n_runs": len(per[names[0]][1]),
+            "control_n_failed": int(per[names[0]][1].sum()), "control_lr_stat": test["stat"],
+            "control_lr_df": test["df"], "control_lr_p": test["p"],
+            "control_ratio": math.exp(log_ratio) if np.isfinite(log_ratio) else math.nan,
+            "control_ratio_low": math.exp(low), "control_ratio_high": math.exp(high)}
+
+
+def analyze(runs: pd.DataFrame, variants: Sequence[str], spec: Mapping, control: Mapping | None = None
+            ) -> dict[str, pd.DataFrame]:
     """The frontier's tables from its runs: ``cells`` (failure rates, kinds and onsets per level x variant),
-    ``fits`` (LR test, resolution and mechanism tests per dataset x axis), ``critical`` (critical levels per
-    variant) and ``curves`` (fitted curves with bands). ``spec``: bootstrap, bootstrap_seed, ci_level, alpha,
-    power."""
+    ``fits`` (LR test of ``variants``, resolution and mechanism tests, and the positive ``control``'s test and
+    critical-level ratio, per dataset x axis), ``critical`` (critical levels per variant) and ``curves`` (fitted
+    curves with bands). ``spec``: bootstrap, bootstrap_seed, ci_level, alpha, power; ``control``: variant,
+    baseline."""
     cells = rates(runs, ["dataset", "dataset_label", "axis", "level", "variant"], spec["alpha"]) if len(runs) \
         else pd.DataFrame()
+    every = list(variants) + ([control["variant"]] if control else [])
     fits, critical, curves = [], [], []
     for key, ((dataset, axis), frame) in enumerate(runs.groupby(["dataset", "axis"], sort=True)):
-        present = [v for v in variants if (frame["variant"] == v).any()]
-        x_all = np.log(frame["level"].to_numpy(float))
-        y_all = frame["broke"].to_numpy(bool)
+        trained = [v for v in every if (frame["variant"] == v).any()]
+        present = [v for v in variants if v in trained]
+        if not present:
+            continue
         per = {v: (np.log(frame.loc[frame["variant"] == v, "level"].to_numpy(float)),
-                   frame.loc[frame["variant"] == v, "broke"].to_numpy(bool)) for v in present}
-        common = fit_logistic(x_all, y_all)
-        common_x50 = critical_x(common, x_all, y_all)
-        own = {v: fit_logistic(*per[v]) for v in present}
-        lr = 2 * (sum(f["llf"] for f in own.values()) - common["llf"])
-        df = 2 * (len(present) - 1)
-        n_seeds = frame.groupby(["variant", "level"])["seed"].nunique()
-        boot = _bootstrap(frame, present, spec, key)
+                   frame.loc[frame["variant"] == v, "broke"].to_numpy(bool)) for v in trained}
+        test = lr_test(per, present)
+        common, own = test["common"], {v: fit_logistic(*per[v]) for v in trained}
+        common_x50 = critical_x(common, test["x"], test["y"])
+        tested = frame[frame["variant"].isin(present)]
+        n_seeds = tested.groupby(["variant", "level"])["seed"].nunique()
+        boot = _bootstrap(frame, trained, spec, key)
         per_level = n_seeds.groupby("level").mean().sort_index()  # runs per variant at each level
         shift = detectable_shift(common, np.log(per_level.index.to_numpy(float)), per_level.to_numpy(float),
                                  spec["alpha"], spec["power"])
         fits.append({
             "dataset": dataset, "dataset_label": frame["dataset_label"].iloc[0], "axis": axis,
-            "levels": " ".join(f"{lv:g}" for lv in sorted(set(frame["level"]))), "n_levels": frame["level"].nunique(),
-            "variants": " ".join(present), "n_runs": len(frame), "n_seeds_min": int(n_seeds.min()),
-            "n_seeds_max": int(n_seeds.max()), "n_failed": int(y_all.sum()),
-            "lr_stat": lr, "lr_df": df, "lr_p": float(sps.chi2.sf(lr, df)) if df > 0 else math.nan,
-            "separated": " ".join(f"{v}:{f['separated']}" for v, f in own.items() if f["separated"]) or None,
+            "levels": " ".join(f"{lv:g}" for lv in sorted(set(tested["level"]))),
+            "n_levels": tested["level"].nunique(), "variants": " ".join(present), "n_runs": len(tested),
+            "n_seeds_min": int(n_seeds.min()), "n_seeds_max": int(n_seeds.max()), "n_failed": int(test["y"].sum()),
+            "lr_stat": test["stat"], "lr_df": test["df"], "lr_p": test["p"],
+            "separated": " ".join(f"{v}:{own[v]['separated']}" for v in present if own[v]["separated"]) or None,
             "common_slope": common["b"],
             "common_critical_level": math.exp(common_x50) if np.isfinite(common_x50) else math.nan,
             "detectable_shift_log": shift,
             "detectable_shift_factor": math.exp(shift) if np.isfinite(shift) else math.nan,
             "code_fingerprints": " ".join(sorted(set(frame["code_fingerprint"].dropna()))),
             "relaxation_kernels": " | ".join(sorted(set(frame["relaxation_kernel"].dropna()))),
-            **_mechanism_tests(frame, present),
+            **_mechanism_tests(tested, present),
+            **_control_row(per, boot, control, spec),
         })
-        for v in present:
+        for v in trained:
             k, n = int(per[v][1].sum()), len(per[v][1])
             critical.append({"dataset": dataset, "axis": axis, "variant": v, "n_runs": n, "n_failed": k,
                              **_critical_row(*per[v], own[v], boot[v]["x50"], spec)})
@@ -274,10 +314,13 @@ def analyze(runs: pd.DataFrame, variants: Sequence[str], spec: Mapping) -> dict[
 def write_frontier(records: Sequence[str], local: Sequence[str], outputs: Mapping[str, str], params: Mapping) -> None:
     """The frontier rule: merge the shard tables (committed records first, then this invocation's) and write
     the merged runs, the analysis tables and the provenance of the runs."""
-    runs = merge_shards(records, local, params["declared"], params["variants"])
+    control = params.get("positive_control")
+    order = params["variants"] + ([control["variant"]] if control else [])
+    runs = merge_shards(records, local, params["declared"], order)
     write_provenance(outputs["provenance"], {"runs": runs}, "frontier")
     runs = runs.drop(columns="record")
-    for name, table in {"runs": runs, **analyze(runs, params["variants"], params["statistics"])}.items():
+    tables = analyze(runs, params["variants"], params["statistics"], control)
+    for name, table in {"runs": runs, **tables}.items():
         write_table(outputs[name], table)
 
 
