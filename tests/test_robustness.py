@@ -18,7 +18,7 @@ from htsep.experiments.robustness.analysis import effects, per_model
 from htsep.experiments.robustness.evaluate import NEW_DRAW, conditions, evaluate_model
 from htsep.files import read_torch
 from htsep.records import run_digest
-from htsep.study import load_config
+from htsep.study import evaluated_runs, load_config
 from htsep.training import runs as train
 
 from .conftest import REPO
@@ -121,9 +121,9 @@ def test_an_evaluation_is_the_record_the_config_declares(models, data_paths, tmp
     config = config_with(tmp_path, "robustness: {experiments: [grid]}\n")
     config["run_protocols"] = ["lab"]
     runs, _ = evaluated(models["hts_normal"], data_paths["test"], plan.setting(config), tmp_path)
-    declared = plan.declared(config)[("lab", "synthetic", "hts_normal", 0)]
-    assert run_digest(runs["config"].iloc[0]) == run_digest(declared)
-    assert len(plan.declared(config)) == 3 * 3  # the grid's variants x seeds of one protocol
+    declared = plan.declared(config, evaluated_runs(config))
+    assert run_digest(runs["config"].iloc[0]) == run_digest(declared[("lab", "synthetic", "hts_normal", 0)])
+    assert len(declared) == 3 * 3  # the grid's variants x seeds of one protocol
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -141,8 +141,9 @@ def test_bad_levels_are_refused_before_any_job(tmp_path, text, message):
 
 def test_contrasts_are_the_preregistered_then_each_variant_against_the_mean_matched_control():
     config = load_config([REPO / "config" / "config.yaml"])
-    found = [(c["contrast"], c["variant"], c["baseline"]) for c in plan.contrasts(config)]
+    found = [(c["contrast"], c["variant"], c["baseline"]) for c in plan.contrasts(config, evaluated_runs(config))]
     assert found[:2] == [("heterogeneity", "hts_normal", "uniform_0.3"), ("standard_ep", "hts_normal", "uniform_1.0")]
+    assert "standard_ep_tuned" not in {name for name, _, _ in found}  # its baseline is of another protocol
     assert ("uniform_1.0 vs uniform_0.3", "uniform_1.0", "uniform_0.3") in found
     assert not any(v == b for _, v, b in found) and len(found) == len(set(found))
 
@@ -192,7 +193,8 @@ def test_before_any_evaluation_the_tables_figure_and_section_say_so(tmp_path):
     config = load_config(CONFIGS)
     outputs = {name: tmp_path / f"{name}.csv" for name in ("runs", "conditions", "summary", "effects", "provenance")}
     write_robustness({"runs": [], "conditions": []}, {}, outputs,
-                     {"declared": [], "robustness": config["robustness"], "contrasts": plan.contrasts(config)})
+                     {"declared": [], "robustness": config["robustness"],
+                      "contrasts": plan.contrasts(config, evaluated_runs(config))})
     assert pd.read_csv(outputs["effects"]).empty and "clean_accuracy" in pd.read_csv(outputs["runs"]).columns
     robustness_text({"runs": outputs["runs"], "effects": outputs["effects"]}, tmp_path / "robustness.tex",
                     {"robustness": config["robustness"], "contrasts": ["heterogeneity"], "caption": "c"})

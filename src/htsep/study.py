@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from .config import SCHEMA_PATH, check_common, read_config
+from .config import SCHEMA_PATH, ConfigError, check_common, read_config
 from .experiments.calibration import plan as calibration
 from .experiments.confirmatory import plan as confirmatory
 from .experiments.factorial import plan as factorial
@@ -18,6 +18,7 @@ from .experiments.sensitivity import plan as sensitivity
 
 # every experiment whose config section has checks
 PLANS = (calibration, mechanism, frontier, confirmatory, factorial, robustness, sensitivity)
+MODEL_EXPERIMENTS = {"grid": grid.declared, "confirmatory": confirmatory.declared}  # runs whose model.pt is evaluated
 
 
 def check_config(config: Mapping) -> None:
@@ -25,6 +26,20 @@ def check_config(config: Mapping) -> None:
     check_common(config)
     for plan in PLANS:
         plan.check(config)
+    for experiment in config["robustness"]["experiments"]:
+        if experiment not in MODEL_EXPERIMENTS:
+            raise ConfigError(f"config key robustness.experiments: {experiment!r} is not one of "
+                              f"{sorted(MODEL_EXPERIMENTS)}")
+
+
+def evaluated_runs(config: Mapping) -> dict[tuple, dict]:
+    """Key -> run config of every model the robustness experiment evaluates: the runs of the experiments config key
+    robustness.experiments names, under every protocol in run_protocols (a baseline's own protocol included)."""
+    runs = {}
+    for experiment in config["robustness"]["experiments"]:
+        for protocol in config["run_protocols"]:
+            runs |= MODEL_EXPERIMENTS[experiment](config, protocol)
+    return runs
 
 
 def load_config(paths, schema_path: Path = SCHEMA_PATH) -> dict:
@@ -54,6 +69,6 @@ def stacked_members(config: Mapping) -> dict[tuple[str, str], list[tuple[str, in
     members: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for protocol, dataset, variant, seed in dict.fromkeys([*keys, *confirmatory.trained_keys(config),
                                                           *factorial.trained_keys(config),
-                                                          *robustness.evaluated_keys(config)]):
+                                                          *robustness.evaluated_keys(config, evaluated_runs(config))]):
         members.setdefault((protocol, dataset), []).append((variant, int(seed)))
     return members

@@ -4,9 +4,10 @@
 # `snakemake robustness` builds all of it.
 
 from htsep.experiments.robustness import plan as robustness_plan
+from htsep.study import evaluated_runs
 
+ROBUSTNESS_RUNS = evaluated_runs(config)
 ROBUSTNESS_SETTING = robustness_plan.setting(config)
-ROBUSTNESS_KEYS = robustness_plan.evaluated_keys(config)
 
 
 rule robustness_evaluate:
@@ -35,8 +36,8 @@ rule robustness_evaluate:
 rule robustness_shard:
     """This invocation's evaluations as a shard: one row per model, one per model and condition."""
     input:
-        runs=robustness_plan.evaluation_files(config, "runs"),
-        conditions=robustness_plan.evaluation_files(config, "conditions"),
+        runs=robustness_plan.evaluation_files(config, ROBUSTNESS_RUNS, "runs"),
+        conditions=robustness_plan.evaluation_files(config, ROBUSTNESS_RUNS, "conditions"),
     output:
         **robustness_plan.SHARD,
     log:
@@ -81,8 +82,8 @@ rule robustness_analysis:
     params:
         code=code("robustness_analysis.py"),
         robustness=config["robustness"],
-        contrasts=robustness_plan.contrasts(config),
-        declared=declared_runs(robustness_plan.declared(config)),
+        contrasts=robustness_plan.contrasts(config, ROBUSTNESS_RUNS),
+        declared=declared_runs(robustness_plan.declared(config, ROBUSTNESS_RUNS)),
     script:
         "../scripts/robustness_analysis.py"
 

@@ -1,7 +1,7 @@
-"""Which trained models the robustness experiment evaluates, pure functions of the config: every EP run of the
-experiments named by config key robustness.experiments (the grid, the confirmatory runs) under every protocol in
-run_protocols, in the grid's run layout (the train rule trains a model the records lack), and the contrasts its
-analysis makes."""
+"""Which trained models the robustness experiment evaluates, pure functions of the config and of ``runs``, the runs
+of the experiments named by config key robustness.experiments (``htsep.study.evaluated_runs`` collects them: this
+folder imports no other experiment), in the grid's run layout (the train rule trains a model the records lack), and
+the contrasts its analysis makes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from ...config import ConfigError, protocol_training, variant_by_name
 from ...paths import ROBUSTNESS, RUN_LAYOUT, RUNS
 from ...records import to_train
 from ...run_tables import RUN_KEYS
-from ..confirmatory import plan as confirmatory_plan
-from ..grid import plan as grid_plan
 
 KEYS = RUN_KEYS  # an evaluated model
 TABLES = ("runs", "conditions")  # one row per model; one per model, perturbation, level and draw
@@ -21,7 +19,6 @@ SHARD = {table: f"{ROBUSTNESS}/shard.{table}.csv" for table in TABLES}  # this i
 EVALUATION = {table: f"{ROBUSTNESS}/models/{RUN_LAYOUT}/{table}.csv" for table in TABLES}  # one model's (a pattern)
 SETTING_KEYS = ("input_noise", "weight_noise", "draws", "free_steps", "dt_swap", "noise_seed", "test_subset")
 LEVELS = ("input_noise", "weight_noise", "free_steps")  # the perturbations with levels
-EXPERIMENTS = {"grid": grid_plan.declared, "confirmatory": confirmatory_plan.declared}  # whose models are evaluated
 
 
 def setting(config: Mapping) -> dict:
@@ -49,31 +46,25 @@ def check(config: Mapping) -> None:
     if not isinstance(dt, Mapping) or dt.get("distribution") == "constant" or not dt.get("mean"):
         raise ConfigError(f"config key robustness.dt_swap.heterogeneous: variant {name!r} has no heterogeneous dt "
                           f"with a mean (got {dt!r})")
-    for experiment in spec["experiments"]:
-        if experiment not in EXPERIMENTS:
-            raise ConfigError(f"config key robustness.experiments: {experiment!r} is not one of {sorted(EXPERIMENTS)}")
 
 
-def declared(config: Mapping) -> dict[tuple, dict]:
-    """Key (protocol, dataset, variant, seed) -> what its evaluation depends on: the run config with the robustness
-    setting under ``robustness``."""
-    runs = {}
-    for experiment in config["robustness"]["experiments"]:
-        for protocol in config["run_protocols"]:
-            runs |= EXPERIMENTS[experiment](config, protocol)
+def declared(config: Mapping, runs: Mapping[tuple, Mapping]) -> dict[tuple, dict]:
+    """Key (protocol, dataset, variant, seed) of each of ``runs`` -> what its evaluation depends on: the run config
+    with the robustness setting under ``robustness``."""
     evaluation = setting(config)
     return {key: {**run, "robustness": evaluation} for key, run in runs.items()}
 
 
-def evaluated_keys(config: Mapping) -> list[tuple]:
-    """The models this invocation evaluates (config key records.train; a model the robustness records hold is not
-    missing)."""
-    return to_train(config, "robustness", "runs", KEYS, declared(config))
+def evaluated_keys(config: Mapping, runs: Mapping[tuple, Mapping]) -> list[tuple]:
+    """The models of ``runs`` this invocation evaluates (config key records.train; a model the robustness records
+    hold is not missing)."""
+    return to_train(config, "robustness", "runs", KEYS, declared(config, runs))
 
 
-def evaluation_files(config: Mapping, table: str) -> list[str]:
+def evaluation_files(config: Mapping, runs: Mapping[tuple, Mapping], table: str) -> list[str]:
     """This invocation's per-model tables ``table``."""
-    return [EVALUATION[table].format(protocol=p, dataset=d, variant=v, seed=s) for p, d, v, s in evaluated_keys(config)]
+    return [EVALUATION[table].format(protocol=p, dataset=d, variant=v, seed=s)
+            for p, d, v, s in evaluated_keys(config, runs)]
 
 
 def model_file(key: tuple) -> str:
@@ -82,14 +73,15 @@ def model_file(key: tuple) -> str:
     return f"{RUNS.format(protocol=protocol, dataset=dataset, variant=variant, seed=seed)}/model.pt"
 
 
-def contrasts(config: Mapping) -> list[dict]:
-    """The paired contrasts of the analysis: the preregistered ones (config key preregistration.contrasts), then each
-    other evaluated variant against the mean-matched uniform control (analysis.mean_matched); the analysis keeps those
-    whose two arms it has."""
+def contrasts(config: Mapping, runs: Mapping[tuple, Mapping]) -> list[dict]:
+    """The paired contrasts of the analysis, within a protocol: the preregistered ones (config key
+    preregistration.contrasts, not those with a baseline of another protocol), then each other evaluated variant of
+    ``runs`` against the mean-matched uniform control (analysis.mean_matched); the analysis keeps those whose two arms
+    it has."""
     named = [{"contrast": name, "variant": c["variant"], "baseline": c["baseline"]}
-             for name, c in config["preregistration"]["contrasts"].items()]
+             for name, c in config["preregistration"]["contrasts"].items() if not c.get("baseline_protocol")]
     control = config["analysis"]["mean_matched"]
-    evaluated = {key[2] for key in declared(config)}
+    evaluated = {key[2] for key in runs}
     seen = {(c["variant"], c["baseline"]) for c in named}
     others = [{"contrast": f"{v['name']} vs {control}", "variant": v["name"], "baseline": control}
               for v in config["variants"] if v["name"] in evaluated and v["name"] != control
