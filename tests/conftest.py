@@ -16,15 +16,15 @@ WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "paper", "envir
 def study_train_jobs() -> int:
     """The single EP runs the test study trains: the grid's, the confirmatory experiment's and the factorial's cells
     the grid lacks (counted from the test config's own lists)."""
+    from htsep.experiments.confirmatory.plan import arms
     from htsep.study import load_config
 
     config = load_config([REPO / "config/config.yaml", REPO / "config/test.yaml"])
     grid, preregistration, factorial = config["grid"], config["preregistration"], config["factorial"]
-    arms = {arm for contrast in preregistration["contrasts"].values() for arm in contrast.values()}
     keys = {(p, d, v, s) for p in config["run_protocols"] for d in config["datasets"] for v in grid["variants"]
             for s in grid["seeds"]}
-    keys |= {(p, d, v, s) for p in config["run_protocols"] for d in config["datasets"] for v in arms
-             for s in preregistration["seeds"]}
+    keys |= {(arm_protocol, d, v, s) for p in config["run_protocols"] for arm_protocol, v in arms(config, p)
+             for d in config["datasets"] for s in preregistration["seeds"]}
     keys |= {(factorial["protocol"], d, v, s) for d in factorial["datasets"] for v in factorial["variants"]
              for s in factorial["seeds"]}
     return len(keys)

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from htsep import paired
 from htsep.config import ConfigError
 from htsep.experiments.confirmatory.design import design
 from htsep.experiments.confirmatory.plan import arms, declared
@@ -31,7 +32,7 @@ def simulated_runs(seeds=20, rng=None) -> pd.DataFrame:
 
 
 def test_primary_tests_find_the_effects_that_are_there_and_call_equivalence_within_the_margin():
-    table = primary_tests(simulated_runs(), SPEC).set_index(["contrast", "test"])
+    table = primary_tests(simulated_runs(), SPEC, ["calibrated"]).set_index(["contrast", "test"])
     assert len(table) == 6 and table["p_holm"].ge(table["p"]).all()
     standard = table.loc["standard_ep"]
     assert standard.loc["accuracy", "verdict"] == "higher" and standard.loc["accuracy", "effect"] > 0.009
@@ -47,7 +48,33 @@ def test_primary_tests_find_the_effects_that_are_there_and_call_equivalence_with
 
 
 def test_no_recorded_run_gives_an_empty_table():
-    assert len(primary_tests(pd.DataFrame(), SPEC)) == 0
+    assert len(primary_tests(pd.DataFrame(), SPEC, ["calibrated"])) == 0
+
+
+def test_a_baseline_of_its_own_protocol_pairs_across_protocols_in_a_family_of_its_own():
+    """Standard EP at its best: h of each tested protocol against s trained once under its own protocol, by seed;
+    its Holm family apart from the primary one, which it leaves unchanged."""
+    runs = simulated_runs()
+    own_protocol = runs[runs["variant"] == "s"].assign(protocol="standard_ep", variant="s_tuned",
+                                                       final_test_acc=lambda f: f["final_test_acc"] + 0.005)
+    lab = runs[runs["variant"] != "s"].assign(protocol="lab")
+    runs = pd.concat([runs, own_protocol, lab], ignore_index=True)
+    spec = {**SPEC, "contrasts": {**SPEC["contrasts"], "at_its_best": {
+        "variant": "h", "baseline": "s_tuned", "baseline_protocol": "standard_ep", "family": "secondary"}}}
+    table = primary_tests(runs, spec, ["calibrated", "lab"])
+    assert set(table["protocol"]) == {"calibrated", "lab"}  # standard_ep is no family of its own
+    best = table[table["contrast"] == "at_its_best"].set_index(["protocol", "test"])
+    assert set(best["baseline_protocol"]) == {"standard_ep"} and set(best["family"]) == {"secondary"}
+    h, s = (runs[(runs["protocol"] == p) & (runs["variant"] == v)].set_index("seed")["final_test_acc"]
+            for p, v in (("calibrated", "h"), ("standard_ep", "s_tuned")))
+    assert best.loc[("calibrated", "accuracy"), "effect"] == pytest.approx((h - s).mean())
+    assert best.loc[("calibrated", "accuracy"), "n_pairs"] == 20
+    assert best.loc[("lab", "failures"), "failed_baseline"] == 2
+    calibrated = table[(table["protocol"] == "calibrated") & (table["family"] == "primary")]
+    before = primary_tests(simulated_runs(), SPEC, ["calibrated"])
+    np.testing.assert_allclose(calibrated["p_holm"].to_numpy(float), before["p_holm"].to_numpy(float))
+    secondary = table[(table["protocol"] == "calibrated") & (table["family"] == "secondary")]
+    np.testing.assert_allclose(secondary["p_holm"], paired.holm(secondary["p"].to_numpy(float)))
 
 
 @pytest.mark.parametrize("extra, key", [
@@ -55,6 +82,8 @@ def test_no_recorded_run_gives_an_empty_table():
      "preregistration.contrasts.x.baseline"),
     ("preregistration: {seeds: [100, 101], min_seeds: 3}", "preregistration.seeds: 2 seeds, fewer than the 3"),
     ("preregistration: {seeds: [9, 100, 101], min_seeds: 3}", "preregistration.seeds: \\[9\\] are exploratory"),
+    ("preregistration: {contrasts: {x: {variant: hts_normal, baseline: uniform_1.0, baseline_protocol: dt1}}}",
+     "preregistration.contrasts.x.baseline_protocol"),
 ])
 def test_preregistration_errors_name_the_key_before_any_job(tmp_path, extra, key):
     (tmp_path / "extra.yaml").write_text(extra + "\n")
@@ -64,9 +93,12 @@ def test_preregistration_errors_name_the_key_before_any_job(tmp_path, extra, key
 
 def test_the_confirmatory_runs_are_the_arms_on_the_preregistered_seeds():
     config = load_config([REPO / "config/config.yaml"])
-    assert arms(config) == ["hts_normal", "uniform_0.3", "uniform_1.0"]
+    assert arms(config, "lab") == [("lab", "hts_normal"), ("lab", "uniform_0.3"), ("lab", "uniform_1.0"),
+                                   ("standard_ep", "uniform_1.0")]
     runs = declared(config, "calibrated")
-    assert len(runs) == 3 * 3 * len(config["preregistration"]["seeds"])
+    assert len(runs) == 4 * 3 * len(config["preregistration"]["seeds"])
+    assert runs[("standard_ep", "mnist", "uniform_1.0", 100)]["training"]["beta"] == \
+        config["protocols"]["standard_ep"]["beta"]
     assert {seed for (*_, seed) in runs} == set(config["preregistration"]["seeds"])
     assert not {seed for (*_, seed) in runs} & set(config["grid"]["seeds"])
 
@@ -87,3 +119,30 @@ def test_the_design_chooses_the_fewest_seeds_that_resolve_the_margins():
     assert chosen.loc["mnist", "alpha"] == pytest.approx(0.05 / 6)
     tight = table[table["dataset"] == "mnist"].set_index("seeds")
     assert tight["detectable_accuracy"].is_monotonic_decreasing or tight["detectable_accuracy"].nunique() == 1
+
+
+def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_path):
+    from htsep.experiments.confirmatory.paper import confirmatory_text
+    from htsep.files import write_table
+
+    variants = [{"name": "h", "dt": {"distribution": "normal", "mean": 0.3, "std": 0.05, "clip_min": 0.2,
+                                     "clip_max": 0.4}},
+                {"name": "u", "dt": {"distribution": "constant", "value": 0.3}},
+                {"name": "s", "dt": {"distribution": "constant", "value": 1.0}}]
+    spec = {**SPEC, "seeds": list(range(100, 120))}
+    params = {"variants": variants, "preregistration": spec, "caption": "c"}
+    outputs = {"section": tmp_path / "section.tex", "abstract": tmp_path / "abstract.tex"}
+    table = primary_tests(simulated_runs(), spec, ["calibrated"])
+    write_table(tmp_path / "primary.csv", table)
+    confirmatory_text({"tests": tmp_path / "primary.csv"}, outputs, params)
+    abstract = outputs["abstract"].read_text()
+    tests = table.set_index(["contrast", "test"])
+    for contrast in ("heterogeneity", "standard_ep"):
+        for test in ("accuracy", "spread"):
+            assert tests.loc[(contrast, test), "verdict"] in abstract
+    effect = tests.loc[("standard_ep", "accuracy"), "effect"]
+    assert f"{100 * effect:+.2f}".replace("+", "$+$") in abstract or f"{100 * effect:+.2f}" in abstract
+    assert "under the calibrated protocol (20 pairs)" in abstract and "uniform $\\Delta t=1$" in abstract
+    write_table(tmp_path / "empty.csv", primary_tests(pd.DataFrame(), spec, ["calibrated"]))
+    confirmatory_text({"tests": tmp_path / "empty.csv"}, outputs, params)
+    assert "no\nrecorded run yet" in outputs["abstract"].read_text()

@@ -47,6 +47,7 @@ rule confirmatory_tests:
     params:
         code=code("confirmatory_tests.py"),
         preregistration=PREREGISTRATION,
+        protocols=config["run_protocols"],
         declared=declared_runs(
             {key: run for p in config["run_protocols"] for key, run in confirmatory_plan.declared(config, p).items()}
         ),
@@ -77,11 +78,12 @@ rule confirmatory_design:
 
 
 rule confirmatory_paper:
-    """The paper's Confirmatory tests section."""
+    """The paper's Confirmatory tests section and the abstract's confirmatory sentences."""
     input:
         tests=rules.confirmatory_tests.output.tests,
     output:
-        f"{GENERATED_DIR}/confirmatory.tex",
+        section=f"{GENERATED_DIR}/confirmatory.tex",
+        abstract=f"{GENERATED_DIR}/confirmatory_abstract.tex",
     log:
         "results/logs/confirmatory/paper.log",
     localrule: True

@@ -78,7 +78,10 @@ rule paper:
         frontier_generated=f"{GENERATED_DIR}/frontier.tex",
         calibration_generated=f"{GENERATED_DIR}/calibration.tex",
         provenance_generated=f"{GENERATED_DIR}/provenance.tex",
-        confirmatory_generated=f"{GENERATED_DIR}/confirmatory.tex",
+        confirmatory_generated=[
+            f"{GENERATED_DIR}/confirmatory.tex",
+            f"{GENERATED_DIR}/confirmatory_abstract.tex",
+        ],
         factorial_generated=f"{GENERATED_DIR}/factorial.tex",
         robustness_generated=f"{GENERATED_DIR}/robustness.tex",
         sensitivity_generated=f"{GENERATED_DIR}/sensitivity.tex",

@@ -1,4 +1,5 @@
-"""How many confirmatory seeds: for each contrast whose arms the exploratory grid has recorded, the smallest effect
+"""How many confirmatory seeds: for each contrast whose arms the exploratory grid has recorded (not those whose
+baseline trains under a protocol of its own, which the grid does not train), the smallest effect
 the paired tests find with the preregistered power at Holm's strictest level, by seed count, simulated from the
 recorded spread (the arms' s.d. across seeds and their correlation through the shared seed).
 
@@ -15,6 +16,7 @@ import pandas as pd
 
 from ... import paired
 from ...files import read_table, write_table
+from .plan import family
 from .primary import TESTS
 
 SEED_COUNTS = (10, 15, 20, 25, 30, 40, 50)
@@ -29,6 +31,8 @@ def design(runs: pd.DataFrame, spec: Mapping, family_size: int, seed_counts: Seq
     rows = []
     for (protocol, dataset), own in runs.groupby(["protocol", "dataset"], sort=True):
         for name, contrast in spec["contrasts"].items():
+            if contrast.get("baseline_protocol"):
+                continue
             wide = own.pivot_table(index="seed", columns="variant", values="final_test_acc")
             if contrast["variant"] not in wide or contrast["baseline"] not in wide:
                 continue
@@ -54,5 +58,5 @@ def write_design(tables: Sequence[str], output: str, params: Mapping) -> None:
     """The design table from the grid's runs tables of every protocol (the exploratory seeds' accuracies)."""
     runs = pd.concat([read_table(path, "runs table") for path in tables], ignore_index=True)
     spec = params["preregistration"]
-    family = len(spec["contrasts"]) * len(params["datasets"]) * len(TESTS)
-    write_table(output, design(runs, spec, family))
+    primary = [c for c in spec["contrasts"].values() if family(c) == "primary"]
+    write_table(output, design(runs, spec, len(primary) * len(params["datasets"]) * len(TESTS)))

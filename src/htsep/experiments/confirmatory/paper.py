@@ -8,15 +8,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import pandas as pd
+
 from ...files import read_table, write_text
 from ...report.style import variant_labels
 from ...report.tex import template, tex_escape
+from .plan import family
 
-TEMPLATE = Path(__file__).with_name("templates") / "confirmatory.tex.j2"
+TEMPLATES = Path(__file__).with_name("templates")
 
 
-def confirmatory_text(inputs: Mapping[str, str], output: str | Path, params: Mapping) -> None:
-    """Write ``paper/generated/confirmatory.tex`` from the primary tests table."""
+def abstract_cells(tests: pd.DataFrame, labels: Mapping[str, str]) -> list[dict]:
+    """Per protocol and dataset: the number of pairs and each contrast's accuracy and spread tests, for the
+    abstract's sentences."""
+    cells = []
+    for (protocol, label), own in tests.groupby(["protocol", "dataset_label"], sort=False):
+        contrasts = []
+        for name, rows in own.groupby("contrast", sort=False):
+            by_test = rows.set_index("test")
+            contrasts.append({"name": name, "baseline": labels.get(rows["baseline"].iloc[0],
+                                                                    tex_escape(rows["baseline"].iloc[0])),
+                              "baseline_protocol": rows["baseline_protocol"].iloc[0],
+                              "accuracy": by_test.loc["accuracy"].to_dict(), "spread": by_test.loc["spread"].to_dict()})
+        cells.append({"protocol": tex_escape(protocol), "raw_protocol": protocol, "dataset": tex_escape(label),
+                      "n_pairs": int(own["n_pairs"].min()), "contrasts": contrasts})
+    return cells
+
+
+def confirmatory_text(inputs: Mapping[str, str], outputs: Mapping[str, str], params: Mapping) -> None:
+    """Write the section (``paper/generated/confirmatory.tex``) and the abstract's sentences
+    (``confirmatory_abstract.tex``) from the primary tests table."""
     tests = read_table(inputs["tests"], "primary tests table")
     labels = variant_labels(params["variants"], tex=True)
     spec = params["preregistration"]
@@ -27,8 +48,13 @@ def confirmatory_text(inputs: Mapping[str, str], output: str | Path, params: Map
                      "variant_label": labels.get(row["variant"], tex_escape(row["variant"])),
                      "baseline_label": labels.get(row["baseline"], tex_escape(row["baseline"]))})
     contrasts = [{"name": tex_escape(name), "variant": labels.get(c["variant"], tex_escape(c["variant"])),
-                  "baseline": labels.get(c["baseline"], tex_escape(c["baseline"]))}
+                  "baseline": labels.get(c["baseline"], tex_escape(c["baseline"])),
+                  "baseline_protocol": tex_escape(c.get("baseline_protocol") or ""), "family": family(c)}
                  for name, c in spec["contrasts"].items()]
-    write_text(output, template(TEMPLATE).render(
+    variants = {c["variant"] for c in spec["contrasts"].values()}
+    write_text(outputs["abstract"], template(TEMPLATES / "confirmatory_abstract.tex.j2").render(
+        cells=abstract_cells(tests, labels), n_seeds=len(spec["seeds"]),
+        variant=" and ".join(labels.get(v, tex_escape(v)) for v in sorted(variants))))
+    write_text(outputs["section"], template(TEMPLATES / "confirmatory.tex.j2").render(
         rows=rows, contrasts=contrasts, spec=spec, n_seeds=len(spec["seeds"]), caption=tex_escape(params["caption"]),
         seeds=(min(spec["seeds"]), max(spec["seeds"])) if spec["seeds"] else None))

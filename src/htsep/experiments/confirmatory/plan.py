@@ -1,6 +1,7 @@
 """The confirmatory runs, pure functions of the config: for every protocol in run_protocols and dataset, each arm of
 the preregistered contrasts (config key preregistration) on its seeds, with the run config it trains with (the
-grid's run layout: the train rule trains them)."""
+grid's run layout: the train rule trains them). A contrast's baseline may be trained under a protocol of its own
+(``baseline_protocol``: standard EP tuned for itself), shared by every protocol that contrast is tested in."""
 
 from __future__ import annotations
 
@@ -15,10 +16,17 @@ KEYS = RUN_KEYS  # a confirmatory run
 SHARD = {"runs": f"{CONFIRMATORY}/shard.runs.csv"}  # this invocation's confirmatory runs
 
 
-def arms(config: Mapping) -> list[str]:
-    """The variants the contrasts compare, in the order they are named (each once)."""
-    names = [name for c in config["preregistration"]["contrasts"].values() for name in (c["variant"], c["baseline"])]
-    return list(dict.fromkeys(names))
+def arms(config: Mapping, protocol: str) -> list[tuple[str, str]]:
+    """(protocol, variant) of every arm the contrasts compare when tested in ``protocol``, in the order they are
+    named (each once)."""
+    pairs = [pair for c in config["preregistration"]["contrasts"].values()
+             for pair in ((protocol, c["variant"]), (c.get("baseline_protocol") or protocol, c["baseline"]))]
+    return list(dict.fromkeys(pairs))
+
+
+def family(contrast: Mapping) -> str:
+    """The Holm family of a contrast within its protocol: 'primary' unless the contrast names its own."""
+    return contrast.get("family") or "primary"
 
 
 def check(config: Mapping) -> None:
@@ -30,6 +38,9 @@ def check(config: Mapping) -> None:
             if contrast[role] not in defined:
                 raise ConfigError(f"config key preregistration.contrasts.{name}.{role}: {contrast[role]!r} is not "
                                   f"a trained variant (variants: {defined})")
+        if contrast.get("baseline_protocol") and contrast["baseline_protocol"] not in config["protocols"]:
+            raise ConfigError(f"config key preregistration.contrasts.{name}.baseline_protocol: "
+                              f"{contrast['baseline_protocol']!r} is not a protocol {sorted(config['protocols'])}")
     if len(spec["seeds"]) < spec["min_seeds"]:
         raise ConfigError(f"config key preregistration.seeds: {len(spec['seeds'])} seeds, fewer than the "
                           f"{spec['min_seeds']} the design chose (preregistration.min_seeds)")
@@ -40,15 +51,16 @@ def check(config: Mapping) -> None:
 
 
 def declared(config: Mapping, protocol: str) -> dict[tuple, dict]:
-    """Key -> run config of every confirmatory run of ``protocol``."""
-    return {(protocol, d, v, int(s)): run_slice(config, d, v, s, protocol)
-            for d in config["datasets"] for v in arms(config) for s in config["preregistration"]["seeds"]}
+    """Key -> run config of every confirmatory run the contrasts tested in ``protocol`` compare (their baselines'
+    own protocols included)."""
+    return {(p, d, v, int(s)): run_slice(config, d, v, s, p)
+            for d in config["datasets"] for p, v in arms(config, protocol) for s in config["preregistration"]["seeds"]}
 
 
 def trained_keys(config: Mapping) -> list[tuple]:
     """The runs this invocation trains (config key records.train)."""
-    return [key for p in config["run_protocols"] for key in to_train(config, "confirmatory", "runs", KEYS,
-                                                                     declared(config, p))]
+    runs = {key: run for p in config["run_protocols"] for key, run in declared(config, p).items()}
+    return to_train(config, "confirmatory", "runs", KEYS, runs)
 
 
 def trained_here(config: Mapping) -> list[str]:

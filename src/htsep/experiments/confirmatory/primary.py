@@ -6,7 +6,9 @@ contrast (variant minus baseline):
 - spread: Pitman-Morgan, the s.d. ratio with its bootstrap CI (equivalent when the CI lies within the margin);
 - failures: McNemar's exact test of the runs that failed (the frontier's failure criteria, htsep.outcomes).
 
-The p-values of the three tests of every contrast and dataset of one protocol are one Holm family. Each row carries
+A contrast is tested in every protocol of run_protocols, its baseline under that protocol or under its own
+(``baseline_protocol``). The p-values of the three tests of every contrast and dataset of one protocol are one Holm
+family (a contrast may name another family, e.g. ``secondary``, tested apart). Each row carries
 its resolution: the smallest effect the design finds with the preregistered power at the Holm-adjusted level, from the
 observed spread of the paired differences (simulated: htsep.paired.detectable).
 """
@@ -22,23 +24,24 @@ import pandas as pd
 from ... import paired
 from ...files import write_table
 from ...records import merge, read_shard, write_provenance
-from .plan import KEYS
+from .plan import KEYS, family
 
 TESTS = ("accuracy", "spread", "failures")
 
 
-def _arms(runs: pd.DataFrame, variant: str, baseline: str) -> pd.DataFrame:
-    """One row per seed run in both arms: final accuracy and failure of each."""
-    own = runs.set_index(["seed", "variant"])[["final_test_acc", "broke"]].unstack("variant")
-    own = own.dropna(subset=[("broke", variant), ("broke", baseline)]) if len(own) else own
-    return pd.DataFrame({"a": own[("final_test_acc", variant)], "b": own[("final_test_acc", baseline)],
-                         "failed_a": own[("broke", variant)].astype(bool),
-                         "failed_b": own[("broke", baseline)].astype(bool)})
+def _arms(variant_runs: pd.DataFrame, baseline_runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per seed run in both arms (each arm's runs of one protocol, dataset and variant): final accuracy and
+    failure of each."""
+    columns = ["final_test_acc", "broke"]
+    own = pd.merge(variant_runs[["seed", *columns]], baseline_runs[["seed", *columns]], on="seed",
+                   suffixes=("_a", "_b")).set_index("seed").sort_index()
+    own = own.dropna(subset=["broke_a", "broke_b"])
+    return pd.DataFrame({"a": own["final_test_acc_a"], "b": own["final_test_acc_b"],
+                         "failed_a": own["broke_a"].astype(bool), "failed_b": own["broke_b"].astype(bool)})
 
 
-def contrast_rows(runs: pd.DataFrame, name: str, variant: str, baseline: str, spec: Mapping) -> list[dict]:
-    """The three primary tests (and TOST) of one contrast on one (protocol, dataset)."""
-    arms = _arms(runs, variant, baseline)
+def contrast_rows(arms: pd.DataFrame, name: str, variant: str, baseline: str, spec: Mapping) -> list[dict]:
+    """The three primary tests (and TOST) of one contrast on one (protocol, dataset), from its paired ``arms``."""
     a, b = arms["a"].to_numpy(float), arms["b"].to_numpy(float)
     boot, level, seed = spec["bootstrap"], spec["ci_level"], spec["bootstrap_seed"]
     key = {"contrast": name, "variant": variant, "baseline": baseline}
@@ -78,30 +81,40 @@ def verdict(row: pd.Series, alpha: float) -> str:
     return "inconclusive"
 
 
-def primary_tests(runs: pd.DataFrame, spec: Mapping) -> pd.DataFrame:
-    """Every primary test of the runs (one row per protocol, dataset, contrast and test), Holm-adjusted per
-    protocol, with its verdict and resolution (no row before any confirmatory run is recorded)."""
-    rows = []
+def primary_tests(runs: pd.DataFrame, spec: Mapping, protocols: Sequence[str]) -> pd.DataFrame:
+    """Every primary test of the runs (one row per protocol in ``protocols``, dataset, contrast and test),
+    Holm-adjusted per protocol and family, with its verdict and resolution (no row before any confirmatory run is
+    recorded)."""
     runs = runs if len(runs) else pd.DataFrame(columns=[*KEYS, "dataset_label", "final_test_acc", "broke"])
-    for (protocol, dataset, label), own in runs.groupby(["protocol", "dataset", "dataset_label"], sort=True):
-        for name, contrast in spec["contrasts"].items():
-            rows += [{"protocol": protocol, "dataset": dataset, "dataset_label": label, **row}
-                     for row in contrast_rows(own, name, contrast["variant"], contrast["baseline"], spec)]
-    columns = ["protocol", "dataset", "dataset_label", "contrast", "variant", "baseline", "test", "statistic", "p",
-               "p_holm", "effect", "effect_name", "ci_low", "ci_high", "n_pairs", "p_equivalence", "margin",
-               "failed_variant", "failed_baseline", "detectable", "verdict"]
-    table = pd.DataFrame(rows, columns=[c for c in columns if c not in ("p_holm", "detectable", "verdict")])
+    rows, pairs = [], []
+    for (dataset, label), own in runs.groupby(["dataset", "dataset_label"], sort=True):
+        for protocol in protocols:
+            if not (own["protocol"] == protocol).any():
+                continue
+            for name, contrast in spec["contrasts"].items():
+                variant, baseline = contrast["variant"], contrast["baseline"]
+                arm = own[(own["protocol"] == protocol) & (own["variant"] == variant)]
+                base = own[(own["protocol"] == (contrast.get("baseline_protocol") or protocol))
+                           & (own["variant"] == baseline)]
+                arms = _arms(arm, base)
+                pairs.append(arms)
+                rows += [{"protocol": protocol, "dataset": dataset, "dataset_label": label, "family": family(contrast),
+                          "baseline_protocol": contrast.get("baseline_protocol") or protocol, "pairs": len(pairs) - 1,
+                          **row} for row in contrast_rows(arms, name, variant, baseline, spec)]
+    columns = ["protocol", "dataset", "dataset_label", "family", "contrast", "variant", "baseline",
+               "baseline_protocol", "test", "statistic", "p", "p_holm", "effect", "effect_name", "ci_low", "ci_high",
+               "n_pairs", "p_equivalence", "margin", "failed_variant", "failed_baseline", "detectable", "verdict"]
+    table = pd.DataFrame(rows, columns=[c for c in columns if c not in ("p_holm", "detectable", "verdict")]
+                         + ["pairs"])
     table["p_holm"] = np.nan
-    for _, family in table.groupby("protocol"):
-        table.loc[family.index, "p_holm"] = paired.holm(family["p"].to_numpy(float))
+    for _, members in table.groupby(["protocol", "family"]):
+        table.loc[members.index, "p_holm"] = paired.holm(members["p"].to_numpy(float))
     table["verdict"] = [verdict(row, spec["alpha"]) for _, row in table.iterrows()]
     table["detectable"] = np.nan
-    for protocol, family in table.groupby("protocol"):
-        level = spec["alpha"] / max(int(np.isfinite(family["p"]).sum()), 1)  # Holm's strictest step
-        for i, row in family[family["test"].isin(["accuracy", "spread"])].iterrows():
-            own = runs[(runs["protocol"] == protocol) & (runs["dataset"] == row["dataset"])]
-            arms = _arms(own, row["variant"], row["baseline"])
-            observed = paired.spread(arms["a"], arms["b"])
+    for _, members in table.groupby(["protocol", "family"]):
+        level = spec["alpha"] / max(int(np.isfinite(members["p"]).sum()), 1)  # Holm's strictest step
+        for i, row in members[members["test"].isin(["accuracy", "spread"])].iterrows():
+            observed = paired.spread(pairs[row["pairs"]]["a"], pairs[row["pairs"]]["b"])
             table.loc[i, "detectable"] = math.nan if observed is None else paired.resolution(
                 row["test"], observed, observed["n_pairs"], level, spec["power"], spec["simulations"],
                 spec["bootstrap_seed"])
@@ -116,4 +129,4 @@ def write_primary(records: Sequence[str], shard: Sequence[str], outputs: Mapping
     write_provenance(outputs["provenance"], {"runs": runs}, "confirmatory")
     runs = runs.drop(columns="record")
     write_table(outputs["runs"], runs)
-    write_table(outputs["tests"], primary_tests(runs, params["preregistration"]))
+    write_table(outputs["tests"], primary_tests(runs, params["preregistration"], params["protocols"]))
