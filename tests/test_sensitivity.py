@@ -115,6 +115,13 @@ def test_before_any_run_the_section_says_so(tmp_path):
                                           "caption": "c"})
     text = (tmp_path / "s.tex").read_text()
     assert "No sensitivity run has been recorded yet." in text and "Prediction, written before the runs" in text
+    assert "Outcome, judged after the runs" not in text
+    spec = {**config["sensitivity"], "axes": {**config["sensitivity"]["axes"], "beta": {
+        **config["sensitivity"]["axes"]["beta"], "outcome": "held at 4 of 5 betas"}}}
+    sensitivity_text({name: tmp_path / f"{name}.csv" for name in ("cells", "contrasts", "models")},
+                     tmp_path / "s.tex", {"sensitivity": spec, "protocol_values": values, "caption": "c"})
+    assert "Outcome, judged after the runs from the numbers above: \\emph{held at 4 of 5 betas}" in \
+        (tmp_path / "s.tex").read_text()
 
 
 def test_a_level_lost_in_its_folder_name_is_refused(tmp_path):

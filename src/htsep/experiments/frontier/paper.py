@@ -67,7 +67,7 @@ def frontier_text(inputs: Mapping[str, str], output: str | Path, params: Mapping
     panels = [panel_values(fit, critical, cells, spec, label) for _, fit in fits.iterrows()]
     control = spec.get("positive_control")
     control = control and {"variant": label(control["variant"]), "baseline": label(control["baseline"]),
-                           "prediction": control["prediction"]}
+                           "prediction": control["prediction"], "outcome": control.get("outcome")}
     write_text(output, template(TEMPLATE).render(
         spec=spec, panels=panels, positive_control=control, caption=tex_escape(params["caption"]),
         control=label(spec["variants"][0]),

@@ -39,6 +39,7 @@ def sensitivity_text(inputs: Mapping[str, str], output: str | Path, params: Mapp
             })
         axes.append({"name": tex_escape(AXIS_LABELS.get(axis, axis)),
                      "prediction": tex_escape(spec["axes"][axis]["prediction"]),
+                     "outcome": tex_escape(spec["axes"][axis].get("outcome") or ""),
                      "levels": spec["axes"][axis]["levels"], "value": params["protocol_values"][axis],
                      "datasets": parts})
     write_text(output, template(TEMPLATE).render(
