@@ -146,3 +146,34 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
     write_table(tmp_path / "empty.csv", primary_tests(pd.DataFrame(), spec, ["calibrated"]))
     confirmatory_text({"tests": tmp_path / "empty.csv"}, outputs, params)
     assert "no\nrecorded run yet" in outputs["abstract"].read_text()
+
+
+def test_a_shard_trains_and_evaluates_its_part_of_the_confirmatory_runs_only():
+    """confirmatory_shard picks the protocols tested, datasets and a seed range; a baseline of its own protocol comes
+    with them; the robustness evaluation of this invocation follows it, its analysis still declares every run."""
+    from htsep.experiments.confirmatory.plan import in_shard, trained_keys
+    from htsep.study import evaluated_runs
+
+    config = load_config([REPO / "config/config.yaml"])
+    config["confirmatory_shard"] = {"protocols": ["calibrated"], "datasets": ["mnist"], "seeds": ["100", "102"]}
+    keys = trained_keys(config)
+    assert sorted(keys) == sorted((p, "mnist", v, s) for s in (100, 101) for p, v in arms(config, "calibrated"))
+    assert in_shard(config, ("standard_ep", "mnist", "uniform_1.0", 101))
+    assert not in_shard(config, ("lab", "mnist", "hts_normal", 101))
+    assert not in_shard(config, ("calibrated", "mnist", "hts_normal", 102))
+    here = evaluated_runs(config, this_invocation=True)
+    grid = {key for key in here if key[3] in config["grid"]["seeds"]}
+    assert set(here) - grid == set(keys) and len(grid) == 2 * 3 * 5 * 10  # the grid's models are all evaluated
+    assert len(evaluated_runs(config)) == len(grid) + 2 * 3 * 3 * 50 + 3 * 50  # 3 arms per protocol, standard_ep's
+
+
+@pytest.mark.parametrize("shard, key", [({"datasets": ["emnist"]}, "confirmatory_shard.datasets"),
+                                        ({"protocols": ["standard_ep"]}, "confirmatory_shard.protocols"),
+                                        ({"seeds": [105, 100]}, "confirmatory_shard.seeds"),
+                                        ({"levels": [1]}, "confirmatory_shard")])
+def test_shard_errors_name_the_key(tmp_path, shard, key):
+    import yaml
+
+    (tmp_path / "extra.yaml").write_text(yaml.safe_dump({"confirmatory_shard": shard}))
+    with pytest.raises(ConfigError, match=f"config key {key}"):
+        load_config([REPO / "config/config.yaml", tmp_path / "extra.yaml"])

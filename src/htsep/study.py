@@ -18,7 +18,8 @@ from .experiments.sensitivity import plan as sensitivity
 
 # every experiment whose config section has checks
 PLANS = (calibration, mechanism, frontier, confirmatory, factorial, robustness, sensitivity)
-MODEL_EXPERIMENTS = {"grid": grid.declared, "confirmatory": confirmatory.declared}  # runs whose model.pt is evaluated
+# the experiments whose runs' model.pt is evaluated: their declared runs, and which of them this invocation holds
+MODEL_EXPERIMENTS = {"grid": (grid.declared, None), "confirmatory": (confirmatory.declared, confirmatory.in_shard)}
 
 
 def check_config(config: Mapping) -> None:
@@ -32,13 +33,16 @@ def check_config(config: Mapping) -> None:
                               f"{sorted(MODEL_EXPERIMENTS)}")
 
 
-def evaluated_runs(config: Mapping) -> dict[tuple, dict]:
+def evaluated_runs(config: Mapping, this_invocation: bool = False) -> dict[tuple, dict]:
     """Key -> run config of every model the robustness experiment evaluates: the runs of the experiments config key
-    robustness.experiments names, under every protocol in run_protocols (a baseline's own protocol included)."""
+    robustness.experiments names, under every protocol in run_protocols (a baseline's own protocol included);
+    ``this_invocation``: only the confirmatory runs of this invocation's shard (config key confirmatory_shard)."""
     runs = {}
     for experiment in config["robustness"]["experiments"]:
+        declare, in_shard = MODEL_EXPERIMENTS[experiment]
         for protocol in config["run_protocols"]:
-            runs |= MODEL_EXPERIMENTS[experiment](config, protocol)
+            runs |= {key: run for key, run in declare(config, protocol).items()
+                     if not (this_invocation and in_shard) or in_shard(config, key)}
     return runs
 
 
@@ -66,9 +70,9 @@ def stacked_members(config: Mapping) -> dict[tuple[str, str], list[tuple[str, in
     experiment's and the factorial's, and those whose model the robustness evaluation reads (records keep no model),
     each once: what the stacked train jobs (config key execution.batch_runs) hold."""
     keys = [key for p in config["run_protocols"] for key in grid.trained_keys(config, p)]
+    evaluated = robustness.evaluated_keys(config, evaluated_runs(config, this_invocation=True))
     members: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    for protocol, dataset, variant, seed in dict.fromkeys([*keys, *confirmatory.trained_keys(config),
-                                                          *factorial.trained_keys(config),
-                                                          *robustness.evaluated_keys(config, evaluated_runs(config))]):
+    trained = [*keys, *confirmatory.trained_keys(config), *factorial.trained_keys(config), *evaluated]
+    for protocol, dataset, variant, seed in dict.fromkeys(trained):
         members.setdefault((protocol, dataset), []).append((variant, int(seed)))
     return members

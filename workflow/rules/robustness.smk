@@ -7,6 +7,7 @@ from htsep.experiments.robustness import plan as robustness_plan
 from htsep.study import evaluated_runs
 
 ROBUSTNESS_RUNS = evaluated_runs(config)
+ROBUSTNESS_HERE = evaluated_runs(config, this_invocation=True)
 ROBUSTNESS_SETTING = robustness_plan.setting(config)
 
 
@@ -36,8 +37,8 @@ rule robustness_evaluate:
 rule robustness_shard:
     """This invocation's evaluations as a shard: one row per model, one per model and condition."""
     input:
-        runs=robustness_plan.evaluation_files(config, ROBUSTNESS_RUNS, "runs"),
-        conditions=robustness_plan.evaluation_files(config, ROBUSTNESS_RUNS, "conditions"),
+        runs=robustness_plan.evaluation_files(config, ROBUSTNESS_HERE, "runs"),
+        conditions=robustness_plan.evaluation_files(config, ROBUSTNESS_HERE, "conditions"),
     output:
         **robustness_plan.SHARD,
     log:

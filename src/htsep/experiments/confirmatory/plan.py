@@ -5,6 +5,7 @@ grid's run layout: the train rule trains them). A contrast's baseline may be tra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from ...config import ConfigError, run_slice
@@ -14,6 +15,7 @@ from ...run_tables import RUN_KEYS
 
 KEYS = RUN_KEYS  # a confirmatory run
 SHARD = {"runs": f"{CONFIRMATORY}/shard.runs.csv"}  # this invocation's confirmatory runs
+SHARD_KEYS = ("protocols", "datasets", "seeds")
 
 
 def arms(config: Mapping, protocol: str) -> list[tuple[str, str]]:
@@ -44,6 +46,16 @@ def check(config: Mapping) -> None:
     if len(spec["seeds"]) < spec["min_seeds"]:
         raise ConfigError(f"config key preregistration.seeds: {len(spec['seeds'])} seeds, fewer than the "
                           f"{spec['min_seeds']} the design chose (preregistration.min_seeds)")
+    shard = config.get("confirmatory_shard") or {}
+    for key, known in (("protocols", config["run_protocols"]), ("datasets", config["datasets"])):
+        for name in shard.get(key) or []:
+            if name not in known:
+                raise ConfigError(f"config key confirmatory_shard.{key}: {name!r} is not one of {known}")
+    if shard.get("seeds") is not None:
+        start, stop = (int(x) for x in shard["seeds"])
+        if not start < stop:
+            raise ConfigError(f"config key confirmatory_shard.seeds: need [first, stop) with first < stop, got "
+                              f"{shard['seeds']}")
     reused = sorted(set(spec["seeds"]) & set(config["grid"]["seeds"]))
     if reused:
         raise ConfigError(f"config key preregistration.seeds: {reused} are exploratory grid seeds (grid.seeds); "
@@ -57,9 +69,24 @@ def declared(config: Mapping, protocol: str) -> dict[tuple, dict]:
             for d in config["datasets"] for p, v in arms(config, protocol) for s in config["preregistration"]["seeds"]}
 
 
+def in_shard(config: Mapping, key: tuple) -> bool:
+    """Whether this invocation's shard (config key confirmatory_shard: the protocols tested, datasets and seeds
+    [first, stop); null: all) holds the run ``key``; a baseline of its own protocol serves every protocol tested."""
+    shard = config.get("confirmatory_shard") or {}
+    protocol, dataset, _, seed = key
+    protocols = shard.get("protocols") or config["run_protocols"]
+    contrasts = config["preregistration"]["contrasts"].values()
+    own = {c["baseline_protocol"] for c in contrasts if c.get("baseline_protocol")}
+    start, stop = (int(x) for x in shard["seeds"]) if shard.get("seeds") is not None else (0, math.inf)
+    return ((protocol in protocols or protocol in own) and dataset in (shard.get("datasets") or config["datasets"])
+            and start <= int(seed) < stop)
+
+
 def trained_keys(config: Mapping) -> list[tuple]:
-    """The runs this invocation trains (config key records.train)."""
-    runs = {key: run for p in config["run_protocols"] for key, run in declared(config, p).items()}
+    """The runs this invocation trains: those of its shard (config key confirmatory_shard) that config key
+    records.train asks for."""
+    runs = {key: run for p in config["run_protocols"] for key, run in declared(config, p).items()
+            if in_shard(config, key)}
     return to_train(config, "confirmatory", "runs", KEYS, runs)
 
 
