@@ -37,4 +37,4 @@ lint: setup
 	$(BIN)/snakemake --lint --configfile config/test.yaml
 
 test: lint
-	$(BIN)/pytest -ra
+	$(BIN)/pytest -ra --durations=20
