@@ -21,7 +21,7 @@ from .conftest import copy_workflow, snakemake
 VARIANTS = ["hts_normal", "uniform_0.2", "uniform_0.3"]
 SEEDS = (0, 1, 2)  # the test config's grid seeds
 GRID_VARIANTS = ("uniform_0.2", "uniform_0.3", "hts_normal")  # and its grid variants
-PAPER_PAGES = 21  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
+PAPER_PAGES = 24  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
 
 
 PROTOCOLS = ["lab", "calibrated"]
@@ -151,17 +151,18 @@ def test_lint_is_clean(test_study):
 
 
 def test_frontier_shard_keeps_tables_only_and_the_analysis_reads_committed_shards(test_study, tmp_path):
-    """The test config's frontier: 2 levels x 2 variants x 3 seeds, metrics and summaries only; a shard committed
-    under records.root adds up with this invocation's (seeds 0-2 recorded, 3-5 trained)."""
+    """The test config's frontier: 2 levels x (2 variants and the positive control) x 3 seeds, metrics and summaries
+    only; a shard committed under records.root adds up with this invocation's (seeds 0-2 recorded, 3-5 trained)."""
     shard = pd.read_csv(test_study / "results/frontier/shards/synthetic-lr-seeds0-2.runs.csv")
-    assert len(shard) == 2 * 2 * 3 and set(shard["level"]) == {1.0, 30.0}
-    assert set(shard["variant"]) == {"uniform_0.3", "hts_normal"} and set(shard["protocol"]) == {"calibrated"}
+    assert len(shard) == 2 * 3 * 3 and set(shard["level"]) == {1.0, 30.0}
+    assert set(shard["variant"]) == {"uniform_0.3", "hts_normal", "uniform_1.0"}
+    assert set(shard["protocol"]) == {"calibrated"}
     assert not list((test_study / "results/frontier").rglob("*.pt"))  # no model files or checkpoints
     folders = list((test_study / "results/frontier/sweep").glob("synthetic/lr/*/*/seed*"))
-    assert len(folders) == 12 and all(sorted(p.name for p in f.iterdir()) == ["metrics.csv", "summary.json"]
+    assert len(folders) == 18 and all(sorted(p.name for p in f.iterdir()) == ["metrics.csv", "summary.json"]
                                       for f in folders)
     fits = pd.read_csv(test_study / "results/frontier/fits.csv").iloc[0]
-    assert (fits["n_runs"], fits["lr_df"], fits["n_seeds_min"]) == (12, 2, 3)
+    assert (fits["n_runs"], fits["lr_df"], fits["n_seeds_min"], fits["control_n_runs"]) == (12, 2, 3, 6)
     tex = (test_study / "paper/generated/frontier.tex").read_text()
     assert "\\section{Stability frontier}" in tex and f"{int(fits['n_failed'])} of them failed" in tex
     workdir = tmp_path / "study"
@@ -173,6 +174,6 @@ def test_frontier_shard_keeps_tables_only_and_the_analysis_reads_committed_shard
     out = snakemake(workdir, "results/frontier/fits.csv", "--configfile", "config/test.yaml", "more.yaml")
     assert len(re.findall(r"rule frontier_sweep_train:", out.stdout + out.stderr)) == 2  # seeds 3-5, both levels
     merged = pd.read_csv(workdir / "results/frontier/fits.csv").iloc[0]
-    assert (merged["n_runs"], merged["n_seeds_min"]) == (24, 6)
+    assert (merged["n_runs"], merged["n_seeds_min"], merged["control_n_runs"]) == (24, 6, 12)
     provenance = pd.read_csv(workdir / "results/frontier/provenance.csv").set_index("record")["n_rows"]
-    assert provenance.to_dict() == {"results/records/2026-01-01-frontier/shards/seeds0-2": 12, "this invocation": 12}
+    assert provenance.to_dict() == {"results/records/2026-01-01-frontier/shards/seeds0-2": 18, "this invocation": 18}
