@@ -46,7 +46,8 @@ def test_records_alone_rebuild_the_paper_page_by_page(test_study, tmp_path):
     saved = save(local, "test", root, "2026-01-01")
     assert {p.parent.parent.name for p in saved} == {f"2026-01-01-{e}" for e in ("grid", "calibration", "mechanism",
                                                                                    "frontier", "confirmatory",
-                                                                                   "factorial")}
+                                                                                   "factorial", "robustness",
+                                                                                   "sensitivity")}
     assert (root / "2026-01-01-frontier/shards/test-synthetic-lr-seeds0-2.runs.csv").exists()
     (tmp_path / "rebuild").mkdir()
     workdir = copy_workflow(tmp_path / "rebuild")

@@ -110,14 +110,14 @@ def test_before_any_run_the_section_says_so(tmp_path):
                           ("contrasts", ["dataset", "axis", "level", "kind"]), ("models", ["dataset", "axis"])):
         pd.DataFrame(columns=columns).to_csv(tmp_path / f"{name}.csv", index=False)
     values = {axis: plan.protocol_value(config, axis) for axis in config["sensitivity"]["run_axes"]}
+    before = {**config["sensitivity"], "axes": {axis: {**spec, "outcome": None}
+                                                for axis, spec in config["sensitivity"]["axes"].items()}}
     sensitivity_text({name: tmp_path / f"{name}.csv" for name in ("cells", "contrasts", "models")},
-                     tmp_path / "s.tex", {"sensitivity": config["sensitivity"], "protocol_values": values,
-                                          "caption": "c"})
+                     tmp_path / "s.tex", {"sensitivity": before, "protocol_values": values, "caption": "c"})
     text = (tmp_path / "s.tex").read_text()
     assert "No sensitivity run has been recorded yet." in text and "Prediction, written before the runs" in text
     assert "Outcome, judged after the runs" not in text
-    spec = {**config["sensitivity"], "axes": {**config["sensitivity"]["axes"], "beta": {
-        **config["sensitivity"]["axes"]["beta"], "outcome": "held at 4 of 5 betas"}}}
+    spec = {**before, "axes": {**before["axes"], "beta": {**before["axes"]["beta"], "outcome": "held at 4 of 5 betas"}}}
     sensitivity_text({name: tmp_path / f"{name}.csv" for name in ("cells", "contrasts", "models")},
                      tmp_path / "s.tex", {"sensitivity": spec, "protocol_values": values, "caption": "c"})
     assert "Outcome, judged after the runs from the numbers above: \\emph{held at 4 of 5 betas}" in \
