@@ -86,7 +86,7 @@ def primary_tests(runs: pd.DataFrame, spec: Mapping, protocols: Sequence[str]) -
     Holm-adjusted per protocol and family, with its verdict and resolution (no row before any confirmatory run is
     recorded)."""
     runs = runs if len(runs) else pd.DataFrame(columns=[*KEYS, "dataset_label", "final_test_acc", "broke"])
-    rows, pairs = [], []
+    rows, spreads = [], {}  # (protocol, dataset, contrast) -> the observed paired spread its resolution needs
     for (dataset, label), own in runs.groupby(["dataset", "dataset_label"], sort=True):
         for protocol in protocols:
             if not (own["protocol"] == protocol).any():
@@ -97,15 +97,14 @@ def primary_tests(runs: pd.DataFrame, spec: Mapping, protocols: Sequence[str]) -
                 base = own[(own["protocol"] == (contrast.get("baseline_protocol") or protocol))
                            & (own["variant"] == baseline)]
                 arms = _arms(arm, base)
-                pairs.append(arms)
+                spreads[protocol, dataset, name] = paired.spread(arms["a"], arms["b"])
                 rows += [{"protocol": protocol, "dataset": dataset, "dataset_label": label, "family": family(contrast),
-                          "baseline_protocol": contrast.get("baseline_protocol") or protocol, "pairs": len(pairs) - 1,
+                          "baseline_protocol": contrast.get("baseline_protocol") or protocol,
                           **row} for row in contrast_rows(arms, name, variant, baseline, spec)]
     columns = ["protocol", "dataset", "dataset_label", "family", "contrast", "variant", "baseline",
                "baseline_protocol", "test", "statistic", "p", "p_holm", "effect", "effect_name", "ci_low", "ci_high",
                "n_pairs", "p_equivalence", "margin", "failed_variant", "failed_baseline", "detectable", "verdict"]
-    table = pd.DataFrame(rows, columns=[c for c in columns if c not in ("p_holm", "detectable", "verdict")]
-                         + ["pairs"])
+    table = pd.DataFrame(rows, columns=[c for c in columns if c not in ("p_holm", "detectable", "verdict")])
     table["p_holm"] = np.nan
     for _, members in table.groupby(["protocol", "family"]):
         table.loc[members.index, "p_holm"] = paired.holm(members["p"].to_numpy(float))
@@ -114,7 +113,7 @@ def primary_tests(runs: pd.DataFrame, spec: Mapping, protocols: Sequence[str]) -
     for _, members in table.groupby(["protocol", "family"]):
         level = spec["alpha"] / max(int(np.isfinite(members["p"]).sum()), 1)  # Holm's strictest step
         for i, row in members[members["test"].isin(["accuracy", "spread"])].iterrows():
-            observed = paired.spread(pairs[row["pairs"]]["a"], pairs[row["pairs"]]["b"])
+            observed = spreads[row["protocol"], row["dataset"], row["contrast"]]
             table.loc[i, "detectable"] = math.nan if observed is None else paired.resolution(
                 row["test"], observed, observed["n_pairs"], level, spec["power"], spec["simulations"],
                 spec["bootstrap_seed"])

@@ -226,25 +226,26 @@ def merge_shards(records: Sequence[str], local: Sequence[str], declared: Sequenc
     return runs.sort_values(KEYS, key=lambda c: c.map(order) if c.name == "variant" else c, ignore_index=True)
 
 
-def lr_test(per: Mapping[str, tuple[np.ndarray, np.ndarray]], names: Sequence[str]) -> dict:
-    """Likelihood-ratio test of one curve per variant of ``names`` (``per``: variant -> (log levels, failed))
-    against one common curve, chi-square with 2 (V - 1) degrees of freedom; with the fits."""
+def lr_test(per: Mapping[str, tuple[np.ndarray, np.ndarray]], own: Mapping[str, Mapping], names: Sequence[str]
+            ) -> dict:
+    """Likelihood-ratio test of one curve per variant of ``names`` (``per``: variant -> (log levels, failed);
+    ``own``: variant -> its fitted curve) against one common curve, chi-square with 2 (V - 1) degrees of freedom."""
     x = np.concatenate([per[v][0] for v in names])
     y = np.concatenate([per[v][1] for v in names])
-    common, own = fit_logistic(x, y), {v: fit_logistic(*per[v]) for v in names}
-    stat, df = 2 * (sum(f["llf"] for f in own.values()) - common["llf"]), 2 * (len(names) - 1)
-    return {"common": common, "own": own, "x": x, "y": y, "stat": stat, "df": df,
+    common = fit_logistic(x, y)
+    stat, df = 2 * (sum(own[v]["llf"] for v in names) - common["llf"]), 2 * (len(names) - 1)
+    return {"common": common, "x": x, "y": y, "stat": stat, "df": df,
             "p": float(sps.chi2.sf(stat, df)) if df > 0 else math.nan}
 
 
-def _control_row(per: Mapping, boot: Mapping, control: Mapping | None, spec: Mapping) -> dict:
+def _control_row(per: Mapping, own: Mapping, boot: Mapping, control: Mapping | None, spec: Mapping) -> dict:
     """The positive control: the LR test of its variant against its baseline and the ratio of their critical
     levels (variant / baseline) with a bootstrap CI over the same seed resamples; NaN where either is undefined."""
     names = [control["variant"], control["baseline"]] if control else []
     if not names or any(n not in per for n in names):
         return {}
-    test = lr_test(per, names)
-    x50 = {n: critical_x(test["own"][n], *per[n]) for n in names}
+    test = lr_test(per, own, names)
+    x50 = {n: critical_x(own[n], *per[n]) for n in names}
     log_ratio = x50[names[0]] - x50[names[1]]
     diffs = boot[names[0]]["x50"] - boot[names[1]]["x50"]
     defined = diffs[np.isfinite(diffs)]
@@ -276,8 +277,9 @@ def analyze(runs: pd.DataFrame, variants: Sequence[str], spec: Mapping, control:
             continue
         per = {v: (np.log(frame.loc[frame["variant"] == v, "level"].to_numpy(float)),
                    frame.loc[frame["variant"] == v, "broke"].to_numpy(bool)) for v in trained}
-        test = lr_test(per, present)
-        common, own = test["common"], {v: fit_logistic(*per[v]) for v in trained}
+        own = {v: fit_logistic(*per[v]) for v in trained}
+        test = lr_test(per, own, present)
+        common = test["common"]
         common_x50 = critical_x(common, test["x"], test["y"])
         tested = frame[frame["variant"].isin(present)]
         n_seeds = tested.groupby(["variant", "level"])["seed"].nunique()
@@ -299,7 +301,7 @@ def analyze(runs: pd.DataFrame, variants: Sequence[str], spec: Mapping, control:
             "code_fingerprints": " ".join(sorted(set(frame["code_fingerprint"].dropna()))),
             "relaxation_kernels": " | ".join(sorted(set(frame["relaxation_kernel"].dropna()))),
             **_mechanism_tests(tested, present),
-            **_control_row(per, boot, control, spec),
+            **_control_row(per, own, boot, control, spec),
         })
         for v in trained:
             k, n = int(per[v][1].sum()), len(per[v][1])
