@@ -8,14 +8,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from ...config import ConfigError, run_slice
+from ...config import ConfigError, protocol_training, run_slice
 from ...paths import CONFIRMATORY, RUNS
 from ...records import to_train
 from ...run_tables import RUN_KEYS
 
 KEYS = RUN_KEYS  # a confirmatory run
 SHARD = {"runs": f"{CONFIRMATORY}/shard.runs.csv"}  # this invocation's confirmatory runs
-SHARD_KEYS = ("protocols", "datasets", "seeds")
 
 
 def arms(config: Mapping, protocol: str) -> list[tuple[str, str]]:
@@ -65,7 +64,8 @@ def check(config: Mapping) -> None:
 def declared(config: Mapping, protocol: str) -> dict[tuple, dict]:
     """Key -> run config of every confirmatory run the contrasts tested in ``protocol`` compare (their baselines'
     own protocols included)."""
-    return {(p, d, v, int(s)): run_slice(config, d, v, s, p)
+    training = {p: protocol_training(config, p) for p, _ in arms(config, protocol)}  # checked once per protocol
+    return {(p, d, v, int(s)): run_slice(config, d, v, s, p, training=training[p])
             for d in config["datasets"] for p, v in arms(config, protocol) for s in config["preregistration"]["seeds"]}
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from scipy import stats as sps
 
-from ...config import ConfigError, check_protocol_and_datasets, run_slice, variant_by_name
+from ...config import ConfigError, check_protocol_and_datasets, protocol_training, run_slice, variant_by_name
 from ...paths import FACTORIAL, RUNS
 from ...records import to_train
 from ...run_tables import RUN_KEYS
@@ -78,7 +78,8 @@ def check(config: Mapping) -> None:
 def declared(config: Mapping) -> dict[tuple, dict]:
     """Key (protocol, dataset, variant, seed) -> run config of every factorial run."""
     spec = config["factorial"]
-    return {(spec["protocol"], d, v, int(s)): run_slice(config, d, v, s, spec["protocol"])
+    training = protocol_training(config, spec["protocol"])  # checked once, shared by every run
+    return {(spec["protocol"], d, v, int(s)): run_slice(config, d, v, s, spec["protocol"], training=training)
             for d in spec["datasets"] for v in spec["variants"] for s in spec["seeds"]}
 
 

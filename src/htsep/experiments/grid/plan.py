@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ...config import BACKPROP, backprop_slice, run_slice
+from ...config import BACKPROP, backprop_slice, protocol_training, run_slice
 from ...paths import BACKPROP_RUNS, TABLES
 from ...paths import run_folder as ep_run_folder
 from ...records import to_train
@@ -26,7 +26,8 @@ def declared(config: Mapping, protocol: str) -> dict[tuple, dict]:
     if protocol == BACKPROP:
         return {(BACKPROP, d, BACKPROP, int(s)): backprop_slice(config, d, s)
                 for d in config["datasets"] for s in grid["seeds"]}
-    return {(protocol, d, v, int(s)): run_slice(config, d, v, s, protocol)
+    training = protocol_training(config, protocol)  # checked once, shared by every run
+    return {(protocol, d, v, int(s)): run_slice(config, d, v, s, protocol, training=training)
             for d in config["datasets"] for v in grid["variants"] for s in grid["seeds"]}
 
 

@@ -14,7 +14,7 @@ import copy
 import logging
 from collections.abc import Mapping, Sequence
 
-from ...config import ConfigError, canonical, check_subset, deep_update, run_slice, train_per_class
+from ...config import ConfigError, canonical, check_subset, deep_update, protocol_training, run_slice, train_per_class
 from ...ep.timesteps import TimeStepSpecError, validate_spec
 from ...paths import LANDSCAPE, MECHANISM, number
 
@@ -120,8 +120,9 @@ def declared_spectra(config: Mapping) -> dict[tuple, dict]:
     """Key (dataset, variant, seed) -> what the spectral rows of that grid run depend on: its run config and the
     spectral settings (as htsep.experiments.mechanism.spectra records them)."""
     spec = config["mechanism"]["spectral"]
-    return {(d, v, s): {"run": run_slice(config, d, v, s, spec["protocol"]), "spectral": spectral_setting(spec)}
-            for d, v, s in spectral_runs(config)}
+    training = protocol_training(config, spec["protocol"])  # checked once, shared by every run
+    return {(d, v, s): {"run": run_slice(config, d, v, s, spec["protocol"], training=training),
+                        "spectral": spectral_setting(spec)} for d, v, s in spectral_runs(config)}
 
 
 def spectral_setting(spec: Mapping) -> dict:
