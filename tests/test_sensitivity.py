@@ -129,8 +129,9 @@ def test_a_level_lost_in_its_folder_name_is_refused(tmp_path):
         config_with(tmp_path, "sensitivity: {axes: {beta: {levels: [0.5, 0.1234567]}}}\n")
 
 
-def test_a_campaign_with_nothing_left_to_train_writes_an_empty_shard(tmp_path):
+def test_a_campaign_with_nothing_left_to_train_writes_an_empty_shard_the_analysis_reads(tmp_path):
     from htsep.outcomes import write_outcomes
+    from htsep.records import read_shard
 
-    write_outcomes([], tmp_path / "shard.csv", {"criteria": ["diverged"]})
-    assert pd.read_csv(tmp_path / "shard.csv").empty
+    write_outcomes([], tmp_path / "shard.csv", {"criteria": ["diverged"]}, plan.KEYS)
+    assert read_shard(tmp_path / "shard.csv", plan.KEYS, local=True).empty

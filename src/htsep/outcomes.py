@@ -90,12 +90,12 @@ def onsets(metrics: pd.DataFrame, summary: Mapping, failure: Mapping) -> dict[st
     return out
 
 
-def run_outcomes(summary_paths: Sequence[str | Path], failure: Mapping) -> pd.DataFrame:
+def run_outcomes(summary_paths: Sequence[str | Path], failure: Mapping, keys: Sequence[str] = ()) -> pd.DataFrame:
     """One row per sweep run (its summary.json and the metrics.csv beside it): sweep coordinates, accuracy, and
     whether it failed by ``failure`` (``criteria``: which of diverged, chance, never_predicted, collapse count,
     with ``chance_acc`` and ``collapse_drop``), each criterion's onset epoch (``onset_<criterion>``), how it failed
     (``failure_kind``: the criterion that held first, ties in the order of ``criteria``) and from when
-    (``failure_epoch``)."""
+    (``failure_epoch``). Without runs: no row, with the columns a shard of ``keys`` needs."""
     rows = []
     for path in map(Path, summary_paths):
         summary, metrics = read_run(path)
@@ -130,8 +130,9 @@ def run_outcomes(summary_paths: Sequence[str | Path], failure: Mapping) -> pd.Da
             "wall_seconds": summary["wall_seconds"],
         })
     if not rows:  # e.g. a campaign whose runs every record already holds
-        return pd.DataFrame(columns=["protocol", "dataset", "variant", "seed", "final_test_acc", "broke", "config",
-                                     "code_fingerprint", "relaxation_kernel"])
+        return pd.DataFrame(columns=list(dict.fromkeys([*keys, "protocol", "dataset", "variant", "seed",
+                                                        "final_test_acc", "broke", "config", "code_fingerprint",
+                                                        "relaxation_kernel"])))
     return pd.DataFrame(rows).astype({"diverged_epoch": "Int64"})
 
 
@@ -163,6 +164,7 @@ def rates(outcomes: pd.DataFrame, keys: Sequence[str], alpha: float) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def write_outcomes(summary_paths: Sequence[str | Path], output: str | Path, failure: Mapping) -> None:
-    """``run_outcomes`` as a CSV table (a frontier shard)."""
-    write_table(output, run_outcomes(summary_paths, failure))
+def write_outcomes(summary_paths: Sequence[str | Path], output: str | Path, failure: Mapping, keys: Sequence[str]
+                   ) -> None:
+    """``run_outcomes`` as a shard table keyed by ``keys`` (a frontier, sensitivity or confirmatory shard)."""
+    write_table(output, run_outcomes(summary_paths, failure, keys))

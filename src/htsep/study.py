@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from .config import SCHEMA_PATH, ConfigError, check_common, read_config
+from .config import SCHEMA_PATH, check_common, read_config
 from .experiments.calibration import plan as calibration
 from .experiments.confirmatory import plan as confirmatory
 from .experiments.factorial import plan as factorial
@@ -27,22 +27,19 @@ def check_config(config: Mapping) -> None:
     check_common(config)
     for plan in PLANS:
         plan.check(config)
-    for experiment in config["robustness"]["experiments"]:
-        if experiment not in MODEL_EXPERIMENTS:
-            raise ConfigError(f"config key robustness.experiments: {experiment!r} is not one of "
-                              f"{sorted(MODEL_EXPERIMENTS)}")
 
 
 def evaluated_runs(config: Mapping, this_invocation: bool = False) -> dict[tuple, dict]:
     """Key -> run config of every model the robustness experiment evaluates: the runs of the experiments config key
-    robustness.experiments names, under every protocol in run_protocols (a baseline's own protocol included);
-    ``this_invocation``: only the confirmatory runs of this invocation's shard (config key confirmatory_shard)."""
+    robustness.experiments names, under every protocol in run_protocols (not a baseline trained under a protocol of
+    its own: its contrasts compare arms of one protocol); ``this_invocation``: only the confirmatory runs of this
+    invocation's shard (config key confirmatory_shard)."""
     runs = {}
     for experiment in config["robustness"]["experiments"]:
         declare, in_shard = MODEL_EXPERIMENTS[experiment]
         for protocol in config["run_protocols"]:
-            runs |= {key: run for key, run in declare(config, protocol).items()
-                     if not (this_invocation and in_shard) or in_shard(config, key)}
+            runs |= {key: run for key, run in declare(config, protocol).items() if key[0] == protocol
+                     and (not (this_invocation and in_shard) or in_shard(config, key))}
     return runs
 
 

@@ -3,12 +3,19 @@
 # shards into cells, paired contrasts beside the positive control and mixed-model tests, the figure (analysis.smk) and
 # the paper section. `snakemake sensitivity` builds all of it.
 
+from htsep.config import section_slice
 from htsep.experiments.sensitivity import plan as sensitivity_plan
 
 SENSITIVITY_SPEC = config["sensitivity"]
 SENSITIVITY_RUNS = sensitivity_plan.declared(config)
 SENSITIVITY_FOLDERS = sensitivity_plan.trained_here(config)
 SENSITIVITY_VALUES = {axis: sensitivity_plan.protocol_value(config, axis) for axis in SENSITIVITY_SPEC["run_axes"]}
+# what the analysis reads (not the axes' predictions and outcomes: editing those reruns only the paper)
+SENSITIVITY_STATISTICS = section_slice(
+    config,
+    "sensitivity",
+    ("contrast", "positive_control", "bootstrap", "bootstrap_seed", "ci_level", "alpha", "power", "simulations"),
+)
 
 
 rule sensitivity_train:
@@ -44,6 +51,7 @@ rule sensitivity_shard:
     """This invocation's sensitivity runs as a shard: one row per run, how (and whether) it failed."""
     input:
         summaries=[f"{folder}/summary.json" for folder in SENSITIVITY_FOLDERS],
+        metrics=[f"{folder}/metrics.csv" for folder in SENSITIVITY_FOLDERS],
     output:
         sensitivity_plan.SHARD["runs"],
     log:
@@ -81,7 +89,7 @@ rule sensitivity_analysis:
         runtime=30,
     params:
         code=code("sensitivity_analysis.py"),
-        sensitivity=SENSITIVITY_SPEC,
+        sensitivity=SENSITIVITY_STATISTICS,
         protocol_values=SENSITIVITY_VALUES,
         declared=declared_runs(SENSITIVITY_RUNS),
     script:

@@ -31,8 +31,8 @@ def design(runs: pd.DataFrame, spec: Mapping, family_size: int, seed_counts: Seq
     rows = []
     for (protocol, dataset), own in runs.groupby(["protocol", "dataset"], sort=True):
         for name, contrast in spec["contrasts"].items():
-            if contrast.get("baseline_protocol"):
-                continue
+            if family(contrast) != "primary" or contrast.get("baseline_protocol"):  # designed: the primary family
+                continue                                                            # within one protocol
             wide = own.pivot_table(index="seed", columns="variant", values="final_test_acc")
             if contrast["variant"] not in wide or contrast["baseline"] not in wide:
                 continue

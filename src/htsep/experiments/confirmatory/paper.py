@@ -53,7 +53,7 @@ def confirmatory_text(inputs: Mapping[str, str], outputs: Mapping[str, str], par
                  for name, c in spec["contrasts"].items()]
     variants = {c["variant"] for c in spec["contrasts"].values()}
     write_text(outputs["abstract"], template(TEMPLATES / "confirmatory_abstract.tex.j2").render(
-        cells=abstract_cells(tests, labels), n_seeds=len(spec["seeds"]),
+        cells=abstract_cells(tests, labels), spec=spec, n_seeds=len(spec["seeds"]),
         variant=" and ".join(labels.get(v, tex_escape(v)) for v in sorted(variants))))
     write_text(outputs["section"], template(TEMPLATES / "confirmatory.tex.j2").render(
         rows=rows, contrasts=contrasts, spec=spec, n_seeds=len(spec["seeds"]), caption=tex_escape(params["caption"]),

@@ -20,8 +20,10 @@ TEMPLATE = Path(__file__).with_name("templates") / "frontier.tex.j2"
 
 
 def panel_values(fit: pd.Series, critical: pd.DataFrame, cells: pd.DataFrame, spec: Mapping, label) -> dict:
-    """One (dataset, axis): critical levels, LR test, resolution, failure kinds and onsets."""
-    own_cells = cells[(cells["dataset"] == fit["dataset"]) & (cells["axis"] == fit["axis"])]
+    """One (dataset, axis): critical levels (the positive control's too), LR test, resolution, and the tested
+    variants' failure kinds and onsets."""
+    own_cells = cells[(cells["dataset"] == fit["dataset"]) & (cells["axis"] == fit["axis"])
+                      & cells["variant"].isin(spec["variants"])]
     kinds = [{"label": KIND_LABELS[k], "n": int(own_cells[f"n_kind_{k}"].sum())}
              for k in spec["failure"]["criteria"] if own_cells.get(f"n_kind_{k}", pd.Series(dtype=int)).sum() > 0]
     rows = critical[(critical["dataset"] == fit["dataset"]) & (critical["axis"] == fit["axis"])]

@@ -28,6 +28,7 @@ from ...config import (
 from ...outcomes import FAILURE_CRITERIA
 from ...paths import FRONTIER, number
 
+KEYS = ["dataset", "axis", "level", "variant", "seed"]  # a frontier run
 STAGES = ("pilot", "sweep")
 SHARD_KEYS = ("datasets", "axes", "levels", "variants", "seeds")
 

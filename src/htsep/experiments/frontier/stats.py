@@ -37,8 +37,8 @@ from scipy import stats as sps
 from ...files import write_table
 from ...outcomes import rates, run_outcomes
 from ...records import merge, read_shard, write_provenance
+from .plan import KEYS
 
-KEYS = ["dataset", "axis", "level", "variant", "seed"]
 UNDEFINED_LIMIT = 0.1  # bootstrap CIs are given only if at most this share of resamples is completely separated
 
 
@@ -248,7 +248,7 @@ def _control_row(per: Mapping, own: Mapping, boot: Mapping, control: Mapping | N
     x50 = {n: critical_x(own[n], *per[n]) for n in names}
     log_ratio = x50[names[0]] - x50[names[1]]
     diffs = boot[names[0]]["x50"] - boot[names[1]]["x50"]
-    defined = diffs[np.isfinite(diffs)]
+    defined = diffs[~np.isnan(diffs)]  # a censored arm (+-inf) is a resample's answer, as in the critical CIs
     tail = (1 - spec["ci_level"]) / 2
     low, high = (np.quantile(defined, [tail, 1 - tail]) if len(diffs) and len(defined) >= (1 - UNDEFINED_LIMIT)
                  * len(diffs) else (math.nan, math.nan))
