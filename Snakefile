@@ -5,6 +5,7 @@ snakemake --cores 2 --configfile config/test.yaml     # the CI-sized study on sy
 snakemake --cores N figures/accuracy_curves.pdf       # one artifact and what it needs
 """
 
+import functools
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from htsep.config import (  # noqa: E402
     backprop_slice,
     data_slice,
+    protocol_training,
     run_slice,
     validation_slice,
 )

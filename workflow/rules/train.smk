@@ -6,6 +6,12 @@ TRAIN_RESOURCES = dict(
 )
 
 
+@functools.cache
+def checked_training(protocol):
+    """A protocol's training config, checked once for all its runs (ConfigError naming an unknown protocol)."""
+    return protocol_training(config, protocol)
+
+
 if not EXECUTION.get("batch_runs", False):
 
     rule train:
@@ -30,7 +36,9 @@ if not EXECUTION.get("batch_runs", False):
             **TRAIN_RESOURCES,
         params:
             code=code("train.py"),
-            run=lambda w: run_slice(config, w.dataset, w.variant, int(w.seed), w.protocol),
+            run=lambda w: run_slice(
+                config, w.dataset, w.variant, int(w.seed), w.protocol, training=checked_training(w.protocol)
+            ),
         script:
             "../scripts/train.py"
 
@@ -62,7 +70,10 @@ else:
                     **TRAIN_RESOURCES,
                 params:
                     code=code("train_batch.py"),
-                    runs=[run_slice(config, dataset, v, s, protocol) for v, s in chunk],
+                    runs=[
+                        run_slice(config, dataset, v, s, protocol, training=checked_training(protocol))
+                        for v, s in chunk
+                    ],
                     folders=folders,
                 script:
                     "../scripts/train_batch.py"
