@@ -2,13 +2,25 @@ from htsep.experiments.calibration.plan import KEYS as calibration_keys  # noqa:
 from htsep.experiments.calibration.plan import declared as calibration_declared  # noqa: E402
 from htsep.records import to_train  # noqa: E402
 from htsep.fingerprint import script_fingerprint  # noqa: E402
-from htsep.experiments.frontier.plan import stage_members  # noqa: E402
+from htsep.experiments.frontier.plan import stage_folders, stage_members  # noqa: E402
 
 
 def code(script):
     """Fingerprint of the library code a rule script executes (htsep.fingerprint), a params entry of each
     workflow job: editing that code reruns the job and everything downstream."""
     return script_fingerprint(Path(workflow.basedir) / "workflow" / "scripts" / script)
+
+
+@functools.cache
+def checked_training(protocol):
+    """A protocol's training config, checked once for all its train jobs (ConfigError naming an unknown protocol)."""
+    return protocol_training(config, protocol)
+
+
+def frontier_shard_files(wildcards, name):
+    """File ``name`` of every run of one (dataset, axis) part of this invocation's frontier shard (SHARD_TABLES,
+    frontier.smk)."""
+    return [f"{folder}/{name}" for folder in stage_folders(config, "sweep", *SHARD_TABLES[wildcards.shard])]
 
 
 def calibration_summaries():

@@ -20,11 +20,6 @@ SHARD = shard_spec(config)
 SHARD_TABLES = {shard_name(d, a, SHARD): (d, a) for d in SHARD["datasets"] for a in SHARD["axes"]}
 
 
-def shard_run_files(wildcards, name):
-    """File ``name`` of every run of one (dataset, axis) part of this invocation's shard."""
-    return [f"{folder}/{name}" for folder in stage_folders(config, "sweep", *SHARD_TABLES[wildcards.shard])]
-
-
 FRONTIER_FAILURE = FRONTIER_SPEC["failure"]
 FRONTIER_STATISTICS = section_slice(config, "frontier", ("bootstrap", "bootstrap_seed", "ci_level", "alpha", "power"))
 
@@ -64,8 +59,8 @@ for stage, split in (("pilot", ("fit", "validation")), ("sweep", ("train", "test
 rule frontier_shard:
     """One (dataset, axis) part of this invocation's shard: one row per run (how and from when it failed)."""
     input:
-        summaries=lambda w: shard_run_files(w, "summary.json"),
-        metrics=lambda w: shard_run_files(w, "metrics.csv"),
+        summaries=lambda w: frontier_shard_files(w, "summary.json"),
+        metrics=lambda w: frontier_shard_files(w, "metrics.csv"),
     output:
         f"{FRONTIER}/shards/{{shard}}.runs.csv",
     log:

@@ -6,12 +6,6 @@ TRAIN_RESOURCES = dict(
 )
 
 
-@functools.cache
-def checked_training(protocol):
-    """A protocol's training config, checked once for all its runs (ConfigError naming an unknown protocol)."""
-    return protocol_training(config, protocol)
-
-
 if not EXECUTION.get("batch_runs", False):
 
     rule train:
