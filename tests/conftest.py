@@ -1,5 +1,6 @@
 """Shared fixtures: one end-to-end workflow run on config/test.yaml, reused by every workflow test."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "paper", "environment.yml"]
+# Local runs use no cluster: with SLURM installed but its controller down, the SLURM executor plugin's
+# `scontrol show config` at every snakemake start waits 9-10 s; an empty SLURM_CONF makes it fail at once.
+LOCAL_ENV = {**os.environ, "SLURM_CONF": "/dev/null"}
 
 
 def study_train_jobs() -> int:
@@ -42,7 +46,8 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(SNAKEMAKE), "--cores", "2", *args], cwd=workdir, capture_output=True, text=True)
+    result = subprocess.run([str(SNAKEMAKE), "--cores", "2", *args], cwd=workdir, capture_output=True, text=True,
+                            env=LOCAL_ENV)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result

@@ -143,6 +143,12 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
     effect = tests.loc[("standard_ep", "accuracy"), "effect"]
     assert f"{100 * effect:+.2f}".replace("+", "$+$") in abstract or f"{100 * effect:+.2f}" in abstract
     assert "under the calibrated protocol (20 pairs)" in abstract and "uniform $\\Delta t=1$" in abstract
+    assert "interim" not in abstract and "incomplete" not in outputs["section"].read_text()
+    declared_more = {**params, "preregistration": {**spec, "seeds": list(range(100, 130))}}
+    confirmatory_text({"tests": tmp_path / "primary.csv"}, outputs, declared_more)
+    assert "(20 pairs of the 30 declared: interim" in outputs["abstract"].read_text()
+    section = outputs["section"].read_text()
+    assert "The campaign is incomplete" in section and "& accuracy & 20 &" in section
     write_table(tmp_path / "empty.csv", primary_tests(pd.DataFrame(), spec, ["calibrated"]))
     confirmatory_text({"tests": tmp_path / "empty.csv"}, outputs, params)
     assert "no\nrecorded run yet" in outputs["abstract"].read_text()
