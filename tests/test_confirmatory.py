@@ -32,7 +32,7 @@ def simulated_runs(seeds=20, rng=None) -> pd.DataFrame:
 
 
 def test_primary_tests_find_the_effects_that_are_there_and_call_equivalence_within_the_margin():
-    table = primary_tests(simulated_runs(), SPEC, ["calibrated"]).set_index(["contrast", "test"])
+    table = primary_tests(simulated_runs(), SPEC, ["calibrated"], ["mnist"]).set_index(["contrast", "test"])
     assert len(table) == 6 and table["p_holm"].ge(table["p"]).all()
     standard = table.loc["standard_ep"]
     assert standard.loc["accuracy", "verdict"] == "higher" and standard.loc["accuracy", "effect"] > 0.009
@@ -47,8 +47,21 @@ def test_primary_tests_find_the_effects_that_are_there_and_call_equivalence_with
     assert standard.loc["accuracy", "detectable"] > matched.loc["accuracy", "detectable"]
 
 
+def test_an_interim_test_is_held_to_the_declared_family():
+    """With one of two declared datasets recorded, each Holm family counts the unrecorded dataset's tests at p = 1:
+    adjusted p-values and resolution are those of the declared family, not of the tests recorded so far."""
+    complete = primary_tests(simulated_runs(), SPEC, ["calibrated"], ["mnist"])
+    interim = primary_tests(simulated_runs(), SPEC, ["calibrated"], ["mnist", "fashion_mnist"])
+    assert len(interim) == len(complete) == 6
+    np.testing.assert_allclose(interim["p_holm"], paired.holm([*complete["p"], *[1.0] * 6])[:6])
+    assert interim["p_holm"].ge(complete["p_holm"]).all() and interim["p_holm"].gt(complete["p_holm"]).any()
+    accuracy = interim["test"] == "accuracy"
+    stricter = interim.loc[accuracy, "detectable"] - complete.loc[accuracy, "detectable"]  # on a grid of effects
+    assert stricter.ge(0).all() and stricter.gt(0).any()
+
+
 def test_no_recorded_run_gives_an_empty_table():
-    assert len(primary_tests(pd.DataFrame(), SPEC, ["calibrated"])) == 0
+    assert len(primary_tests(pd.DataFrame(), SPEC, ["calibrated"], ["mnist"])) == 0
 
 
 def test_a_baseline_of_its_own_protocol_pairs_across_protocols_in_a_family_of_its_own():
@@ -61,7 +74,7 @@ def test_a_baseline_of_its_own_protocol_pairs_across_protocols_in_a_family_of_it
     runs = pd.concat([runs, own_protocol, lab], ignore_index=True)
     spec = {**SPEC, "contrasts": {**SPEC["contrasts"], "at_its_best": {
         "variant": "h", "baseline": "s_tuned", "baseline_protocol": "standard_ep", "family": "secondary"}}}
-    table = primary_tests(runs, spec, ["calibrated", "lab"])
+    table = primary_tests(runs, spec, ["calibrated", "lab"], ["mnist"])
     assert set(table["protocol"]) == {"calibrated", "lab"}  # standard_ep is no family of its own
     best = table[table["contrast"] == "at_its_best"].set_index(["protocol", "test"])
     assert set(best["baseline_protocol"]) == {"standard_ep"} and set(best["family"]) == {"secondary"}
@@ -71,7 +84,7 @@ def test_a_baseline_of_its_own_protocol_pairs_across_protocols_in_a_family_of_it
     assert best.loc[("calibrated", "accuracy"), "n_pairs"] == 20
     assert best.loc[("lab", "failures"), "failed_baseline"] == 2
     calibrated = table[(table["protocol"] == "calibrated") & (table["family"] == "primary")]
-    before = primary_tests(simulated_runs(), SPEC, ["calibrated"])
+    before = primary_tests(simulated_runs(), SPEC, ["calibrated"], ["mnist"])
     np.testing.assert_allclose(calibrated["p_holm"].to_numpy(float), before["p_holm"].to_numpy(float))
     secondary = table[(table["protocol"] == "calibrated") & (table["family"] == "secondary")]
     np.testing.assert_allclose(secondary["p_holm"], paired.holm(secondary["p"].to_numpy(float)))
@@ -132,7 +145,7 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
     spec = {**SPEC, "seeds": list(range(100, 120))}
     params = {"variants": variants, "preregistration": spec, "caption": "c"}
     outputs = {"section": tmp_path / "section.tex", "abstract": tmp_path / "abstract.tex"}
-    table = primary_tests(simulated_runs(), spec, ["calibrated"])
+    table = primary_tests(simulated_runs(), spec, ["calibrated"], ["mnist"])
     write_table(tmp_path / "primary.csv", table)
     confirmatory_text({"tests": tmp_path / "primary.csv"}, outputs, params)
     abstract = outputs["abstract"].read_text()
@@ -149,7 +162,7 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
     assert "(20 pairs of the 30 declared: interim" in outputs["abstract"].read_text()
     section = outputs["section"].read_text()
     assert "The campaign is incomplete" in section and "& accuracy & 20 &" in section
-    write_table(tmp_path / "empty.csv", primary_tests(pd.DataFrame(), spec, ["calibrated"]))
+    write_table(tmp_path / "empty.csv", primary_tests(pd.DataFrame(), spec, ["calibrated"], ["mnist"]))
     confirmatory_text({"tests": tmp_path / "empty.csv"}, outputs, params)
     assert "no\nrecorded run yet" in outputs["abstract"].read_text()
 

@@ -48,6 +48,7 @@ rule confirmatory_tests:
         code=code("confirmatory_tests.py"),
         preregistration=PREREGISTRATION,
         protocols=config["run_protocols"],
+        datasets=config["datasets"],
         declared=declared_runs(
             {key: run for p in config["run_protocols"] for key, run in confirmatory_plan.declared(config, p).items()}
         ),

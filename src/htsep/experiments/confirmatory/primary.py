@@ -8,7 +8,9 @@ contrast (variant minus baseline):
 
 A contrast is tested in every protocol of run_protocols, its baseline under that protocol or under its own
 (``baseline_protocol``). The p-values of the three tests of every contrast and dataset of one protocol are one Holm
-family (a contrast may name another family, e.g. ``secondary``, tested apart). Each row carries
+family (a contrast may name another family, e.g. ``secondary``, tested apart), the family declared: while the runs are
+incomplete, a (dataset, contrast) with no recorded pair enters it with p = 1, so an interim test is held to the
+declared family's levels. Each row carries
 its resolution: the smallest effect the design finds with the preregistered power at the Holm-adjusted level, from the
 observed spread of the paired differences (simulated: htsep.paired.detectable).
 """
@@ -16,6 +18,7 @@ observed spread of the paired differences (simulated: htsep.paired.detectable).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -81,10 +84,11 @@ def verdict(row: pd.Series, alpha: float) -> str:
     return "inconclusive"
 
 
-def primary_tests(runs: pd.DataFrame, spec: Mapping, protocols: Sequence[str]) -> pd.DataFrame:
+def primary_tests(runs: pd.DataFrame, spec: Mapping, protocols: Sequence[str],
+                  datasets: Sequence[str]) -> pd.DataFrame:
     """Every primary test of the runs (one row per protocol in ``protocols``, dataset, contrast and test),
-    Holm-adjusted per protocol and family, with its verdict and resolution (no row before any confirmatory run is
-    recorded)."""
+    Holm-adjusted per protocol and family over the ``datasets`` declared, with its verdict and resolution (no row
+    before any confirmatory run is recorded)."""
     runs = runs if len(runs) else pd.DataFrame(columns=[*KEYS, "dataset_label", "final_test_acc", "broke"])
     rows, spreads = [], {}  # (protocol, dataset, contrast) -> the observed paired spread its resolution needs
     for (dataset, label), own in runs.groupby(["dataset", "dataset_label"], sort=True):
@@ -105,13 +109,17 @@ def primary_tests(runs: pd.DataFrame, spec: Mapping, protocols: Sequence[str]) -
                "baseline_protocol", "test", "statistic", "p", "p_holm", "effect", "effect_name", "ci_low", "ci_high",
                "n_pairs", "p_equivalence", "margin", "failed_variant", "failed_baseline", "detectable", "verdict"]
     table = pd.DataFrame(rows, columns=[c for c in columns if c not in ("p_holm", "detectable", "verdict")])
+    declared = Counter(family(c) for c in spec["contrasts"].values())  # family -> contrasts
+    unrecorded = {key: len(datasets) * len(TESTS) * declared[key[1]] - len(members)
+                  for key, members in table.groupby(["protocol", "family"])}
     table["p_holm"] = np.nan
-    for _, members in table.groupby(["protocol", "family"]):
-        table.loc[members.index, "p_holm"] = paired.holm(members["p"].to_numpy(float))
+    for key, members in table.groupby(["protocol", "family"]):
+        p = np.concatenate([members["p"].to_numpy(float), np.ones(unrecorded[key])])
+        table.loc[members.index, "p_holm"] = paired.holm(p)[:len(members)]
     table["verdict"] = [verdict(row, spec["alpha"]) for _, row in table.iterrows()]
     table["detectable"] = np.nan
-    for _, members in table.groupby(["protocol", "family"]):
-        level = spec["alpha"] / max(int(np.isfinite(members["p"]).sum()), 1)  # Holm's strictest step
+    for key, members in table.groupby(["protocol", "family"]):
+        level = spec["alpha"] / max(int(np.isfinite(members["p"]).sum()) + unrecorded[key], 1)  # Holm's strictest
         for i, row in members[members["test"].isin(["accuracy", "spread"])].iterrows():
             observed = spreads[row["protocol"], row["dataset"], row["contrast"]]
             table.loc[i, "detectable"] = math.nan if observed is None else paired.resolution(
@@ -128,4 +136,5 @@ def write_primary(records: Sequence[str], shard: Sequence[str], outputs: Mapping
     write_provenance(outputs["provenance"], {"runs": runs}, "confirmatory")
     runs = runs.drop(columns="record")
     write_table(outputs["runs"], runs)
-    write_table(outputs["tests"], primary_tests(runs, params["preregistration"], params["protocols"]))
+    write_table(outputs["tests"], primary_tests(runs, params["preregistration"], params["protocols"],
+                                                     params["datasets"]))
