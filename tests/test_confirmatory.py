@@ -143,7 +143,7 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
                 {"name": "u", "dt": {"distribution": "constant", "value": 0.3}},
                 {"name": "s", "dt": {"distribution": "constant", "value": 1.0}}]
     spec = {**SPEC, "seeds": list(range(100, 120))}
-    params = {"variants": variants, "preregistration": spec, "caption": "c"}
+    params = {"variants": variants, "preregistration": spec, "caption": "c", "cells": {"calibrated": ["MNIST"]}}
     outputs = {"section": tmp_path / "section.tex", "abstract": tmp_path / "abstract.tex"}
     table = primary_tests(simulated_runs(), spec, ["calibrated"], ["mnist"])
     write_table(tmp_path / "primary.csv", table)
@@ -157,11 +157,15 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
     assert f"{100 * effect:+.2f}".replace("+", "$+$") in abstract or f"{100 * effect:+.2f}" in abstract
     assert "under the calibrated protocol (20 pairs)" in abstract and "uniform $\\Delta t=1$" in abstract
     assert "interim" not in abstract and "incomplete" not in outputs["section"].read_text()
-    declared_more = {**params, "preregistration": {**spec, "seeds": list(range(100, 130))}}
+    declared_more = {**params, "preregistration": {**spec, "seeds": list(range(100, 130))},
+                     "cells": {"calibrated": ["MNIST", "Fashion-MNIST"], "lab": ["MNIST", "KMNIST"]}}
     confirmatory_text({"tests": tmp_path / "primary.csv"}, outputs, declared_more)
-    assert "(20 pairs of the 30 declared: interim" in outputs["abstract"].read_text()
-    section = outputs["section"].read_text()
-    assert "The campaign is incomplete" in section and "& accuracy & 20 &" in section
+    abstract = outputs["abstract"].read_text()
+    assert "(20 pairs of the 30 declared: interim" in abstract
+    assert "not yet recorded (calibrated protocol: Fashion-MNIST; lab protocol: MNIST, KMNIST)" in abstract
+    section = " ".join(outputs["section"].read_text().split())
+    assert "The campaign is incomplete: no pair is recorded yet under the calibrated protocol on Fashion-MNIST and " \
+           "under the lab protocol on MNIST, KMNIST." in section and "& accuracy & 20 &" in section
     write_table(tmp_path / "empty.csv", primary_tests(pd.DataFrame(), spec, ["calibrated"], ["mnist"]))
     confirmatory_text({"tests": tmp_path / "empty.csv"}, outputs, params)
     assert "no\nrecorded run yet" in outputs["abstract"].read_text()

@@ -2,7 +2,7 @@
 # the grid's layout, on the preregistered seeds) as a shard, merged with the committed confirmatory shards, the paired
 # tests, the forest plot (analysis.smk) and the paper section. `snakemake confirmatory` builds all of it.
 
-from htsep.config import variant_definitions
+from htsep.config import dataset_label, variant_definitions
 from htsep.experiments.confirmatory import plan as confirmatory_plan
 
 PREREGISTRATION = config["preregistration"]
@@ -93,6 +93,10 @@ rule confirmatory_paper:
     params:
         code=code("confirmatory_paper.py"),
         preregistration=PREREGISTRATION,
+        cells={
+            p: [dataset_label(d, config["data"][d].get("split", "official")) for d in config["datasets"]]
+            for p in config["run_protocols"]
+        },
         variants=variant_definitions(config),
         caption=BY_NAME["confirmatory"].caption,
     script:

@@ -5,7 +5,7 @@ verdicts and the resolution of each test."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -35,10 +35,20 @@ def abstract_cells(tests: pd.DataFrame, labels: Mapping[str, str]) -> list[dict]
     return cells
 
 
+def unrecorded_cells(tests: pd.DataFrame, cells: Mapping[str, Sequence[str]]) -> list[dict]:
+    """Per protocol, the declared datasets (``cells``: protocol -> dataset labels) without a recorded pair."""
+    recorded = set(zip(tests["protocol"], tests["dataset_label"], strict=True)) if len(tests) else set()
+    missing = [{"protocol": tex_escape(p), "datasets": [tex_escape(d) for d in labels if (p, d) not in recorded]}
+               for p, labels in cells.items()]
+    return [cell for cell in missing if cell["datasets"]]
+
+
 def confirmatory_text(inputs: Mapping[str, str], outputs: Mapping[str, str], params: Mapping) -> None:
     """Write the section (``paper/generated/confirmatory.tex``) and the abstract's sentences
-    (``confirmatory_abstract.tex``) from the primary tests table."""
+    (``confirmatory_abstract.tex``) from the primary tests table; tests with fewer pairs than the declared seeds, and
+    declared (protocol, dataset) cells with none, are named as interim."""
     tests = read_table(inputs["tests"], "primary tests table")
+    missing = unrecorded_cells(tests, params["cells"])
     labels = variant_labels(params["variants"], tex=True)
     spec = params["preregistration"]
     rows = []
@@ -53,8 +63,9 @@ def confirmatory_text(inputs: Mapping[str, str], outputs: Mapping[str, str], par
                  for name, c in spec["contrasts"].items()]
     variants = {c["variant"] for c in spec["contrasts"].values()}
     write_text(outputs["abstract"], template(TEMPLATES / "confirmatory_abstract.tex.j2").render(
-        cells=abstract_cells(tests, labels), spec=spec, n_seeds=len(spec["seeds"]),
+        cells=abstract_cells(tests, labels), spec=spec, n_seeds=len(spec["seeds"]), missing=missing,
         variant=" and ".join(labels.get(v, tex_escape(v)) for v in sorted(variants))))
     write_text(outputs["section"], template(TEMPLATES / "confirmatory.tex.j2").render(
         rows=rows, contrasts=contrasts, spec=spec, n_seeds=len(spec["seeds"]), caption=tex_escape(params["caption"]),
+        missing=missing,
         seeds=(min(spec["seeds"]), max(spec["seeds"])) if spec["seeds"] else None))
