@@ -17,7 +17,7 @@ from .conftest import REPO
 SPEC = {"contrasts": {"heterogeneity": {"variant": "h", "baseline": "u"}, "standard_ep": {"variant": "h",
                                                                                          "baseline": "s"}},
         "alpha": 0.05, "power": 0.8, "equivalence": {"accuracy": 0.002, "sd_ratio": 1.5}, "bootstrap": 500,
-        "bootstrap_seed": 0, "ci_level": 0.95, "simulations": 300}
+        "bootstrap_seed": 0, "ci_level": 0.95, "simulations": 300, "seeds": list(range(20))}
 
 
 def simulated_runs(seeds=20, rng=None) -> pd.DataFrame:
@@ -58,6 +58,12 @@ def test_an_interim_test_is_held_to_the_declared_family():
     accuracy = interim["test"] == "accuracy"
     stricter = interim.loc[accuracy, "detectable"] - complete.loc[accuracy, "detectable"]  # on a grid of effects
     assert stricter.ge(0).all() and stricter.gt(0).any()
+    # a cell with its variant recorded but not its baseline has no p yet: it too counts at p = 1
+    unpaired = simulated_runs().query("variant == 'h'").assign(dataset="fashion_mnist", dataset_label="Fashion-MNIST")
+    partial = primary_tests(pd.concat([simulated_runs(), unpaired]), SPEC, ["calibrated"], ["mnist", "fashion_mnist"])
+    np.testing.assert_allclose(partial.loc[partial["dataset"] == "mnist", "p_holm"], interim["p_holm"])
+    with pytest.raises(ValueError, match="fashion_mnist"):
+        primary_tests(pd.concat([simulated_runs(), unpaired]), SPEC, ["calibrated"], ["mnist"])
 
 
 def test_no_recorded_run_gives_an_empty_table():
@@ -157,15 +163,20 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
     assert f"{100 * effect:+.2f}".replace("+", "$+$") in abstract or f"{100 * effect:+.2f}" in abstract
     assert "under the calibrated protocol (20 pairs)" in abstract and "uniform $\\Delta t=1$" in abstract
     assert "interim" not in abstract and "incomplete" not in outputs["section"].read_text()
+    diverged = simulated_runs().assign(final_test_acc=lambda f: f["final_test_acc"].mask(f["seed"].eq(3)
+                                                                                     & f["variant"].eq("u")))
+    write_table(tmp_path / "diverged.csv", primary_tests(diverged, spec, ["calibrated"], ["mnist"]))
+    confirmatory_text({"tests": tmp_path / "diverged.csv"}, outputs, params)  # every seed recorded, one diverged
+    assert "(20 pairs)" in outputs["abstract"].read_text() and "incomplete" not in outputs["section"].read_text()
     declared_more = {**params, "preregistration": {**spec, "seeds": list(range(100, 130))},
                      "cells": {"calibrated": ["MNIST", "Fashion-MNIST"], "lab": ["MNIST", "KMNIST"]}}
     confirmatory_text({"tests": tmp_path / "primary.csv"}, outputs, declared_more)
     abstract = outputs["abstract"].read_text()
     assert "(20 pairs of the 30 declared: interim" in abstract
-    assert "not yet recorded (calibrated protocol: Fashion-MNIST; lab protocol: MNIST, KMNIST)" in abstract
+    assert "not yet recorded (calibrated protocol: Fashion-MNIST; lab protocol: MNIST and KMNIST)" in abstract
     section = " ".join(outputs["section"].read_text().split())
     assert "The campaign is incomplete: no pair is recorded yet under the calibrated protocol on Fashion-MNIST and " \
-           "under the lab protocol on MNIST, KMNIST." in section and "& accuracy & 20 &" in section
+           "under the lab protocol on MNIST and KMNIST." in section and "& accuracy & 20 &" in section
     write_table(tmp_path / "empty.csv", primary_tests(pd.DataFrame(), spec, ["calibrated"], ["mnist"]))
     confirmatory_text({"tests": tmp_path / "empty.csv"}, outputs, params)
     assert "no\nrecorded run yet" in outputs["abstract"].read_text()

@@ -31,16 +31,22 @@ def abstract_cells(tests: pd.DataFrame, labels: Mapping[str, str]) -> list[dict]
                               "baseline_protocol": rows["baseline_protocol"].iloc[0],
                               "accuracy": by_test.loc["accuracy"].to_dict(), "spread": by_test.loc["spread"].to_dict()})
         cells.append({"protocol": tex_escape(protocol), "raw_protocol": protocol, "dataset": tex_escape(label),
-                      "n_pairs": int(own["n_pairs"].min()), "contrasts": contrasts})
+                      "n_pairs": int(own.loc[own["test"] == "failures", "n_pairs"].min()), "contrasts": contrasts})
     return cells
 
 
 def unrecorded_cells(tests: pd.DataFrame, cells: Mapping[str, Sequence[str]]) -> list[dict]:
     """Per protocol, the declared datasets (``cells``: protocol -> dataset labels) without a recorded pair."""
-    recorded = set(zip(tests["protocol"], tests["dataset_label"], strict=True)) if len(tests) else set()
+    paired_runs = tests[tests["n_pairs"] > 0]
+    recorded = set(zip(paired_runs["protocol"], paired_runs["dataset_label"], strict=True))
     missing = [{"protocol": tex_escape(p), "datasets": [tex_escape(d) for d in labels if (p, d) not in recorded]}
                for p, labels in cells.items()]
-    return [cell for cell in missing if cell["datasets"]]
+    return [{**cell, "datasets": and_join(cell["datasets"])} for cell in missing if cell["datasets"]]
+
+
+def and_join(items: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
 
 
 def confirmatory_text(inputs: Mapping[str, str], outputs: Mapping[str, str], params: Mapping) -> None:

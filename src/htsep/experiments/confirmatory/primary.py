@@ -109,17 +109,23 @@ def primary_tests(runs: pd.DataFrame, spec: Mapping, protocols: Sequence[str],
                "baseline_protocol", "test", "statistic", "p", "p_holm", "effect", "effect_name", "ci_low", "ci_high",
                "n_pairs", "p_equivalence", "margin", "failed_variant", "failed_baseline", "detectable", "verdict"]
     table = pd.DataFrame(rows, columns=[c for c in columns if c not in ("p_holm", "detectable", "verdict")])
+    undeclared = sorted(set(table["dataset"]) - set(datasets))
+    if undeclared:
+        raise ValueError(f"confirmatory runs of datasets {undeclared} outside the declared {list(datasets)}")
     declared = Counter(family(c) for c in spec["contrasts"].values())  # family -> contrasts
-    unrecorded = {key: len(datasets) * len(TESTS) * declared[key[1]] - len(members)
-                  for key, members in table.groupby(["protocol", "family"])}
+    # the declared family: a test of a cell short of pairs that has no p yet, or no row yet, enters with p = 1
+    incomplete = table["p"].isna() & (table["n_pairs"] < len(spec["seeds"]))
+    held = table["p"].mask(incomplete, 1.0)
+    family_p = {key: np.concatenate([held[members.index].to_numpy(float),
+                                     np.ones(len(datasets) * len(TESTS) * declared[key[1]] - len(members))])
+                for key, members in table.groupby(["protocol", "family"])}
     table["p_holm"] = np.nan
     for key, members in table.groupby(["protocol", "family"]):
-        p = np.concatenate([members["p"].to_numpy(float), np.ones(unrecorded[key])])
-        table.loc[members.index, "p_holm"] = paired.holm(p)[:len(members)]
+        table.loc[members.index, "p_holm"] = paired.holm(family_p[key])[:len(members)]
     table["verdict"] = [verdict(row, spec["alpha"]) for _, row in table.iterrows()]
     table["detectable"] = np.nan
     for key, members in table.groupby(["protocol", "family"]):
-        level = spec["alpha"] / max(int(np.isfinite(members["p"]).sum()) + unrecorded[key], 1)  # Holm's strictest
+        level = spec["alpha"] / max(int(np.isfinite(family_p[key]).sum()), 1)  # Holm's strictest step
         for i, row in members[members["test"].isin(["accuracy", "spread"])].iterrows():
             observed = spreads[row["protocol"], row["dataset"], row["contrast"]]
             table.loc[i, "detectable"] = math.nan if observed is None else paired.resolution(
