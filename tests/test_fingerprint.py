@@ -4,7 +4,6 @@ import json
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,25 +13,45 @@ from htsep import fingerprint
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((REPO / "workflow" / "scripts").glob("*.py"))
 LOADED = """
-import importlib, json, sys
-for name in sys.argv[1:]:
-    importlib.import_module("htsep." + name)
-print(json.dumps(sorted(n.removeprefix("htsep.") for n, m in sys.modules.items()
-                        if n.startswith("htsep.") and not m.__file__.endswith("__init__.py"))))
+import importlib, json, os, sys
+for name in json.loads(sys.argv[1]):  # third-party imports, loaded once: a fork per module set starts warm
+    importlib.import_module(name)
+for modules in json.loads(sys.argv[2]):
+    if os.fork() == 0:
+        for name in modules:
+            importlib.import_module("htsep." + name)
+        print(json.dumps(sorted(n.removeprefix("htsep.") for n, m in sys.modules.items()
+                                if n.startswith("htsep.") and not m.__file__.endswith("__init__.py"))), flush=True)
+        os._exit(0)
+    assert os.wait()[1] == 0, modules
 """
 
 
-def loaded_modules(modules: tuple[str, ...]) -> list[str]:
-    """The htsep modules (packages left out) in sys.modules after importing ``modules`` in a fresh interpreter."""
-    out = subprocess.run([sys.executable, "-c", LOADED, *modules], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+def third_party_imports() -> list[str]:
+    """Every module outside htsep and the standard library that a module of htsep imports."""
+    names = set()
+    for path in fingerprint.PACKAGE.rglob("*.py"):
+        for node in fingerprint.ast.walk(fingerprint.ast.parse(path.read_text())):
+            if isinstance(node, fingerprint.ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, fingerprint.ast.ImportFrom) and node.level == 0:
+                names.add(node.module)
+    return sorted(n for n in names if n.split(".")[0] not in sys.stdlib_module_names and n.split(".")[0] != "htsep")
+
+
+def loaded_modules(module_sets: list[tuple[str, ...]]) -> list[list[str]]:
+    """Per module set, the htsep modules (packages left out) in sys.modules after importing it in an interpreter
+    that has loaded no htsep module (a fork of one that loaded only third-party libraries)."""
+    out = subprocess.run([sys.executable, "-c", LOADED, json.dumps(third_party_imports()), json.dumps(module_sets)],
+                         capture_output=True, text=True, check=True)
+    return [json.loads(line) for line in out.stdout.splitlines()]
 
 
 def test_closure_of_every_rule_script_is_what_python_loads():
     wanted = {script.name: tuple(fingerprint.script_modules(script)) for script in SCRIPTS}
     assert all(wanted.values()), "every rule script calls one function of htsep"
-    with ThreadPoolExecutor(2) as pool:
-        loaded = dict(zip(set(wanted.values()), pool.map(loaded_modules, set(wanted.values())), strict=True))
+    module_sets = sorted(set(wanted.values()))
+    loaded = dict(zip(module_sets, loaded_modules(module_sets), strict=True))
     for name, modules in wanted.items():
         assert fingerprint.closure(*modules) == loaded[modules], name
 
