@@ -47,6 +47,26 @@ def test_primary_tests_find_the_effects_that_are_there_and_call_equivalence_with
     assert standard.loc["accuracy", "detectable"] > matched.loc["accuracy", "detectable"]
 
 
+def test_a_significant_test_whose_ci_contains_no_effect_is_inconclusive():
+    """Two collapsed baseline runs in 25 pairs: Pitman-Morgan (normal theory) is far below alpha, the seed bootstrap
+    of the s.d. ratio still reaches 1, so the spread verdict is inconclusive; with the collapses spread over more
+    seeds the CI excludes 1 and the verdict is 'lower'."""
+    def runs(collapsed):
+        rng = np.random.default_rng(1)
+        u = 0.977 + rng.normal(0, 0.001, 25)
+        u[list(collapsed)] = 0.88
+        h = 0.977 + rng.normal(0, 0.001, 25)
+        return pd.DataFrame([{"protocol": "lab", "dataset": "mnist", "dataset_label": "MNIST", "variant": v,
+                              "seed": s, "final_test_acc": acc[s], "broke": False}
+                             for v, acc in (("h", h), ("u", u)) for s in range(25)])
+    spec = SPEC | {"contrasts": {"heterogeneity": SPEC["contrasts"]["heterogeneity"]}}
+    rare = primary_tests(runs([3, 17]), spec, ["lab"], ["mnist"]).set_index("test").loc["spread"]
+    assert rare["p_holm"] < 1e-6 and rare["ci_low"] < 0.1 and rare["ci_high"] > 1
+    assert rare["verdict"] == "inconclusive"
+    frequent = primary_tests(runs(range(0, 25, 3)), spec, ["lab"], ["mnist"]).set_index("test").loc["spread"]
+    assert frequent["p_holm"] < 0.05 and frequent["ci_high"] < 1 and frequent["verdict"] == "lower"
+
+
 def test_an_interim_test_is_held_to_the_declared_family():
     """With one of two declared datasets recorded, each Holm family counts the unrecorded dataset's tests at p = 1:
     adjusted p-values and resolution are those of the declared family, not of the tests recorded so far."""
@@ -177,6 +197,12 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
     section = " ".join(outputs["section"].read_text().split())
     assert "The campaign is incomplete: no pair is recorded yet under the calibrated protocol on Fashion-MNIST and " \
            "under the lab protocol on MNIST and KMNIST." in section and "& accuracy & 20 &" in section
+    coarse = primary_tests(simulated_runs(), spec, ["calibrated"], ["mnist"])
+    coarse.loc[(coarse["contrast"] == "standard_ep") & (coarse["test"] == "accuracy"), "detectable"] = float("nan")
+    write_table(tmp_path / "coarse.csv", coarse)  # no simulated effect (up to 3 points) found with the power wanted
+    confirmatory_text({"tests": tmp_path / "coarse.csv"}, outputs, params)
+    assert "resolution beyond 3.00 points" in outputs["abstract"].read_text()
+    assert "& $>$ 3.00 pp & higher" in outputs["section"].read_text()
     write_table(tmp_path / "empty.csv", primary_tests(pd.DataFrame(), spec, ["calibrated"], ["mnist"]))
     confirmatory_text({"tests": tmp_path / "empty.csv"}, outputs, params)
     assert "no\nrecorded run yet" in outputs["abstract"].read_text()

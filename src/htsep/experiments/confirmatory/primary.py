@@ -4,6 +4,7 @@ contrast (variant minus baseline):
 - accuracy: Wilcoxon signed-rank of the final test accuracies, the mean paired difference with its bootstrap CI, and
   TOST against the equivalence margin behind any "no effect" verdict;
 - spread: Pitman-Morgan, the s.d. ratio with its bootstrap CI (equivalent when the CI lies within the margin);
+- a verdict of 'higher' or 'lower' needs the Holm-adjusted test and the effect's CI to agree;
 - failures: McNemar's exact test of the runs that failed (the frontier's failure criteria, htsep.outcomes).
 
 A contrast is tested in every protocol of run_protocols, its baseline under that protocol or under its own
@@ -68,15 +69,17 @@ def contrast_rows(arms: pd.DataFrame, name: str, variant: str, baseline: str, sp
 
 
 def verdict(row: pd.Series, alpha: float) -> str:
-    """'higher'/'lower' (Holm-significant), 'equivalent' (TOST, or an s.d.-ratio CI inside the margin),
-    'inconclusive' otherwise, 'untestable' without a p-value."""
+    """'higher'/'lower' (Holm-significant, and the effect's CI excludes no effect), 'equivalent' (TOST, or an
+    s.d.-ratio CI inside the margin), 'inconclusive' otherwise (also when the test and the CI disagree: Pitman-Morgan
+    assumes normal accuracies, which one collapsed run breaks), 'untestable' without a p-value."""
     if row["test"] == "failures":
         return "untestable" if not math.isfinite(row["p"]) else \
             ("different" if row["p_holm"] < alpha else "no difference found")
     if not math.isfinite(row["p"]):
         return "untestable"
-    if row["p_holm"] < alpha:
-        return "higher" if row["effect"] > (0 if row["test"] == "accuracy" else 1) else "lower"
+    no_effect = 0 if row["test"] == "accuracy" else 1
+    if row["p_holm"] < alpha and not row["ci_low"] <= no_effect <= row["ci_high"]:
+        return "higher" if row["effect"] > no_effect else "lower"
     if row["test"] == "accuracy" and row.get("p_equivalence", math.nan) < alpha:
         return "equivalent"
     if row["test"] == "spread" and 1 / row["margin"] < row["ci_low"] and row["ci_high"] < row["margin"]:
