@@ -36,7 +36,8 @@ def test_kernel_is_built_where_a_compiler_exists():
 
 
 @needs_kernel
-@pytest.mark.parametrize("sizes", [[784, 256, 10], [20, 37, 3]], ids=["paper", "odd-sizes"])  # 37: a vector tail
+@pytest.mark.parametrize("sizes", [[784, 256, 10], [20, 37, 3], [50, 40, 30, 10], [20, 37, 9, 14, 3]],
+                         ids=["paper", "odd-sizes", "two-hidden", "three-hidden-odd"])  # 37, 9: vector/row tails
 @pytest.mark.parametrize("runs", [None, 3], ids=["one", "stacked"])
 @pytest.mark.parametrize("dt", [0.3, HTS], ids=["uniform", "heterogeneous"])
 def test_fused_ep_estimate_equals_pytorch_ops(sizes, runs, dt, pytorch_ops):
@@ -68,10 +69,11 @@ def test_fused_relax_leaves_its_start_untouched_and_continues_like_the_ops(pytor
 
 @needs_kernel
 @pytest.mark.parametrize("runs", [None, 3], ids=["one", "stacked"])
-def test_branches_of_one_call_are_bitwise_the_phases_relaxed_one_by_one(runs):
+@pytest.mark.parametrize("sizes", [[30, 21, 5], [30, 21, 6, 5]], ids=["one-hidden", "two-hidden"])
+def test_branches_of_one_call_are_bitwise_the_phases_relaxed_one_by_one(runs, sizes):
     """EP's free phase and both nudged phases in one kernel call: the same numbers as three calls."""
-    net = EPNetwork.stack([EPNetwork([30, 21, 5], HTS, seed=s) for s in range(runs)]) if runs else \
-        EPNetwork([30, 21, 5], HTS, seed=0)
+    net = EPNetwork.stack([EPNetwork(sizes, HTS, seed=s) for s in range(runs)]) if runs else \
+        EPNetwork(sizes, HTS, seed=0)
     x = torch.rand(*((runs,) if runs else ()), 19, 30, generator=torch.Generator().manual_seed(3))
     target = torch.nn.functional.one_hot(torch.arange(19) % 5, 5).float().expand(*x.shape[:-1], 5)
     drives = net.drives(x)
@@ -89,11 +91,11 @@ def test_branches_of_one_call_are_bitwise_the_phases_relaxed_one_by_one(runs):
 
 def test_pytorch_ops_run_where_the_kernel_does_not_apply():
     x = torch.rand(4, 6)
-    deep = EPNetwork([6, 5, 4, 3], HTS, seed=0)
+    shallow = EPNetwork([6, 3], HTS, seed=0)  # no hidden layer
     smooth = EPNetwork([6, 5, 3], HTS, activation="sigmoid", seed=0)
     wide = EPNetwork([6, 5, 17], HTS, seed=0)
     double = EPNetwork([6, 5, 3], HTS, seed=0, dtype=torch.float64)
-    assert {fused.engine(n) for n in (deep, smooth, wide, double)} == {"torch"}
+    assert {fused.engine(n) for n in (shallow, smooth, wide, double)} == {"torch"}
     net = EPNetwork([6, 5, 3], HTS, seed=0)
     drives = net.drives(x)
     assert not fused.applies(net, drives, [s.requires_grad_() for s in net.zero_states(x)])  # autograd

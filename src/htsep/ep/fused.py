@@ -1,8 +1,8 @@
 """The CPU fast path of the relaxation: one compiled loop instead of ~6 PyTorch ops per step.
 
-For the paper's networks (one hidden layer, hard sigmoid, float32 on the CPU, no autograd) EPNetwork._relax hands
-its phases to ``csrc/relax_one_hidden.cpp``, which relaxes blocks of samples, one per vector lane, with their
-states in L1 cache. It computes what relaxation_step computes (the tests compare them); only the order of float
+For layered networks with hard sigmoid units, at most 16 outputs, float32 on the CPU and no autograd (the paper's
+network and deeper ones) EPNetwork._relax hands its phases to ``csrc/relax_layers.cpp``, which relaxes blocks of
+samples, one per vector lane, with their states in cache. It computes what relaxation_step computes (the tests compare them); only the order of float
 sums differs, and each sample's arithmetic is the same whatever the vector width, so AVX2 and AVX-512 builds give
 identical numbers. Without a C++ compiler, or with HTSEP_FUSED=0, the PyTorch ops run instead. ``engine(net)``
 names what runs and ``kernel_id()`` which build (training records both in summary.json).
@@ -28,7 +28,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).parent / "csrc" / "relax_one_hidden.cpp"
+SOURCE = Path(__file__).parent / "csrc" / "relax_layers.cpp"
 MAX_OUTPUTS = 16
 enabled = os.environ.get("HTSEP_FUSED", "1") != "0"
 
@@ -92,17 +92,17 @@ def _extension():
 
 
 def kernel_id() -> str | None:
-    """Which build relaxes on this machine, e.g. 'relax_one_hidden 3f2a... (avx512, 16 lanes; -march=native)'."""
+    """Which build relaxes on this machine, e.g. 'relax_layers 3f2a... (avx512, 16 lanes; -march=native)'."""
     ext = _extension() if enabled else None
     if ext is None:
         return None
-    return f"relax_one_hidden {build_key()} ({ext.target()}; {' '.join(compiler_flags()[1:2])})"
+    return f"relax_layers {build_key()} ({ext.target()}; {' '.join(compiler_flags()[1:2])})"
 
 
 def engine(net) -> str:
-    """What relaxes ``net``: 'fused-cpu' (one hidden layer, hard sigmoid, float32 on the CPU) or 'torch'."""
+    """What relaxes ``net``: 'fused-cpu' (hidden layers, hard sigmoid, float32 on the CPU) or 'torch'."""
     w = net.weights[-1]
-    fits = (len(net.sizes) == 3 and net.activation == "hard_sigmoid" and net.sizes[-1] <= MAX_OUTPUTS
+    fits = (len(net.sizes) >= 3 and net.activation == "hard_sigmoid" and net.sizes[-1] <= MAX_OUTPUTS
             and w.device.type == "cpu" and w.dtype == torch.float32)
     return "fused-cpu" if enabled and fits and _extension() is not None else "torch"
 
@@ -115,20 +115,24 @@ def applies(net, drives, states) -> bool:
 
 
 def relax(net, drives, init, steps: int, beta: float, branches=()):
-    """``steps`` relaxation steps of [s_1, s_2] from ``init`` (left untouched), then each branch (drives_k, steps_k,
-    beta_k) relaxed on from that result, all in one kernel call; returns [states, *branch states]. A branch
-    shares the first phase's input drive drives[0] and differs in its output drive (see EPNetwork._relax)."""
+    """``steps`` relaxation steps of [s_1, ..., s_L] from ``init`` (left untouched), then each branch (drives_k,
+    steps_k, beta_k) relaxed on from that result, all in one kernel call; returns [states, *branch states]. A
+    branch shares the first phase's drives and differs in its output drive (see EPNetwork._relax)."""
     if any(b_drives[0] is not drives[0] for b_drives, _, _ in branches):
         raise ValueError("fused.relax: branches must share the first phase's input drive")
     stacked = net.weights[0].dim() == 3
     lead = (lambda t: t) if stacked else (lambda t: t.unsqueeze(0))  # the kernel wants a leading run axis
-    s_h, s_o = (lead(s).clone(memory_format=torch.contiguous_format) for s in init)
-    d, c = (lead(t).contiguous() for t in drives)
-    w, dt_h, dt_o = (lead(t).contiguous() for t in (net.weights[1], *net.dt))
-    outputs = [(torch.empty_like(s_h), torch.empty_like(s_o)) for _ in branches]
-    _extension().relax(s_h, s_o, d, c, w, dt_h, dt_o, steps, beta,
+    *s_h, s_o = (lead(s).clone(memory_format=torch.contiguous_format) for s in init)
+    runs, hidden = s_o.shape[0], len(s_h)
+    none = torch.empty(0)
+    d, c = lead(drives[0]).contiguous(), lead(drives[-1]).contiguous()
+    w_h = [none, *(lead(w).contiguous() for w in net.weights[1:-1])]
+    b_h = [none, *(lead(b).reshape(runs, -1).contiguous() for b in drives[1:-1])]  # b_l as rows [R, 1, n_l]
+    *dt_h, dt_o = (lead(t).contiguous() for t in net.dt)
+    outputs = [[torch.empty_like(s) for s in (*s_h, s_o)] for _ in branches]
+    _extension().relax(s_h, s_o, d, c, w_h, b_h, lead(net.weights[-1]).contiguous(), dt_h, dt_o, steps, beta,
                        [lead(b_drives[-1]).expand_as(s_o).contiguous() for b_drives, _, _ in branches],
                        [b_steps for _, b_steps, _ in branches], [b_beta for _, _, b_beta in branches],
-                       [h for h, _ in outputs], [o for _, o in outputs])
-    phases = [(s_h, s_o), *outputs]
-    return [list(p) if stacked else [p[0][0], p[1][0]] for p in phases]
+                       [out[:hidden] for out in outputs], [out[-1] for out in outputs])
+    phases = [[*s_h, s_o], *outputs]
+    return [p if stacked else [s[0] for s in p] for p in phases]
