@@ -1,6 +1,7 @@
 """EP training throughput on this machine: htsep's engine vs a naive EP that rebuilds Phi and calls autograd.
 
-    python benchmarks/ep_speed.py [--threads 1] [--batches 30] [--runs 1 10 50] [--device cpu]
+    python benchmarks/ep_speed.py [--threads 1] [--batches 30] [--runs 1 10 50] [--deep 784-256-256-10 ...]
+                                  [--device cpu]
 
 The engine is timed as training runs it (train_epoch: EP estimate, bookkeeping and SGD step; on CUDA the
 estimate is a replayed CUDA graph). Prints samples/s, seconds per 10,000 training samples, the FLOPs EP needs
@@ -8,7 +9,8 @@ per sample and the achieved GFLOP/s, next to the machine's own fp32 matmul GFLOP
 then where one epoch's time goes (input drive, relaxation phases, gradient products, SGD step, evaluation and
 its probe diagnostics, as shares of a 60k-sample epoch with its 10k-sample evaluation), and the projected wall
 time of the full grid (3 datasets x 5 variants x 10 seeds x 20 epochs, training plus the per-epoch evaluation as
-train.evaluate does it) with runs stacked R at a time. The fused kernel's instruction set follows HTSEP_MARCH
+train.evaluate does it) with runs stacked R at a time. One line per deeper network (``--deep``, by its sizes) gives
+the engine's samples/s at R=1, its share of the matmul peak and its speed-up over naive EP and over the PyTorch ops. The fused kernel's instruction set follows HTSEP_MARCH
 (e.g. ``HTSEP_MARCH=x86-64-v3`` measures the AVX2 build on an AVX-512 machine); to time a whole AVX2 machine
 there, restrict PyTorch's and MKL's kernels too:
 
@@ -194,6 +196,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--runs", type=int, nargs="+", default=[1, 10, 50], help="stack sizes R to measure")
+    parser.add_argument("--deep", nargs="*", default=["784-256-256-10", "784-256-256-256-10"],
+                        help="deeper networks to time at R=1, by their sizes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--eval-batch-size", type=int, default=2000, help="training.eval_batch_size")
     parser.add_argument("--skip-naive", action="store_true")
@@ -231,9 +235,10 @@ def main() -> None:
     x_data = torch.rand(args.batches * BATCH, SIZES[0], device=device)
     y_data = torch.randint(0, SIZES[-1], (len(x_data),), device=device)
     x_test, y_test = torch.rand(2000, SIZES[0], device=device), torch.randint(0, SIZES[-1], (2000,), device=device)
-    def measure(runs):
-        stacked = EPNetwork.stack([EPNetwork(SIZES, HTS, seed=s, device=device) for s in range(runs)])
-        optimizer = make_optimizer(stacked, training)
+    def measure(runs, sizes=SIZES):
+        stacked = EPNetwork.stack([EPNetwork(sizes, HTS, seed=s, device=device) for s in range(runs)])
+        layers = len(sizes) - 1  # one learning rate per layer: the paper network's first and last, 0.1 between
+        optimizer = make_optimizer(stacked, dict(training, lr=[0.4, *[0.1] * (layers - 2), 0.02][-layers:]))
         orders = torch.stack([torch.randperm(len(x_data), device=device) for _ in range(runs)])
         estimate = batch_estimator(stacked, x_data, y_data, training)  # what training uses (a CUDA graph on GPU)
         epoch = partial(train_epoch, stacked, optimizer, estimate, y_data, orders, training, "benchmark")
@@ -253,6 +258,20 @@ def main() -> None:
         fused.enabled = False
         show("htsep, PyTorch ops, R=1", *measure(1))
         fused.enabled = True
+    for label in args.deep:
+        sizes = [int(n) for n in label.split("-")]
+        deep_flops = ep_flops_per_sample(sizes, T1, T2)
+        train_rate, _, engine = measure(1, sizes)
+        fused.enabled = False
+        ops_rate = measure(1, sizes)[0]
+        fused.enabled = True
+        deep_net = EPNetwork(sizes, HTS, seed=0, device=device)
+        deep_naive = None if args.skip_naive else throughput(
+            lambda n=deep_net: naive_ep_step(n, x, y, T1, T2, BETA), max(3, args.batches // 5), BATCH, device)
+        versus = "" if deep_naive is None else f", {train_rate / deep_naive:.1f}x naive"
+        print(f"{label:>24}: {train_rate:9.0f} samples/s  {deep_flops / 1e6:.2f} MFLOP/sample  "
+              f"{100 * train_rate * deep_flops / 1e9 / peak:5.1f}% of matmul peak; relaxation: {engine}"
+              f"{versus}, {train_rate / ops_rate:.2f}x PyTorch ops")
     if device.type == "cpu":
         parts = epoch_breakdown(dict(training, probe_size=1000), x_data, y_data, x_test, y_test, device)
         total = sum(parts.values())
