@@ -10,9 +10,9 @@ then where one epoch's time goes (input drive, relaxation phases, gradient produ
 its probe diagnostics, as shares of a 60k-sample epoch with its 10k-sample evaluation), and the projected wall
 time of the full grid (3 datasets x 5 variants x 10 seeds x 20 epochs, training plus the per-epoch evaluation as
 train.evaluate does it) with runs stacked R at a time. One line per deeper network (``--deep``, by its sizes) gives
-the engine's samples/s at R=1, its share of the matmul peak and its speed-up over naive EP and over the PyTorch ops. The fused kernel's instruction set follows HTSEP_MARCH
-(e.g. ``HTSEP_MARCH=x86-64-v3`` measures the AVX2 build on an AVX-512 machine); to time a whole AVX2 machine
-there, restrict PyTorch's and MKL's kernels too:
+the engine's samples/s at R=1, its share of the matmul peak and its speed-up over naive EP and over the PyTorch ops.
+The fused kernel's instruction set follows HTSEP_MARCH (e.g. ``HTSEP_MARCH=x86-64-v3`` measures the AVX2 build on
+an AVX-512 machine); to time a whole AVX2 machine there, restrict PyTorch's and MKL's kernels too:
 
     HTSEP_MARCH=x86-64-v3 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 python benchmarks/ep_speed.py
 """

@@ -114,12 +114,14 @@ EP_GRADIENTS = """
 import sys, torch
 from htsep.ep import fused
 from htsep.ep.model import EPNetwork
-net = EPNetwork([784, 256, 10], {hts!r}, seed=1)
 gen = torch.Generator().manual_seed(4)
 x, y = torch.rand(37, 784, generator=gen), torch.randint(0, 10, (37,), generator=gen)
-gw, gb = net.ep_gradients(x, y, 0.1, 60, 12)
+grads = []
+for sizes in ([784, 256, 10], [784, 64, 33, 10]):  # one hidden layer and two (33: a row tail)
+    gw, gb = EPNetwork(sizes, {hts!r}, seed=1).ep_gradients(x, y, 0.1, 60, 12)
+    grads += [*gw, *gb]
 print(fused.kernel_id())
-torch.save([*gw, *gb], sys.argv[1])
+torch.save(grads, sys.argv[1])
 """
 
 
@@ -164,3 +166,37 @@ def test_build_key_names_source_and_flags_not_the_checkout(tmp_path, monkeypatch
     avx2 = fused.build_key()
     copy.write_bytes(copy.read_bytes() + b"\n// edited\n")
     assert len({key, avx2, fused.build_key()}) == 3
+
+
+@needs_kernel
+@pytest.mark.parametrize("sizes", [[30, 21, 5], [30, 21, 6, 5]], ids=["one-hidden", "two-hidden"])
+@pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "one-sided"])
+def test_a_compiled_epoch_is_bitwise_the_python_epoch(sizes, symmetric, monkeypatch):
+    """fused.train_epoch (batches in C++) against train_epoch's Python loop over the same fused relaxation: the same
+    weights, momentum buffers and epoch metrics to the bit, over two epochs with a short last batch."""
+    from htsep.training.epochs import batch_estimator, train_epoch
+    from htsep.training.runs import make_optimizer
+
+    training = {"beta": 0.3, "free_steps": 9, "nudged_steps": 4, "symmetric": symmetric, "batch_size": 8,
+                "lr": [0.2, 0.05, 0.02][-(len(sizes) - 1):], "momentum": 0.9, "weight_decay": 1e-4}
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.rand(50, sizes[0], generator=gen), torch.randint(0, sizes[-1], (50,), generator=gen)
+    orders = torch.stack([torch.randperm(50, generator=gen) for _ in range(2)])
+    compiled_epochs, can_train = [], fused.trains
+
+    def two_epochs(compiled: bool):
+        trains = can_train if compiled else (lambda net, optimizer: False)
+        monkeypatch.setattr(fused, "trains", lambda net, optimizer: trains(net, optimizer)
+                            and not compiled_epochs.append(1))
+        net = EPNetwork.stack([EPNetwork(sizes, HTS, seed=s) for s in range(2)])
+        optimizer = make_optimizer(net, training)
+        estimate = batch_estimator(net, x, y, training)
+        stats = [train_epoch(net, optimizer, estimate, y, orders, training, "test") for _ in range(2)]
+        return [*net.parameters, *(optimizer.state[p]["momentum_buffer"] for p in net.parameters),
+                *(s[k] for s in stats for k in sorted(s))]
+
+    python = two_epochs(compiled=False)
+    compiled = two_epochs(compiled=True)
+    assert len(compiled_epochs) == 2  # both epochs went to C++ (the first after its first, Python, step)
+    assert all(torch.equal(a, b) for a, b in zip(python, compiled, strict=True))
+    assert not torch.equal(python[0], EPNetwork.stack([EPNetwork(sizes, HTS, seed=s) for s in range(2)]).weights[0])

@@ -19,7 +19,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent
 # module -> the non-Python sources it executes (globs relative to the module's folder): the kernel's C++, and each
 # experiment's templates, rendered by its paper module
-RESOURCES = {"ep.fused": ["csrc/relax_layers.cpp"], "report.provenance": ["templates/*.tex.j2"],
+RESOURCES = {"ep.fused": ["csrc/ep_cpu.cpp"], "report.provenance": ["templates/*.tex.j2"],
              **{f"experiments.{folder.name}.paper": ["templates/*.tex.j2"]
                 for folder in sorted((PACKAGE / "experiments").iterdir()) if (folder / "templates").is_dir()}}
 

@@ -1,11 +1,14 @@
-"""The CPU fast path of the relaxation: one compiled loop instead of ~6 PyTorch ops per step.
+"""The CPU fast path of EP: one compiled loop instead of ~6 PyTorch ops per relaxation step, and a whole training
+epoch without returning to Python.
 
 For layered networks with hard sigmoid units, at most 16 outputs, float32 on the CPU and no autograd (the paper's
-network and deeper ones) EPNetwork._relax hands its phases to ``csrc/relax_layers.cpp``, which relaxes blocks of
-samples, one per vector lane, with their states in cache. It computes what relaxation_step computes (the tests compare them); only the order of float
-sums differs, and each sample's arithmetic is the same whatever the vector width, so AVX2 and AVX-512 builds give
-identical numbers. Without a C++ compiler, or with HTSEP_FUSED=0, the PyTorch ops run instead. ``engine(net)``
-names what runs and ``kernel_id()`` which build (training records both in summary.json).
+network and deeper ones) EPNetwork._relax hands its phases to ``csrc/ep_cpu.cpp``, which relaxes blocks of samples,
+one per vector lane, with their states in cache. It computes what relaxation_step computes (the tests compare them);
+only the order of float sums differs, and each sample's arithmetic is the same whatever the vector width, so AVX2
+and AVX-512 builds give identical numbers. ``train_epoch`` runs training's batches (gather, input drive, phases,
+gradient products, SGD step) in C++ with the ATen calls training.epochs makes in Python, so with the same numbers.
+Without a C++ compiler, or with HTSEP_FUSED=0, the PyTorch ops run instead. ``engine(net)`` names what runs and
+``kernel_id()`` which build (training records both in summary.json).
 
 Builds: the extension is compiled once per (source, compiler flags, torch version, CPU kind) into its own folder
 of the kernel cache, ``$HTSEP_KERNEL_CACHE`` (default ``~/.cache/htsep/kernels``), and later processes load the
@@ -28,7 +31,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).parent / "csrc" / "relax_layers.cpp"
+SOURCE = Path(__file__).parent / "csrc" / "ep_cpu.cpp"
 MAX_OUTPUTS = 16
 enabled = os.environ.get("HTSEP_FUSED", "1") != "0"
 
@@ -92,11 +95,11 @@ def _extension():
 
 
 def kernel_id() -> str | None:
-    """Which build relaxes on this machine, e.g. 'relax_layers 3f2a... (avx512, 16 lanes; -march=native)'."""
+    """Which build relaxes on this machine, e.g. 'ep_cpu 3f2a... (avx512, 16 lanes; -march=native)'."""
     ext = _extension() if enabled else None
     if ext is None:
         return None
-    return f"relax_layers {build_key()} ({ext.target()}; {' '.join(compiler_flags()[1:2])})"
+    return f"ep_cpu {build_key()} ({ext.target()}; {' '.join(compiler_flags()[1:2])})"
 
 
 def engine(net) -> str:
@@ -112,6 +115,28 @@ def applies(net, drives, states) -> bool:
     tensors = [*drives, *states, *net.weights[1:], *net.dt]
     return (engine(net) == "fused-cpu" and states[0].dim() == net.weights[0].dim()
             and all(t.device.type == "cpu" and t.dtype == torch.float32 and not t.requires_grad for t in tensors))
+
+
+def trains(net, optimizer) -> bool:
+    """Can ``train_epoch`` take over this stack's training? (The fused engine, and an SGD optimizer with one group
+    [W_l, b_l] per layer whose momentum buffers exist: the first step, which creates them, runs in Python.)"""
+    groups = optimizer.param_groups
+    return (engine(net) == "fused-cpu" and isinstance(optimizer, torch.optim.SGD) and groups[0]["momentum"] > 0
+            and [g["params"] for g in groups] == [[w, b] for w, b in zip(net.weights, net.biases, strict=True)]
+            and all("momentum_buffer" in optimizer.state[p] for p in net.parameters))
+
+
+def train_epoch(net, optimizer, x, targets, orders, training: dict, outputs, first: int) -> None:
+    """Train ``net`` on the batches of ``orders`` [R, N] from index ``first`` on (see ``trains``): inputs ``x`` [N,
+    n_0], one-hot ``targets`` [N, O]; each batch's free-phase outputs go to ``outputs`` [R, N, O]."""
+    group = optimizer.param_groups[0]
+    momentum = [optimizer.state[p]["momentum_buffer"] for p in net.parameters]
+    layers = len(net.weights)
+    _extension().train_epoch(x, targets, orders, net.weights, net.biases, net.dt, momentum[:layers],
+                             momentum[layers:], [g["lr"] for g in optimizer.param_groups], group["momentum"],
+                             group["weight_decay"], group["dampening"], group["nesterov"], group["maximize"],
+                             training["beta"], training["free_steps"], training["nudged_steps"],
+                             training["symmetric"], training["batch_size"], first, outputs)
 
 
 def relax(net, drives, init, steps: int, beta: float, branches=()):

@@ -8,6 +8,7 @@ import logging
 import torch
 from tqdm import tqdm
 
+from ..ep import fused
 from ..ep.dynamics import dead_units, relaxation_diagnostics
 from ..ep.model import EPNetwork, mse_loss, one_hot
 
@@ -61,20 +62,26 @@ def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
     }
 
 
-def batch_estimator(net: EPNetwork, x, y, training: dict):
-    """``estimate(idx)``: the EP estimate on batches ``idx`` [R, batch] of (x, y), every run its own batch.
+class BatchEstimate:
+    """``estimate(idx)``: the EP estimate on batches ``idx`` [R, batch] of (x, y), every run its own batch."""
 
-    On CUDA the estimate of a full-size batch (about 500 small kernels) is replayed from a CUDA graph (see
-    GraphedEstimate); elsewhere it runs eagerly.
-    """
-    targets = one_hot(y, net.sizes[-1], x.dtype)  # one-hot once, then gathered per batch like the images
+    def __init__(self, net: EPNetwork, x, y, training: dict):
+        self.net, self.x, self.training = net, x, training
+        self.targets = one_hot(y, net.sizes[-1], x.dtype)  # one-hot once, then gathered per batch like the images
 
-    def estimate(idx):
+    def __call__(self, idx):
         rows = idx.flatten()  # index_select: a plain row copy, several times faster than x[idx] on the CPU
-        xb, yb = (t.index_select(0, rows).view(*idx.shape, -1) for t in (x, targets))
-        return net.ep_estimate(xb, yb, training["beta"], training["free_steps"], training["nudged_steps"],
-                               training["symmetric"])
+        xb, yb = (t.index_select(0, rows).view(*idx.shape, -1) for t in (self.x, self.targets))
+        training = self.training
+        return self.net.ep_estimate(xb, yb, training["beta"], training["free_steps"], training["nudged_steps"],
+                                    training["symmetric"])
 
+
+def batch_estimator(net: EPNetwork, x, y, training: dict):
+    """The EP estimate of batches of (x, y) as training calls it: a BatchEstimate, whose batches train_epoch may
+    hand to the fused CPU engine (fused.train_epoch); on CUDA the estimate of a full-size batch (about 500 small
+    kernels) is replayed from a CUDA graph (see GraphedEstimate)."""
+    estimate = BatchEstimate(net, x, y, training)
     if x.device.type != "cuda":
         return estimate
     try:
@@ -114,11 +121,15 @@ class GraphedEstimate:
 
 def train_epoch(net, optimizer, estimate, y, orders, training: dict, progress: str) -> dict[str, torch.Tensor]:
     """One pass over the training set (labels ``y``), run r in order ``orders[r]``, EP estimates from
-    ``estimate`` (see batch_estimator); per-run free-phase accuracy and loss, scored once at the end of the
-    pass from the free-phase outputs each batch had."""
+    ``estimate`` (see batch_estimator; where the fused CPU engine applies, it trains the batches after the first
+    step in C++, the same numbers); per-run free-phase accuracy and loss, scored once at the end of the pass from
+    the free-phase outputs each batch had."""
     runs, n_classes = leading(net), net.sizes[-1]
     outputs = torch.empty(runs, len(y), n_classes, device=y.device)
     for start in tqdm(range(0, len(y), training["batch_size"]), desc=progress, leave=False, disable=None):
+        if isinstance(estimate, BatchEstimate) and fused.trains(net, optimizer):  # the rest of the epoch in C++
+            fused.train_epoch(net, optimizer, estimate.x, estimate.targets, orders, training, outputs, start)
+            break
         batch = slice(start, start + training["batch_size"])
         est = estimate(orders[:, batch])  # every run sees its own seed's batches
         outputs[:, batch] = est.free_states[-1]

@@ -353,6 +353,71 @@ void relax(std::vector<torch::Tensor> s_h, torch::Tensor s_o, torch::Tensor d, t
   }
 }
 
+// One epoch of EP training of R stacked networks (weights[l] [R, n_l, n_{l-1}], biases[l] [R, n_l], dt[l]
+// [R, n_l]), from batch start ``first`` on, without returning to Python: what htsep.training.epochs.train_epoch does
+// per batch with the fused relaxation, the same ATen calls in the same order (so the same numbers): gather the
+// batch of each run's order (orders [R, N]) from x [N, n_0] and one-hot targets [N, O], the input drive, the free
+// phase and the nudged phases (one relax call), the EP gradient products, SGD with momentum (torch's fused kernel,
+// one call per layer's [W_l, b_l], the momentum buffers of the optimizer updated in place), and the free phase's
+// outputs into outputs [R, N, O].
+void train_epoch(torch::Tensor x, torch::Tensor targets, torch::Tensor orders, std::vector<torch::Tensor> weights,
+                 std::vector<torch::Tensor> biases, std::vector<torch::Tensor> dt,
+                 std::vector<torch::Tensor> weight_momentum, std::vector<torch::Tensor> bias_momentum,
+                 std::vector<double> lr, double momentum, double weight_decay, double dampening, bool nesterov,
+                 bool maximize, double beta, int64_t free_steps, int64_t nudged_steps, bool symmetric,
+                 int64_t batch_size, int64_t first, torch::Tensor outputs) {
+  at::NoGradGuard no_grad;
+  const int64_t runs = orders.size(0), n = orders.size(1), layers = weights.size(), hidden = layers - 1;
+  TORCH_CHECK(layers >= 2 && biases.size() == layers && dt.size() == layers && lr.size() == layers &&
+                  weight_momentum.size() == layers && bias_momentum.size() == layers,
+              "train_epoch: every layer needs weights, biases, dt, a learning rate and momentum buffers");
+  const torch::Tensor none = torch::empty({0});
+  std::vector<torch::Tensor> w_h{none}, b_h{none}, dt_h(dt.begin(), dt.end() - 1);
+  for (int64_t l = 1; l < hidden; ++l) w_h.push_back(weights[l]), b_h.push_back(biases[l]);
+  std::vector<double> betas{beta};
+  if (symmetric) betas.push_back(-beta);
+  for (int64_t start = first; start < n; start += batch_size) {
+    const auto idx = orders.slice(1, start, std::min(start + batch_size, n));
+    const int64_t batch = idx.size(1);
+    const auto rows = idx.flatten();
+    const auto xb = x.index_select(0, rows).view({runs, batch, -1});
+    const auto yb = targets.index_select(0, rows).view({runs, batch, -1});
+    const auto d = at::baddbmm(biases[0].unsqueeze(-2), xb, weights[0].mT());
+    const auto c = biases[layers - 1].unsqueeze(-2);
+    std::vector<torch::Tensor> s_h;
+    for (int64_t l = 0; l < hidden; ++l) s_h.push_back(torch::zeros({runs, batch, weights[l].size(1)}, x.options()));
+    const auto s_o = torch::zeros({runs, batch, weights[layers - 1].size(1)}, x.options());
+    std::vector<torch::Tensor> branch_c, out_o;
+    std::vector<int64_t> branch_steps;
+    std::vector<std::vector<torch::Tensor>> out_h;
+    for (const double b : betas) {
+      branch_c.push_back(c + yb * b);
+      branch_steps.push_back(nudged_steps);
+      out_h.emplace_back();
+      for (const auto& s : s_h) out_h.back().push_back(torch::empty_like(s));
+      out_o.push_back(torch::empty_like(s_o));
+    }
+    relax(s_h, s_o, d, c, w_h, b_h, weights[layers - 1], dt_h, dt[layers - 1], free_steps, 0.0, branch_c,
+          branch_steps, betas, out_h, out_o);
+    std::vector<torch::Tensor> free(s_h), plus(out_h[0]), minus(symmetric ? out_h[1] : s_h);
+    free.push_back(s_o), plus.push_back(out_o[0]), minus.push_back(symmetric ? out_o[1] : s_o);
+    const double scale = 1.0 / ((symmetric ? 2 * beta : beta) * batch);  // ep_parameter_gradients
+    std::vector<torch::Tensor> deltas;
+    for (int64_t l = 0; l < layers; ++l) deltas.push_back((minus[l] - plus[l]) * scale);
+    std::vector<torch::Tensor> grad_w{at::matmul(deltas[0].mT(), xb)}, grad_b;
+    for (int64_t l = 1; l < layers; ++l) {
+      grad_w.push_back(at::baddbmm(at::matmul((minus[l] * scale).mT(), minus[l - 1]), (plus[l] * -scale).mT(),
+                                   plus[l - 1]));
+    }
+    for (const auto& delta : deltas) grad_b.push_back(delta.sum(-2));
+    outputs.slice(1, start, start + batch).copy_(free[layers - 1]);
+    for (int64_t l = 0; l < layers; ++l) {
+      at::_fused_sgd_({weights[l], biases[l]}, {grad_w[l], grad_b[l]}, {weight_momentum[l], bias_momentum[l]},
+                      weight_decay, momentum, lr[l], dampening, nesterov, maximize, false);
+    }
+  }
+}
+
 // The instruction set this build targets and its vector width, for benchmarks and run summaries.
 std::string target() {
 #if defined(__AVX512F__)
@@ -366,5 +431,6 @@ std::string target() {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("relax", &relax, "fused relaxation of a layered EP net, then its branches");
+  m.def("train_epoch", &train_epoch, "one epoch of EP training of stacked networks, from a batch on");
   m.def("target", &target, "instruction set and lanes of this build");
 }
