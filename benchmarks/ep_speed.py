@@ -134,7 +134,8 @@ def seconds_per_call(f, repeats: int, device, rounds: int = 3) -> float:
 
 def epoch_breakdown(training, x_data, y_data, x_test, y_test, device, n_train=60000, n_test=10000):
     """Seconds of one run's epoch (n_train training samples, then n_test evaluated) per part, from timing each
-    part alone on this machine; 'other' is the rest of train_epoch (indexing, bookkeeping, Python)."""
+    part alone on this machine (called from Python); 'other' is the rest of train_epoch (indexing, bookkeeping),
+    negative where the compiled epoch (fused.train_epoch) saves more per-call overhead than that rest costs."""
     net = EPNetwork.stack([EPNetwork(SIZES, HTS, seed=0, device=device)])
     optimizer = make_optimizer(net, training)
     xb, yb = x_data[None, :BATCH], y_data[None, :BATCH]
