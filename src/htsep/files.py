@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 DAMAGED = ".damaged"
 
@@ -58,6 +57,8 @@ def write_text(path, text: str) -> Path:
 
 def write_torch(path, obj) -> Path:
     """torch.save ``obj``: the same content gives the same bytes (the archive is not named after the file)."""
+    import torch  # here, not at the top: readers of tables and JSON should not pay torch's import
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return atomic_write(path, lambda p: p.write_bytes(buffer.getvalue()))
@@ -108,6 +109,8 @@ def reading(path: str | Path, what: str) -> Iterator[None]:
 
 def read_torch(path: str | Path, what: str, map_location=None):
     """A torch file we wrote (tensors, numbers, strings, lists and dicts only: nothing that runs code)."""
+    import torch
+
     with reading(path, what):
         return torch.load(path, map_location=map_location, weights_only=True)
 

@@ -6,8 +6,12 @@ never changes the initial weights or the batch order, and a resumed run regenera
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported where a generator is made: the config checks that seed numpy streams need no torch
+    import torch
 
 STREAMS = {"init": 0, "dt": 1, "batches": 2}
 
@@ -23,4 +27,6 @@ def numpy_rng(seed: int, stream: str, *extra: int) -> np.random.Generator:
 
 
 def torch_rng(seed: int, stream: str, *extra: int) -> torch.Generator:
+    import torch
+
     return torch.Generator().manual_seed(stream_seed(seed, stream, *extra))

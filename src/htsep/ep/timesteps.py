@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..seeding import numpy_rng
+
+if TYPE_CHECKING:  # torch is imported where a draw becomes a tensor: the config checks need only numpy
+    import torch
 
 DEFAULT_CLIP = (1e-3, 1.0)
 
@@ -80,6 +83,8 @@ def _draw(n: int, spec: Mapping, rng: np.random.Generator) -> np.ndarray:
 
 def sample_time_steps(n: int, spec: Mapping, generator: np.random.Generator) -> torch.Tensor:
     """Draw ``n`` per-neuron time steps from ``spec`` with ``generator``, clipped, as a float32 tensor."""
+    import torch
+
     validate_spec(spec)
     lo, hi = spec.get("clip_min", DEFAULT_CLIP[0]), spec.get("clip_max", DEFAULT_CLIP[1])
     dt = np.clip(_draw(n, spec, generator), lo, hi)
@@ -101,6 +106,8 @@ def layer_specs(dt: Mapping | list, n_layers: int, where: str = "dt") -> list[Ma
 
 def resolve_dt(dt, sizes: Sequence[int], seed: int) -> list[torch.Tensor]:
     """Per-layer dt vectors from a scalar, a spec (or list of specs), or explicit tensors."""
+    import torch
+
     n_layers = len(sizes) - 1
     if isinstance(dt, int | float):
         return [torch.full((n,), float(dt)) for n in sizes[1:]]
