@@ -2,8 +2,9 @@
 # The GPU checks, in one go on a machine with CUDA and PyTorch but no internet (and no snakemake):
 #   1. tests/test_cuda.py (no sync in the training loop, graph replay == eager, GPU numbers == CPU numbers);
 #   2. benchmarks/ep_speed.py on the GPU;
-#   3. the full grid (3 datasets x 5 variants x 10 seeds x 20 epochs), each dataset's 50 runs as one stacked
-#      network, timed; per-run metrics.csv and summary.json are packed into $OUT/grid.tar.gz.
+#   3. the grid of both protocols (run_protocols: 2 x 3 datasets x 5 variants x 10 seeds x 20 epochs, 300 runs),
+#      each (protocol, dataset)'s 50 runs as one stacked network, timed; per-run metrics.csv and summary.json are
+#      packed into $OUT/grid.tar.gz.
 # Needs the dataset archives in torchvision layout under $MIRROR (default device_data/datasets) and, where
 # jsonschema is missing, its wheels in .whl/. Usage: OUT=gpu_out bash benchmarks/gpu_check.sh [grid seconds]
 set -uo pipefail
@@ -30,14 +31,16 @@ training: {device: $DEVICE}
 EOF
 CONFIGS=(--config config/config.yaml --config config/offline.yaml --config config/gpu.yaml --config device_data/grid.yaml)
 start=$(date +%s)
-for dataset in mnist fashion_mnist kmnist; do
-    left=$((GRID_SECONDS - ($(date +%s) - start)))
-    [ "$left" -gt 0 ] || { echo "$dataset: skipped, no time left" | tee -a "$OUT/grid_times.txt"; continue; }
-    t0=$(date +%s)
-    timeout "$left" python3 -m htsep.cli train "${CONFIGS[@]}" --dataset "$dataset" --runs-dir device_data/runs \
-        > "$OUT/grid_$dataset.log" 2>&1
-    echo "$dataset: exit $? after $(($(date +%s) - t0)) s" | tee -a "$OUT/grid_times.txt"
+for protocol in lab calibrated; do
+    for dataset in mnist fashion_mnist kmnist; do
+        left=$((GRID_SECONDS - ($(date +%s) - start)))
+        [ "$left" -gt 0 ] || { echo "$protocol $dataset: skipped, no time left" | tee -a "$OUT/grid_times.txt"; continue; }
+        t0=$(date +%s)
+        timeout "$left" python3 -m htsep.cli train "${CONFIGS[@]}" --protocol "$protocol" --dataset "$dataset" \
+            --runs-dir device_data/runs > "$OUT/grid_${protocol}_$dataset.log" 2>&1
+        echo "$protocol $dataset: exit $? after $(($(date +%s) - t0)) s" | tee -a "$OUT/grid_times.txt"
+    done
 done
 echo "grid: $(($(date +%s) - start)) s" | tee -a "$OUT/grid_times.txt"
-(cd device_data && tar czf "$OUT/grid.tar.gz" runs/*/*/*/metrics.csv runs/*/*/*/summary.json)
+(cd device_data && tar czf "$OUT/grid.tar.gz" runs/*/*/*/*/metrics.csv runs/*/*/*/*/summary.json)
 tail -n 3 "$OUT"/grid_*.log
