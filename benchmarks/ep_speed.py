@@ -259,10 +259,11 @@ def main() -> None:
         fused.enabled = False
         show("htsep, PyTorch ops, R=1", *measure(1))
         fused.enabled = True
+    deep_rates = {}
     for label in args.deep:
         sizes = [int(n) for n in label.split("-")]
         deep_flops = ep_flops_per_sample(sizes, T1, T2)
-        train_rate, _, engine = measure(1, sizes)
+        train_rate, eval_rate, engine = measure(1, sizes)
         fused.enabled = False
         ops_rate = measure(1, sizes)[0]
         fused.enabled = True
@@ -270,6 +271,7 @@ def main() -> None:
         deep_naive = None if args.skip_naive else throughput(
             lambda n=deep_net: naive_ep_step(n, x, y, T1, T2, BETA), max(3, args.batches // 5), BATCH, device)
         versus = "" if deep_naive is None else f", {train_rate / deep_naive:.1f}x naive"
+        deep_rates[label] = train_rate, eval_rate
         print(f"{label:>24}: {train_rate:9.0f} samples/s  {deep_flops / 1e6:.2f} MFLOP/sample  "
               f"{100 * train_rate * deep_flops / 1e9 / peak:5.1f}% of matmul peak; relaxation: {engine}"
               f"{versus}, {train_rate / ops_rate:.2f}x PyTorch ops")
@@ -293,6 +295,14 @@ def main() -> None:
                 f", {seconds / 60 / args.jobs:.1f} min as {args.jobs} parallel jobs of {args.threads} thread(s)")
             print(f"projected full grid (150 runs x 20 epochs), R={runs}, {label}: {seconds / 60:.1f} min in one "
                   f"process{parallel}")
+    if 1 in rates:  # the KMNIST cells: 3 arms per protocol and standard EP's runs, shared, on the holdout
+        confirmatory = (2 * 3 + 1) * 50 * 20 * (8000 / rates[1][0] + 2000 / rates[1][1])
+        print(f"projected confirmatory KMNIST cells (350 runs x 20 epochs, holdout 8k/2k), R=1: "
+              f"{confirmatory / 3600 / args.jobs:.1f} h as {args.jobs} parallel jobs")
+    for label, (train_rate, eval_rate) in deep_rates.items():  # the depth study: 3 arms x 10 seeds x 2 T1, MNIST
+        seconds = 3 * 10 * 2 * 20 * (60000 / train_rate + 10000 / eval_rate)
+        print(f"projected depth study {label} (3 arms x 10 seeds x 2 T1 x 20 epochs, MNIST, T1={T1}), R=1: "
+              f"{seconds / 3600 / args.jobs:.1f} h as {args.jobs} parallel jobs")
 
 
 if __name__ == "__main__":
