@@ -171,14 +171,15 @@ def test_build_key_names_source_and_flags_not_the_checkout(tmp_path, monkeypatch
 @needs_kernel
 @pytest.mark.parametrize("sizes", [[30, 21, 5], [30, 21, 6, 5]], ids=["one-hidden", "two-hidden"])
 @pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "one-sided"])
-def test_a_compiled_epoch_is_bitwise_the_python_epoch(sizes, symmetric, monkeypatch):
+@pytest.mark.parametrize("momentum", [0.9, 0.0], ids=["momentum", "plain-sgd"])
+def test_a_compiled_epoch_is_bitwise_the_python_epoch(sizes, symmetric, momentum, monkeypatch):
     """fused.train_epoch (batches in C++) against train_epoch's Python loop over the same fused relaxation: the same
     weights, momentum buffers and epoch metrics to the bit, over two epochs with a short last batch."""
     from htsep.training.epochs import batch_estimator, train_epoch
     from htsep.training.runs import make_optimizer
 
     training = {"beta": 0.3, "free_steps": 9, "nudged_steps": 4, "symmetric": symmetric, "batch_size": 8,
-                "lr": [0.2, 0.05, 0.02][-(len(sizes) - 1):], "momentum": 0.9, "weight_decay": 1e-4}
+                "lr": [0.2, 0.05, 0.02][-(len(sizes) - 1):], "momentum": momentum, "weight_decay": 1e-4}
     gen = torch.Generator().manual_seed(5)
     x, y = torch.rand(50, sizes[0], generator=gen), torch.randint(0, sizes[-1], (50,), generator=gen)
     orders = torch.stack([torch.randperm(50, generator=gen) for _ in range(2)])
@@ -192,11 +193,30 @@ def test_a_compiled_epoch_is_bitwise_the_python_epoch(sizes, symmetric, monkeypa
         optimizer = make_optimizer(net, training)
         estimate = batch_estimator(net, x, y, training)
         stats = [train_epoch(net, optimizer, estimate, y, orders, training, "test") for _ in range(2)]
-        return [*net.parameters, *(optimizer.state[p]["momentum_buffer"] for p in net.parameters),
-                *(s[k] for s in stats for k in sorted(s))]
+        buffers = [optimizer.state[p]["momentum_buffer"] for p in net.parameters] if momentum else []
+        return [*net.parameters, *buffers, *(s[k] for s in stats for k in sorted(s))]
 
     python = two_epochs(compiled=False)
     compiled = two_epochs(compiled=True)
-    assert len(compiled_epochs) == 2  # both epochs went to C++ (the first after its first, Python, step)
+    assert len(compiled_epochs) == 2  # both epochs went to C++ (with momentum, the first after a Python step)
     assert all(torch.equal(a, b) for a, b in zip(python, compiled, strict=True))
     assert not torch.equal(python[0], EPNetwork.stack([EPNetwork(sizes, HTS, seed=s) for s in range(2)]).weights[0])
+
+
+@needs_kernel
+def test_the_compiled_epoch_takes_only_the_optimizer_it_reproduces():
+    from htsep.training.runs import make_optimizer
+
+    net = EPNetwork.stack([EPNetwork([30, 21, 5], HTS, seed=0)])
+    training = {"lr": [0.2, 0.05], "momentum": 0.0, "weight_decay": 0.0}
+    assert fused.trains(net, make_optimizer(net, training))
+    assert not fused.trains(net, torch.optim.SGD(net.parameters, lr=0.1))  # one group, and not the fused kernel
+    unfused = torch.optim.SGD([{"params": [w, b]} for w, b in zip(net.weights, net.biases, strict=True)], lr=0.1)
+    assert not fused.trains(net, unfused)
+    swapped = torch.optim.SGD([{"params": [b, w]} for w, b in zip(net.weights, net.biases, strict=True)], lr=0.1,
+                              fused=True)
+    assert not fused.trains(net, swapped)
+    mixed = make_optimizer(net, training)
+    mixed.param_groups[1]["weight_decay"] = 1e-3
+    assert not fused.trains(net, mixed)
+    assert not fused.trains(net, make_optimizer(net, dict(training, momentum=0.9)))  # no momentum buffers yet

@@ -117,21 +117,30 @@ def applies(net, drives, states) -> bool:
             and all(t.device.type == "cpu" and t.dtype == torch.float32 and not t.requires_grad for t in tensors))
 
 
+SGD_SETTINGS = ("momentum", "weight_decay", "dampening", "nesterov", "maximize")
+
+
 def trains(net, optimizer) -> bool:
-    """Can ``train_epoch`` take over this stack's training? (The fused engine, and an SGD optimizer with one group
-    [W_l, b_l] per layer whose momentum buffers exist: the first step, which creates them, runs in Python.)"""
+    """Can ``train_epoch`` take over this stack's training? (The fused engine, parameters without autograd, and a
+    fused SGD with one group [W_l, b_l] per layer, all groups alike but their learning rates; with momentum, once its
+    buffers exist: the first step, which creates them, runs in Python.)"""
     groups = optimizer.param_groups
-    return (engine(net) == "fused-cpu" and isinstance(optimizer, torch.optim.SGD) and groups[0]["momentum"] > 0
-            and [g["params"] for g in groups] == [[w, b] for w, b in zip(net.weights, net.biases, strict=True)]
-            and all("momentum_buffer" in optimizer.state[p] for p in net.parameters))
+    layers = [[w, b] for w, b in zip(net.weights, net.biases, strict=True)]
+    return (engine(net) == "fused-cpu" and isinstance(optimizer, torch.optim.SGD)
+            and not any(p.requires_grad for p in net.parameters)
+            and len(groups) == len(layers)
+            and all(len(g["params"]) == 2 and all(p is q for p, q in zip(g["params"], layer, strict=True))
+                    for g, layer in zip(groups, layers, strict=True))
+            and all(g["fused"] and all(g[k] == groups[0][k] for k in SGD_SETTINGS) for g in groups)
+            and (groups[0]["momentum"] == 0 or all("momentum_buffer" in optimizer.state[p] for p in net.parameters)))
 
 
 def train_epoch(net, optimizer, x, targets, orders, training: dict, outputs, first: int) -> None:
     """Train ``net`` on the batches of ``orders`` [R, N] from index ``first`` on (see ``trains``): inputs ``x`` [N,
     n_0], one-hot ``targets`` [N, O]; each batch's free-phase outputs go to ``outputs`` [R, N, O]."""
     group = optimizer.param_groups[0]
-    momentum = [optimizer.state[p]["momentum_buffer"] for p in net.parameters]
-    layers = len(net.weights)
+    momentum = [optimizer.state[p]["momentum_buffer"] for p in net.parameters] if group["momentum"] else []
+    layers = len(momentum) // 2
     _extension().train_epoch(x, targets, orders, net.weights, net.biases, net.dt, momentum[:layers],
                              momentum[layers:], [g["lr"] for g in optimizer.param_groups], group["momentum"],
                              group["weight_decay"], group["dampening"], group["nesterov"], group["maximize"],

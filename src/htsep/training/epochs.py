@@ -127,7 +127,7 @@ def train_epoch(net, optimizer, estimate, y, orders, training: dict, progress: s
     runs, n_classes = leading(net), net.sizes[-1]
     outputs = torch.empty(runs, len(y), n_classes, device=y.device)
     for start in tqdm(range(0, len(y), training["batch_size"]), desc=progress, leave=False, disable=None):
-        if isinstance(estimate, BatchEstimate) and fused.trains(net, optimizer):  # the rest of the epoch in C++
+        if isinstance(estimate, BatchEstimate) and estimate.net is net and fused.trains(net, optimizer):  # in C++
             fused.train_epoch(net, optimizer, estimate.x, estimate.targets, orders, training, outputs, start)
             break
         batch = slice(start, start + training["batch_size"])

@@ -357,9 +357,9 @@ void relax(std::vector<torch::Tensor> s_h, torch::Tensor s_o, torch::Tensor d, t
 // [R, n_l]), from batch start ``first`` on, without returning to Python: what htsep.training.epochs.train_epoch does
 // per batch with the fused relaxation, the same ATen calls in the same order (so the same numbers): gather the
 // batch of each run's order (orders [R, N]) from x [N, n_0] and one-hot targets [N, O], the input drive, the free
-// phase and the nudged phases (one relax call), the EP gradient products, SGD with momentum (torch's fused kernel,
-// one call per layer's [W_l, b_l], the momentum buffers of the optimizer updated in place), and the free phase's
-// outputs into outputs [R, N, O].
+// phase and the nudged phases (one relax call), the EP gradient products, SGD (torch's fused kernel, one call per
+// layer's [W_l, b_l]; with momentum, the optimizer's momentum buffers updated in place, without, none), and the free
+// phase's outputs into outputs [R, N, O].
 void train_epoch(torch::Tensor x, torch::Tensor targets, torch::Tensor orders, std::vector<torch::Tensor> weights,
                  std::vector<torch::Tensor> biases, std::vector<torch::Tensor> dt,
                  std::vector<torch::Tensor> weight_momentum, std::vector<torch::Tensor> bias_momentum,
@@ -368,9 +368,10 @@ void train_epoch(torch::Tensor x, torch::Tensor targets, torch::Tensor orders, s
                  int64_t batch_size, int64_t first, torch::Tensor outputs) {
   at::NoGradGuard no_grad;
   const int64_t runs = orders.size(0), n = orders.size(1), layers = weights.size(), hidden = layers - 1;
+  const bool buffers = momentum != 0;  // as torch.optim.SGD: no momentum, no buffers
   TORCH_CHECK(layers >= 2 && biases.size() == layers && dt.size() == layers && lr.size() == layers &&
-                  weight_momentum.size() == layers && bias_momentum.size() == layers,
-              "train_epoch: every layer needs weights, biases, dt, a learning rate and momentum buffers");
+                  weight_momentum.size() == (buffers ? layers : 0) && bias_momentum.size() == weight_momentum.size(),
+              "train_epoch: every layer needs weights, biases, dt, a learning rate and (with momentum) buffers");
   const torch::Tensor none = torch::empty({0});
   std::vector<torch::Tensor> w_h{none}, b_h{none}, dt_h(dt.begin(), dt.end() - 1);
   for (int64_t l = 1; l < hidden; ++l) w_h.push_back(weights[l]), b_h.push_back(biases[l]);
@@ -412,8 +413,10 @@ void train_epoch(torch::Tensor x, torch::Tensor targets, torch::Tensor orders, s
     for (const auto& delta : deltas) grad_b.push_back(delta.sum(-2));
     outputs.slice(1, start, start + batch).copy_(free[layers - 1]);
     for (int64_t l = 0; l < layers; ++l) {
-      at::_fused_sgd_({weights[l], biases[l]}, {grad_w[l], grad_b[l]}, {weight_momentum[l], bias_momentum[l]},
-                      weight_decay, momentum, lr[l], dampening, nesterov, maximize, false);
+      const std::vector<torch::Tensor> bufs = buffers ? std::vector<torch::Tensor>{weight_momentum[l], bias_momentum[l]}
+                                                      : std::vector<torch::Tensor>{};
+      at::_fused_sgd_({weights[l], biases[l]}, {grad_w[l], grad_b[l]}, bufs, weight_decay, momentum, lr[l], dampening,
+                      nesterov, maximize, false);
     }
   }
 }
@@ -431,6 +434,7 @@ std::string target() {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("relax", &relax, "fused relaxation of a layered EP net, then its branches");
-  m.def("train_epoch", &train_epoch, "one epoch of EP training of stacked networks, from a batch on");
+  m.def("train_epoch", &train_epoch, "one epoch of EP training of stacked networks, from a batch on",
+        py::call_guard<py::gil_scoped_release>());  // touches no Python object: other threads (and Ctrl-C) go on
   m.def("target", &target, "instruction set and lanes of this build");
 }
