@@ -9,7 +9,7 @@ from htsep import paired
 from htsep.config import ConfigError
 from htsep.experiments.confirmatory.design import design
 from htsep.experiments.confirmatory.plan import arms, declared
-from htsep.experiments.confirmatory.primary import primary_tests
+from htsep.experiments.confirmatory.primary import primary_tests, verdict
 from htsep.study import load_config
 
 from .conftest import REPO
@@ -65,6 +65,17 @@ def test_a_significant_test_whose_ci_contains_no_effect_is_inconclusive():
     assert rare["verdict"] == "inconclusive"
     frequent = primary_tests(runs(range(0, 25, 3)), spec, ["lab"], ["mnist"]).set_index("test").loc["spread"]
     assert frequent["p_holm"] < 0.05 and frequent["ci_high"] < 1 and frequent["verdict"] == "lower"
+
+
+@pytest.mark.parametrize("row", [
+    {"test": "spread", "p": 1e-8, "p_holm": 1e-8, "effect": float("nan"), "ci_low": float("nan"),
+     "ci_high": float("nan"), "margin": 1.5},  # a bootstrap CI lost to a constant resample
+    {"test": "spread", "p": 1e-4, "p_holm": 1e-4, "effect": 1.1, "ci_low": 0.9, "ci_high": 1.3, "margin": 1.5},
+    {"test": "accuracy", "p": 1e-4, "p_holm": 1e-4, "effect": 0.0005, "ci_low": -0.0002, "ci_high": 0.001,
+     "p_equivalence": 1e-3}], ids=["nan-ci", "spread-ci-in-margin", "accuracy-tost"])
+def test_a_test_and_ci_that_disagree_are_inconclusive_never_equivalent(row):
+    assert verdict(pd.Series(row), 0.05) == "inconclusive"
+    assert verdict(pd.Series({**row, "ci_low": 1.2, "ci_high": 1.4}), 0.05) == "higher"
 
 
 def test_an_interim_test_is_held_to_the_declared_family():
@@ -203,6 +214,11 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
     confirmatory_text({"tests": tmp_path / "coarse.csv"}, outputs, params)
     assert "resolution beyond 3.00 points" in outputs["abstract"].read_text()
     assert "& $>$ 3.00 pp & higher" in outputs["section"].read_text()
+    coarse.loc[(coarse["contrast"] == "standard_ep") & (coarse["test"] == "accuracy"), ["p", "verdict"]] = \
+        [float("nan"), "untestable"]
+    write_table(tmp_path / "coarse.csv", coarse)  # untestable: no resolution at all
+    confirmatory_text({"tests": tmp_path / "coarse.csv"}, outputs, params)
+    assert "& -- pp & untestable" in outputs["section"].read_text()
     write_table(tmp_path / "empty.csv", primary_tests(pd.DataFrame(), spec, ["calibrated"], ["mnist"]))
     confirmatory_text({"tests": tmp_path / "empty.csv"}, outputs, params)
     assert "no\nrecorded run yet" in outputs["abstract"].read_text()

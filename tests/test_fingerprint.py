@@ -15,8 +15,12 @@ SCRIPTS = sorted((REPO / "workflow" / "scripts").glob("*.py"))
 LOADED = """
 import importlib, json, os, sys
 for name in json.loads(sys.argv[1]):  # third-party imports, loaded once: a fork per module set starts warm
-    importlib.import_module(name)
+    try:
+        importlib.import_module(name)
+    except ImportError:  # an optional dependency (htsep imports it where it can)
+        pass
 for modules in json.loads(sys.argv[2]):
+    sys.stdout.flush()
     if os.fork() == 0:
         for name in modules:
             importlib.import_module("htsep." + name)
@@ -43,7 +47,7 @@ def loaded_modules(module_sets: list[tuple[str, ...]]) -> list[list[str]]:
     """Per module set, the htsep modules (packages left out) in sys.modules after importing it in an interpreter
     that has loaded no htsep module (a fork of one that loaded only third-party libraries)."""
     out = subprocess.run([sys.executable, "-c", LOADED, json.dumps(third_party_imports()), json.dumps(module_sets)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, timeout=600)
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 

@@ -38,6 +38,13 @@ def abstract_cells(tests: pd.DataFrame, labels: Mapping[str, str]) -> list[dict]
     return cells
 
 
+def abstract_contrasts(cells: Sequence[dict], contrasts: Sequence[dict]) -> list[dict]:
+    """The abstract's sentences, one per contrast (in the preregistration's order): every recorded cell's accuracy and
+    spread tests of it."""
+    return [{**contrast, "cells": [{**cell, "test": test} for cell in cells for test in cell["contrasts"]
+                                   if test["name"] == contrast["raw_name"]]} for contrast in contrasts]
+
+
 def unrecorded_cells(tests: pd.DataFrame, cells: Mapping[str, Sequence[str]]) -> list[dict]:
     """Per protocol, the declared datasets (``cells``: protocol -> dataset labels) without a recorded pair."""
     paired_runs = tests[tests["n_pairs"] > 0]
@@ -66,13 +73,15 @@ def confirmatory_text(inputs: Mapping[str, str], outputs: Mapping[str, str], par
                      "protocol": tex_escape(row["protocol"]), "contrast": tex_escape(row["contrast"]),
                      "variant_label": labels.get(row["variant"], tex_escape(row["variant"])),
                      "baseline_label": labels.get(row["baseline"], tex_escape(row["baseline"]))})
-    contrasts = [{"name": tex_escape(name), "variant": labels.get(c["variant"], tex_escape(c["variant"])),
+    contrasts = [{"name": tex_escape(name), "raw_name": name,
+                  "variant": labels.get(c["variant"], tex_escape(c["variant"])),
                   "baseline": labels.get(c["baseline"], tex_escape(c["baseline"])),
                   "baseline_protocol": tex_escape(c.get("baseline_protocol") or ""), "family": family(c)}
                  for name, c in spec["contrasts"].items()]
     variants = {c["variant"] for c in spec["contrasts"].values()}
     write_text(outputs["abstract"], template(TEMPLATES / "confirmatory_abstract.tex.j2").render(
-        cells=abstract_cells(tests, labels), spec=spec, n_seeds=len(spec["seeds"]), missing=missing, beyond=BEYOND,
+        cells=abstract_cells(tests, labels), contrasts=abstract_contrasts(abstract_cells(tests, labels), contrasts),
+        spec=spec, n_seeds=len(spec["seeds"]), missing=missing, beyond=BEYOND,
         variant=" and ".join(labels.get(v, tex_escape(v)) for v in sorted(variants))))
     write_text(outputs["section"], template(TEMPLATES / "confirmatory.tex.j2").render(
         rows=rows, contrasts=contrasts, spec=spec, n_seeds=len(spec["seeds"]), caption=tex_escape(params["caption"]),

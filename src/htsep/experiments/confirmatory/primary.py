@@ -78,8 +78,8 @@ def verdict(row: pd.Series, alpha: float) -> str:
     if not math.isfinite(row["p"]):
         return "untestable"
     no_effect = 0 if row["test"] == "accuracy" else 1
-    if row["p_holm"] < alpha and not row["ci_low"] <= no_effect <= row["ci_high"]:
-        return "higher" if row["effect"] > no_effect else "lower"
+    if row["p_holm"] < alpha:  # a CI that contains no effect, or is NaN, disagrees with the test
+        return "higher" if row["ci_low"] > no_effect else "lower" if row["ci_high"] < no_effect else "inconclusive"
     if row["test"] == "accuracy" and row.get("p_equivalence", math.nan) < alpha:
         return "equivalent"
     if row["test"] == "spread" and 1 / row["margin"] < row["ci_low"] and row["ci_high"] < row["margin"]:
