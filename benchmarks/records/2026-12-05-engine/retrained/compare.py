@@ -1,6 +1,8 @@
 """Compare this clone's retrained confirmatory shard with the committed one (every metric column, exactly)."""
 import sys
+
 import pandas as pd
+
 new = pd.read_csv(sys.argv[1])
 old = pd.read_csv(sys.argv[2])
 keys = ["protocol", "dataset", "variant", "seed"]
