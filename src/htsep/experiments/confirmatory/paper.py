@@ -79,8 +79,9 @@ def confirmatory_text(inputs: Mapping[str, str], outputs: Mapping[str, str], par
                   "baseline_protocol": tex_escape(c.get("baseline_protocol") or ""), "family": family(c)}
                  for name, c in spec["contrasts"].items()]
     variants = {c["variant"] for c in spec["contrasts"].values()}
+    cells = abstract_cells(tests, labels)
     write_text(outputs["abstract"], template(TEMPLATES / "confirmatory_abstract.tex.j2").render(
-        cells=abstract_cells(tests, labels), contrasts=abstract_contrasts(abstract_cells(tests, labels), contrasts),
+        cells=cells, contrasts=abstract_contrasts(cells, contrasts),
         spec=spec, n_seeds=len(spec["seeds"]), missing=missing, beyond=BEYOND,
         variant=" and ".join(labels.get(v, tex_escape(v)) for v in sorted(variants))))
     write_text(outputs["section"], template(TEMPLATES / "confirmatory.tex.j2").render(
