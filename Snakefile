@@ -31,6 +31,7 @@ from htsep.paths import (
     BACKPROP_RUNS,
     CALIBRATION,
     CONFIRMATORY,
+    DEPTH,
     FACTORIAL,
     FRONTIER,
     GENERATED_DIR,
@@ -71,6 +72,7 @@ include: "workflow/rules/confirmatory.smk"
 include: "workflow/rules/factorial.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/depth.smk"
 
 
 # Light rules run where snakemake runs, not as cluster jobs (only training goes to SLURM); so do the figure rules
@@ -93,6 +95,8 @@ localrules:
     robustness_paper,
     sensitivity_analysis,
     sensitivity_paper,
+    depth_analysis,
+    depth_paper,
     calibration_paper,
     mechanism_paper,
     mechanism,

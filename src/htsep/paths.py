@@ -14,6 +14,7 @@ CONFIRMATORY = "results/confirmatory"
 FACTORIAL = "results/factorial"
 ROBUSTNESS = "results/robustness"
 SENSITIVITY = "results/sensitivity"
+DEPTH = "results/depth"
 FIGURE_DIR = "figures"
 GENERATED_DIR = "paper/generated"  # the paper's generated LaTeX
 

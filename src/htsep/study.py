@@ -9,6 +9,7 @@ from pathlib import Path
 from .config import SCHEMA_PATH, check_common, read_config
 from .experiments.calibration import plan as calibration
 from .experiments.confirmatory import plan as confirmatory
+from .experiments.depth import plan as depth
 from .experiments.factorial import plan as factorial
 from .experiments.frontier import plan as frontier
 from .experiments.grid import plan as grid
@@ -17,7 +18,7 @@ from .experiments.robustness import plan as robustness
 from .experiments.sensitivity import plan as sensitivity
 
 # every experiment whose config section has checks
-PLANS = (calibration, mechanism, frontier, confirmatory, factorial, robustness, sensitivity)
+PLANS = (calibration, mechanism, frontier, confirmatory, factorial, robustness, sensitivity, depth)
 # the experiments whose runs' model.pt is evaluated: their declared runs, and which of them this invocation holds
 MODEL_EXPERIMENTS = {"grid": (grid.declared, None), "confirmatory": (confirmatory.declared, confirmatory.in_shard)}
 
@@ -59,7 +60,8 @@ def local_shards(config: Mapping) -> dict[str, list[str]]:
             "confirmatory": list(confirmatory.SHARD.values()),
             "factorial": list(factorial.SHARD.values()),
             "robustness": list(robustness.SHARD.values()),
-            "sensitivity": list(sensitivity.SHARD.values())}
+            "sensitivity": list(sensitivity.SHARD.values()),
+            "depth": list(depth.SHARD.values())}
 
 
 def stacked_members(config: Mapping) -> dict[tuple[str, str], list[tuple[str, int]]]:

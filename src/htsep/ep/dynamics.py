@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -17,18 +18,21 @@ def relaxation_diagnostics(net: EPNetwork, x: torch.Tensor, steps: int, tol: flo
     - steps_to_tol: mean over samples of the step after which max_i |s_t - s_{t-1}| stays below ``tol``
       (``steps + 1`` for a sample that never settles);
     - unconverged_frac: share of samples still moving by ``tol`` or more at step ``steps``;
-    - oscillation: mean share of neurons whose update reverses direction from one step to the next.
+    - oscillation: mean share of neurons whose update reverses direction from one step to the next;
+    - unconverged_frac_l<l>: the share still moving by ``tol`` in layer l (1: the first hidden layer) at ``steps``.
     """
     drives, dt_rows = net.drives(x), [per_neuron(d) for d in net.dt]
     states = net.zero_states(x)
     last_above = torch.zeros(x.shape[:-1], dtype=torch.long, device=x.device)
+    moving = [last_above] * len(states)  # per layer: moving by tol at the last step
     reversals = torch.zeros(x.shape[:-1], dtype=torch.long, device=x.device)  # summed over neurons and steps
     previous = None
     for t in range(1, steps + 1):  # per layer, no concatenation: this runs on every probe sample each epoch
         new = relaxation_step(states, net.weights, drives, dt_rows, net.sigma)
         delta = [n - s for n, s in zip(new, states, strict=True)]
-        largest = torch.stack([d.abs().amax(-1) for d in delta]).amax(0)
-        last_above = torch.where(largest >= tol, t, last_above)
+        layer_largest = torch.stack([d.abs().amax(-1) for d in delta])
+        last_above = torch.where(layer_largest.amax(0) >= tol, t, last_above)
+        moving = layer_largest >= tol
         if previous is not None:
             reversals += sum(torch.count_nonzero(d * p < 0, -1) for d, p in zip(delta, previous, strict=True))
         previous, states = delta, new
@@ -37,7 +41,23 @@ def relaxation_diagnostics(net: EPNetwork, x: torch.Tensor, steps: int, tol: flo
         "relax_steps_to_tol": settled.double().mean(-1),
         "relax_unconverged_frac": (settled > steps).double().mean(-1),
         "relax_oscillation": (reversals.double() / sum(net.sizes[1:])).mean(-1) / max(steps - 1, 1),
+        **{f"relax_unconverged_frac_l{l + 1}": m.double().mean(-1) for l, m in enumerate(moving)},
     }
+
+
+@torch.no_grad()
+def moving_shares(net: EPNetwork, x: torch.Tensor, checkpoints: Sequence[int], tol: float) -> dict[int, torch.Tensor]:
+    """Free phase on ``x`` (one network, [batch, n_in]): at each step count in ``checkpoints``, the share of samples
+    still moving by ``tol`` at that step, per layer (1: the first hidden layer) and in any layer ([L + 1] values)."""
+    drives, dt_rows = net.drives(x), [per_neuron(d) for d in net.dt]
+    states, shares = net.zero_states(x), {}
+    for t in range(1, max(checkpoints) + 1):
+        new = relaxation_step(states, net.weights, drives, dt_rows, net.sigma)
+        if t in checkpoints:
+            moving = torch.stack([(n - s).abs().amax(-1) >= tol for n, s in zip(new, states, strict=True)])
+            shares[t] = torch.cat([moving.double().mean(-1), moving.any(0).double().mean().reshape(1)])
+        states = new
+    return shares
 
 
 @torch.no_grad()

@@ -19,6 +19,7 @@ import pandas as pd
 from ..config import BACKPROP, figure_slice
 from ..experiments.calibration import plots as calibration_plots
 from ..experiments.confirmatory import plots as confirmatory_plots
+from ..experiments.depth import plots as depth_plots
 from ..experiments.factorial import plots as factorial_plots
 from ..experiments.frontier import plots as frontier_plots
 from ..experiments.grid import plots as grid_plots
@@ -29,6 +30,7 @@ from ..files import read_table
 from ..paths import (
     CALIBRATION,
     CONFIRMATORY,
+    DEPTH,
     FACTORIAL,
     FIGURE_DIR,
     FRONTIER,
@@ -195,6 +197,12 @@ FIGURES = (
            "final test accuracy of the runs that did not fail (bars: s.d. across seeds) per variant over the levels "
            "(open markers: the protocol's own point). Bottom: the paired difference of heterogeneity at a matched mean "
            "(red) and of the positive control (black) with their bootstrap 95% CIs.", section="sensitivity"),
+    Figure("depth", {"cells": f"{DEPTH}/cells.csv", "residuals": f"{DEPTH}/residuals.csv"}, ORDER,
+           depth_plots.depth_figure,
+           "The question at depth (784-256-256-10, its own protocol). Left: mean final test accuracy of the runs "
+           "that did not fail (bars: s.d. across seeds) per arm at the unconverged and the converged T1 (k/n: failed "
+           "runs). Right: the free phase's residual per layer over the epochs, mean over seeds (line style: layer).",
+           section="depth"),
 )
 BY_NAME = {figure.name: figure for figure in FIGURES}
 

@@ -22,7 +22,8 @@ def leading(net: EPNetwork) -> int:
 
 @torch.no_grad()
 def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
-    """Per-run test metrics at the end of the free phase, its residual mean |s_T1 - s_{T1-1}|, and the
+    """Per-run test metrics at the end of the free phase, its residual mean |s_T1 - s_{T1-1}| (over all free neurons,
+    and per layer: ``free_residual_l<l>``, 1 the first hidden layer), and the
     relaxation diagnostics and dead units (htsep.ep.dynamics) of the first ``probe_size`` test samples.
 
     Test samples are relaxed ``eval_batch_size`` at a time over all R stacked runs (eval_batch_size // R per
@@ -31,13 +32,16 @@ def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
     runs, n_classes = leading(net), net.sizes[-1]
     step = max(1, training["eval_batch_size"] // runs)
     loss, residual = (torch.zeros(runs, dtype=torch.float64, device=x.device) for _ in range(2))
+    layer_residual = torch.zeros(len(net.sizes) - 1, runs, dtype=torch.float64, device=x.device)
     predicted = []
     for start in range(0, len(x), step):
         xb, yb = x[start:start + step].expand(runs, -1, -1), y[start:start + step]
         before = net.relax(xb, training["free_steps"] - 1)
         states = net.relax(xb, 1, init=before)
         out = states[-1]
-        residual += sum((s - p).abs().sum((-2, -1)) for s, p in zip(states, before, strict=True))
+        moved = [(s - p).abs().sum((-2, -1)) for s, p in zip(states, before, strict=True)]
+        residual += sum(moved)
+        layer_residual += torch.stack(moved)
         loss += mse_loss(out, one_hot(yb, n_classes, out.dtype)).sum(-1)
         predicted.append(out.argmax(-1))
     predicted = torch.cat(predicted, -1)
@@ -56,6 +60,8 @@ def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
         "test_acc": (predicted == y).double().mean(-1),
         "test_loss": loss / len(x),
         "free_residual": residual / (len(x) * sum(net.sizes[1:])),
+        **{f"free_residual_l{l + 1}": r / (len(x) * n)
+           for l, (r, n) in enumerate(zip(layer_residual, net.sizes[1:], strict=True))},
         "pred_entropy": -torch.where(share > 0, share * share.log(), 0.0).sum(-1),
         "classes_never_predicted": (counts == 0).sum(-1),
         **diagnostics,

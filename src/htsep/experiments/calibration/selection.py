@@ -60,12 +60,12 @@ def calibration_table(runs: pd.DataFrame, config: Mapping) -> pd.DataFrame:
         ["kind", "dataset", "variant", "order", "seed"], ignore_index=True)
 
 
-def _winner(group: pd.DataFrame, points: Mapping[str, dict]) -> dict:
+def winner(group: pd.DataFrame, points: Mapping[str, dict]) -> dict:
     """The point of one search the declared rule selects, with the per-point means it was chosen from."""
     scores = group.assign(val_acc=group["val_acc"].fillna(0.0))  # a diverged run scores 0
     means = scores.groupby(["order", "point"])["val_acc"].mean().reset_index()
-    winner = means[means["val_acc"] >= means["val_acc"].max() - TIE].sort_values("order").iloc[0]
-    return {"point": winner["point"], "values": points[winner["point"]], "mean_val_acc": float(winner["val_acc"]),
+    best = means[means["val_acc"] >= means["val_acc"].max() - TIE].sort_values("order").iloc[0]
+    return {"point": best["point"], "values": points[best["point"]], "mean_val_acc": float(best["val_acc"]),
             "means": dict(zip(means["point"], means["val_acc"].astype(float), strict=True))}
 
 
@@ -79,10 +79,10 @@ def select(table: pd.DataFrame, config: Mapping) -> dict:
         group = ep[ep["variant"] == variant]
         if len(group):
             chosen["protocols"][protocol] = {"dataset": calibration["dataset"], "variant": variant,
-                                             **_winner(group, search_points(config, "ep"))}
+                                             **winner(group, search_points(config, "ep"))}
     for dataset, group in table[table["kind"] == "backprop"].groupby("dataset"):
         chosen["backprop"][dataset] = {"dataset": dataset, "variant": BACKPROP,
-                                       **_winner(group, search_points(config, "backprop"))}
+                                       **winner(group, search_points(config, "backprop"))}
     return chosen
 
 
