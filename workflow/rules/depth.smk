@@ -198,6 +198,7 @@ rule depth_paper:
     params:
         code=code("depth_paper.py"),
         depth=DEPTH_SPEC,
+        training=section_slice(config, "training", ("free_steps", "residual_tol")),
         caption=BY_NAME["depth"].caption,
     script:
         "../scripts/depth_paper.py"

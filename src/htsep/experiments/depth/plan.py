@@ -71,8 +71,8 @@ def check(config: Mapping) -> None:
     for name, contrast in spec["contrasts"].items():
         for arm in ("variant", "baseline"):
             if contrast[arm] not in spec["variants"]:
-                raise ConfigError(f"config key depth.contrasts.{name}.{arm}: {contrast[arm]!r} is not in depth.variants "
-                                  f"{spec['variants']}")
+                raise ConfigError(f"config key depth.contrasts.{name}.{arm}: {contrast[arm]!r} is not in "
+                                  f"depth.variants {spec['variants']}")
     for point in search_points(config).values():
         depth_training(config, point, f"depth.search.points ({point_name(point)})")
     steps = spec["free_steps"]

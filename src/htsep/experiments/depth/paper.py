@@ -1,0 +1,45 @@
+"""The paper's depth section (``paper/generated/depth.tex``), written by ``templates/depth.tex.j2`` from the depth
+search's selection and the depth tables (htsep.experiments.depth.analysis): the protocol and T1 levels the validation
+data chose, each arm's accuracy and failures at both T1, the paired tests with their resolutions, the prediction
+written before the runs and what depth changes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from ...config import N_CLASSES, N_PIXELS
+from ...files import read_json, read_table, write_text
+from ...report.tex import template, tex_escape
+from ..confirmatory.paper import BEYOND
+
+TEMPLATE = Path(__file__).with_name("templates") / "depth.tex.j2"
+
+
+def depth_text(inputs: Mapping[str, str], output: str | Path, params: Mapping) -> None:
+    """Write ``paper/generated/depth.tex`` from the selection, search, cells and tests tables."""
+    spec = params["depth"]
+    selection = read_json(inputs["selection"], "depth selection")
+    search = read_table(inputs["search"], "depth search table")
+    cells = read_table(inputs["cells"], "depth cells")
+    tests = read_table(inputs["tests"], "depth tests")
+    levels = {t1: role for role, t1 in spec["free_steps"]["levels"].items()}
+    parts = []
+    for (dataset, free_steps), own in cells.groupby(["dataset", "free_steps"], sort=True):
+        rows = tests[(tests["dataset"] == dataset) & (tests["free_steps"] == free_steps)]
+        contrasts = []
+        for name in spec["contrasts"]:
+            by_test = {r["test"]: r for r in rows[rows["contrast"] == name].to_dict("records")}
+            if by_test:
+                contrasts.append({"name": tex_escape(name), **{k: v for k, v in by_test.items()}})
+        parts.append({"label": tex_escape(own["dataset_label"].iloc[0]), "free_steps": int(free_steps),
+                      "role": levels.get(int(free_steps), ""), "arms": own.to_dict("records"),
+                      "contrasts": contrasts})
+    means = selection["means"]
+    write_text(output, template(TEMPLATE).render(
+        spec=spec, training=params["training"], selection=selection, caption=tex_escape(params["caption"]), parts=parts,
+        sizes="-".join(str(n) for n in [N_PIXELS, *spec["hidden"], N_CLASSES]), beyond=BEYOND,
+        points=[{"name": tex_escape(p), "acc": means[p]} for p in search["point"].drop_duplicates()],
+        shares=selection["free_steps"]["shares"], prediction=tex_escape(spec["prediction"]),
+        outcome=tex_escape(spec.get("outcome") or ""), n_runs=int(cells["n_runs"].sum()) if len(cells) else 0,
+        n_seeds=len(spec["seeds"])))
