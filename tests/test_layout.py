@@ -36,8 +36,8 @@ def test_training_and_shared_modules_import_no_experiment_or_report():
 
 
 def test_experiments_are_folders_of_the_same_shape():
-    assert EXPERIMENTS == ["calibration", "confirmatory", "factorial", "frontier", "grid", "mechanism", "robustness",
-                           "sensitivity"]
+    assert EXPERIMENTS == ["calibration", "confirmatory", "depth", "factorial", "frontier", "grid", "mechanism",
+                           "robustness", "sensitivity"]
     for name in EXPERIMENTS:
         folder = PACKAGE / "experiments" / name
         assert (folder / "paper.py").exists() and (folder / "plots.py").exists(), name

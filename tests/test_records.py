@@ -47,15 +47,16 @@ def test_records_alone_rebuild_the_paper_page_by_page(test_study, tmp_path):
     assert {p.parent.parent.name for p in saved} == {f"2026-01-01-{e}" for e in ("grid", "calibration", "mechanism",
                                                                                    "frontier", "confirmatory",
                                                                                    "factorial", "robustness",
-                                                                                   "sensitivity")}
+                                                                                   "sensitivity", "depth")}
     assert (root / "2026-01-01-frontier/shards/test-synthetic-lr-seeds0-2.runs.csv").exists()
     (tmp_path / "rebuild").mkdir()
     workdir = copy_workflow(tmp_path / "rebuild")
     (workdir / "records.yaml").write_text(f"records: {{root: {root}, train: none}}\n")
     out = snakemake(workdir, "--configfile", "config/test.yaml", "records.yaml")
     ran = set(re.findall(r"^\s*(?:local)?rule (\w+):", out.stdout, flags=re.MULTILINE))
-    assert not {rule for rule in ran if rule.startswith(("train", "prepare", "calibrate_run", "mech_spectral",
-                                                           "frontier_sweep", "mech_landscape_train"))}, ran
+    trained = ("train", "prepare", "calibrate_run", "mech_spectral", "frontier_sweep", "mech_landscape_train",
+               "sensitivity_train", "depth_search_run", "depth_train")
+    assert not {rule for rule in ran if rule.startswith(trained)}, ran
     assert not (workdir / "results/runs").exists()
     for part in (test_study / "paper/generated").glob("*.tex"):
         if part.name != "provenance.tex":

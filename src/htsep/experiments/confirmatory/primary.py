@@ -71,9 +71,9 @@ def contrast_rows(arms: pd.DataFrame, name: str, variant: str, baseline: str, sp
 def verdict(row: pd.Series, alpha: float) -> str:
     """'higher'/'lower' (Holm-significant, and the effect's CI excludes no effect), 'equivalent' (TOST, or an
     s.d.-ratio CI inside the margin), 'inconclusive' otherwise (also when the test and the CI disagree: Pitman-Morgan
-    assumes normal accuracies, which one collapsed run breaks), 'untestable' without a p-value."""
+    assumes normal accuracies, which one collapsed run breaks), 'untestable' without a p-value (or a pair)."""
     if row["test"] == "failures":
-        return "untestable" if not math.isfinite(row["p"]) else \
+        return "untestable" if not math.isfinite(row["p"]) or not row["n_pairs"] else \
             ("different" if row["p_holm"] < alpha else "no difference found")
     if not math.isfinite(row["p"]):
         return "untestable"

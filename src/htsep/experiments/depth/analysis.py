@@ -60,7 +60,7 @@ def cells(runs: pd.DataFrame) -> pd.DataFrame:
                                        "accuracy", "accuracy_sd", "unconverged_frac"])
 
 
-def tests(runs: pd.DataFrame, spec: Mapping, levels: Sequence[int], datasets: Sequence[str]) -> pd.DataFrame:
+def paired_tests(runs: pd.DataFrame, spec: Mapping, levels: Sequence[int], datasets: Sequence[str]) -> pd.DataFrame:
     """Every contrast at every (dataset, T1) with its three paired tests, Holm over the declared family (a test not
     yet computable enters with p = 1), verdicts and resolutions at Holm's strictest level."""
     rows, spreads = [], {}
@@ -112,5 +112,6 @@ def write_depth(records: Mapping[str, Sequence[str]], shard: Mapping[str, str], 
         runs = pd.DataFrame(columns=[*KEYS, "dataset_label", "final_test_acc", "broke", "relax_unconverged_frac"])
     write_table(outputs["runs"], runs.drop(columns=[c for c in ("config",) if c in runs]))
     write_table(outputs["cells"], cells(runs))
-    write_table(outputs["tests"], tests(runs, params["depth"], list(params["levels"].values()), params["datasets"]))
+    levels = list(params["levels"].values())
+    write_table(outputs["tests"], paired_tests(runs, params["depth"], levels, params["datasets"]))
     write_table(outputs["residuals"], residuals(tables["epochs"]))

@@ -32,21 +32,22 @@ def deep_config(config: Mapping) -> dict:
     return {**config, "model": {**config["model"], "hidden": list(config["depth"]["hidden"])}}
 
 
-def depth_training(config: Mapping, overrides: Mapping, where: str) -> dict:
-    """The study's training with ``overrides`` (protocol keys), the depth's epochs and no snapshots, checked against
-    the depth network (one learning rate per layer)."""
-    for key in overrides:
-        if key not in PROTOCOL_KEYS:
-            raise ConfigError(f"config key {where}.{key}: the depth overrides only {', '.join(PROTOCOL_KEYS)}")
+def depth_training(config: Mapping, overrides: Mapping, key: str, label: str) -> dict:
+    """The study's training with ``overrides`` (protocol keys, from config key ``key``; ``label`` names them in
+    errors), the depth's epochs and no snapshots, checked against the depth network (one learning rate per layer)."""
+    for name in overrides:
+        if name not in PROTOCOL_KEYS:
+            raise ConfigError(f"config key {key}.{name}: the depth overrides only {', '.join(PROTOCOL_KEYS)}")
     training = canonical({**config["training"], **overrides, "epochs": config["depth"]["epochs"],
                           "snapshot_epochs": []})
-    check_training(deep_config(config), training, f"config key {where}", lr_key=f"{where}.lr")
+    check_training(deep_config(config), training, f"depth {label}", lr_key=f"{key}.lr")
     return training
 
 
 def level_training(config: Mapping, free_steps: int) -> dict:
     """The depth protocol's training at T1 = ``free_steps``."""
-    return depth_training(config, {**config["depth"]["protocol"], "free_steps": int(free_steps)}, "depth.protocol")
+    return depth_training(config, {**config["depth"]["protocol"], "free_steps": int(free_steps)}, "depth.protocol",
+                          f"protocol at T1 = {free_steps}")
 
 
 def levels(config: Mapping) -> dict[str, int]:
@@ -74,7 +75,7 @@ def check(config: Mapping) -> None:
                 raise ConfigError(f"config key depth.contrasts.{name}.{arm}: {contrast[arm]!r} is not in "
                                   f"depth.variants {spec['variants']}")
     for point in search_points(config).values():
-        depth_training(config, point, f"depth.search.points ({point_name(point)})")
+        depth_training(config, point, "depth.search.points", f"search point {point_name(point)}")
     steps = spec["free_steps"]
     if steps["converged"] >= steps["unconverged"]:
         raise ConfigError(f"config key depth.free_steps: the converged share ({steps['converged']}) must lie below "
@@ -96,7 +97,7 @@ def check(config: Mapping) -> None:
 def search_run(config: Mapping, dataset: str, variant: str, point: str, seed: int) -> dict:
     """The run of one search point (trained on the fit split, scored on validation), tagged with its point."""
     values = search_points(config)[point]
-    training = depth_training(config, values, f"depth.search.points ({point})")
+    training = depth_training(config, values, "depth.search.points", f"search point {point}")
     run = run_slice(deep_config(config), dataset, variant, seed, training=training)
     return canonical(run | {"sweep": {"name": "depth_search", "kind": "ep", "point": point}})
 
