@@ -136,3 +136,18 @@ def test_shipped_protocol_and_t1_levels_are_what_the_committed_search_selects():
     assert chosen["values"] == config["depth"]["protocol"]
     steps = free_steps_choice(runs[runs["point"] == chosen["point"]], config["depth"])
     assert steps["separates"] and steps["declared_agree"]
+
+
+def test_the_test_study_records_the_network_and_writes_the_section(test_study):
+    runs = pd.read_csv(test_study / plan.SHARD["runs"])
+    assert set(runs["hidden"]) == {"32-32"} and len(runs) == 2 * 3 * 3
+    assert set(pd.read_csv(test_study / plan.SHARD["search"])["hidden"]) == {"32-32"}
+    epochs = pd.read_csv(test_study / plan.SHARD["epochs"])
+    assert {"free_residual_l1", "free_residual_l2", "free_residual_l3", "relax_unconverged_frac_l3"} <= set(epochs)
+    assert len(epochs) == len(runs) * 2  # two epochs per run, none diverges
+    table = pd.read_csv(test_study / "results/depth/tests.csv")
+    assert len(table) == 2 * 2 * 3 and set(table["free_steps"]) == {3, 60}
+    text = (test_study / "paper/generated/depth.tex").read_text()
+    assert "Prediction, written before the runs: \\emph{A tiny depth study: no arm fails.}" in text
+    assert "\\paragraph{Synthetic, $T_1 = 60$ (converged).}" in text
+    assert (test_study / "figures/depth.pdf").stat().st_size > 10_000

@@ -24,7 +24,7 @@ from ...files import read_run, write_table
 from ...outcomes import run_outcomes
 from ...records import merge_experiment, write_provenance
 from ..confirmatory.primary import TESTS, _arms, contrast_rows, verdict
-from .plan import KEYS
+from .plan import KEYS, hidden_label
 
 CELL = ["dataset", "free_steps"]
 LAYER_RESIDUAL = re.compile(r"^free_residual_l(\d+)$")
@@ -32,15 +32,16 @@ LAYER_RESIDUAL = re.compile(r"^free_residual_l(\d+)$")
 
 def write_shard(summary_paths: Iterable[str | Path], outputs: Mapping[str, str], failure: Mapping) -> None:
     """This invocation's depth runs as a shard: ``runs`` (htsep.outcomes.run_outcomes, keyed by KEYS) and ``epochs``
-    (each run's metrics rows with its keys)."""
+    (each run's metrics rows with its keys), both with the network's ``hidden`` sizes (e.g. '256-256')."""
     paths = list(map(Path, summary_paths))
-    runs = run_outcomes(paths, failure, KEYS)
-    epochs = []
+    runs, epochs, hidden = run_outcomes(paths, failure, KEYS), [], []
     for path in paths:
         summary, metrics = read_run(path)
+        hidden.append(hidden_label(summary["config"]))
         epochs.append(metrics.assign(dataset=summary["dataset"], dataset_label=summary["dataset_label"],
                                      free_steps=summary["config"]["training"]["free_steps"],
-                                     variant=summary["variant"], seed=summary["seed"]))
+                                     variant=summary["variant"], seed=summary["seed"], hidden=hidden[-1]))
+    runs.insert(len(KEYS), "hidden", hidden)
     epochs = pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame(columns=[*KEYS, "epoch"])
     write_table(outputs["runs"], runs)
     write_table(outputs["epochs"], epochs[[*KEYS, *[c for c in epochs.columns if c not in KEYS]]])

@@ -27,6 +27,11 @@ SEARCH_RUN = f"{DEPTH}/search/{{dataset}}/{{variant}}/{{point}}/seed{{seed}}"
 PROFILE = "convergence.csv"  # a search run's free-phase profile on validation images, beside its metrics
 
 
+def hidden_label(run: Mapping) -> str:
+    """A run config's hidden layer sizes as its records name them, e.g. '256-256'."""
+    return "-".join(str(n) for n in run["model"]["sizes"][1:-1])
+
+
 def deep_config(config: Mapping) -> dict:
     """The study's config with the depth network in place of config key model."""
     return {**config, "model": {**config["model"], "hidden": list(config["depth"]["hidden"])}}

@@ -19,11 +19,11 @@ import pandas as pd
 from ...data.splits import as_tensors, load_split
 from ...ep.dynamics import moving_shares
 from ...ep.model import EPNetwork
-from ...files import read_table, read_torch, write_json, write_table
+from ...files import read_run, read_table, read_torch, write_json, write_table
 from ...records import RecordError, merge, read_shard, write_provenance
 from ...training.sweeps import train_sweep
 from ..calibration.selection import search_runs, winner
-from .plan import PROFILE, SEARCH_KEYS
+from .plan import PROFILE, SEARCH_KEYS, hidden_label
 
 
 def train_search_run(run: Mapping, data_paths: Mapping[str, str], folder: str | Path,
@@ -53,10 +53,12 @@ def profile_columns(profile: pd.DataFrame) -> dict[str, float]:
 
 
 def search_shard(summary_paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per search run: the calibration's search columns and the run's free-phase profile."""
+    """One row per search run: the calibration's search columns, the network's hidden sizes and the run's free-phase
+    profile."""
     paths = list(map(Path, summary_paths))
     runs = search_runs(paths)
-    profiles = [profile_columns(read_table(path.parent / PROFILE, "depth search profile")) for path in paths]
+    profiles = [{"hidden": hidden_label(read_run(path)[0]["config"]),
+                 **profile_columns(read_table(path.parent / PROFILE, "depth search profile"))} for path in paths]
     return pd.concat([runs, pd.DataFrame(profiles, index=runs.index)], axis=1) if paths else runs
 
 
