@@ -9,7 +9,8 @@ from htsep import paired
 from htsep.config import ConfigError
 from htsep.experiments.confirmatory.design import design
 from htsep.experiments.confirmatory.plan import arms, declared
-from htsep.experiments.confirmatory.primary import primary_tests, verdict
+from htsep.experiments.confirmatory.primary import primary_tests
+from htsep.paired import verdict
 from htsep.study import load_config
 
 from .conftest import REPO

@@ -62,7 +62,7 @@ def test_every_non_python_source_is_fingerprinted():
 
 def test_few_top_level_modules_and_none_too_long():
     top = [m for m in MODULES if "." not in m]
-    assert len(top) <= 12, top
+    assert len(top) <= 13, top  # 13: searches, shared by calibration and depth
     long = {m: n for m in MODULES if (n := len(fingerprint.module_path(m).read_text().splitlines())) > 400}
     assert not long, long
 

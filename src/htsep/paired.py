@@ -10,6 +10,7 @@ For a variant ``a`` against a baseline ``b`` over seeds present in both:
 - failures: McNemar's exact test of the discordant pairs (statsmodels);
 - "no effect": two one-sided paired t-tests against an equivalence margin (TOST, statsmodels).
 
+``contrast_tests`` runs the three tests of one contrast from its ``arms`` and ``verdict`` reads each row;
 ``detectable`` finds, by simulation, the smallest effect a design finds with a given power; ``resolution`` applies it
 to the accuracy and spread tests from an observed (or recorded) spread of two arms (``spread``).
 """
@@ -17,9 +18,10 @@ to the accuracy and spread tests from an observed (or recorded) spread of two ar
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.weightstats import ttost_paired
@@ -194,3 +196,68 @@ def resolution(test: str, observed: dict, n: int, alpha: float, power_wanted: fl
                 sd * (math.sqrt(r) * common + math.sqrt(1 - r) * base))
 
     return detectable(EFFECTS["spread"], ratios, pitman_morgan_p, alpha, power_wanted, n_sims, seed)
+
+
+# ------------------------------------------------------------------------------------------------ contrasts
+# The three tests of a contrast (variant minus baseline) and their verdict, as the confirmatory and depth experiments
+# report them.
+
+TESTS = ("accuracy", "spread", "failures")
+# a test whose resolution is NaN finds none of the simulated effects (EFFECTS): its resolution lies beyond
+BEYOND = {"accuracy": 100 * float(EFFECTS["accuracy"].max()), "spread": float(EFFECTS["spread"].max())}
+
+
+def arms(variant_runs: pd.DataFrame, baseline_runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per seed run in both arms (each arm's runs of one protocol, dataset and variant): final accuracy and
+    failure of each."""
+    columns = ["final_test_acc", "broke"]
+    own = pd.merge(variant_runs[["seed", *columns]], baseline_runs[["seed", *columns]], on="seed",
+                   suffixes=("_a", "_b")).set_index("seed").sort_index()
+    own = own.dropna(subset=["broke_a", "broke_b"])
+    return pd.DataFrame({"a": own["final_test_acc_a"], "b": own["final_test_acc_b"],
+                         "failed_a": own["broke_a"].astype(bool), "failed_b": own["broke_b"].astype(bool)})
+
+
+def contrast_tests(paired_arms: pd.DataFrame, name: str, variant: str, baseline: str, spec: Mapping) -> list[dict]:
+    """The three tests (and TOST) of one contrast from its ``paired_arms`` (see ``arms``; ``spec``: bootstrap,
+    ci_level, bootstrap_seed and the equivalence margins)."""
+    a, b = paired_arms["a"].to_numpy(float), paired_arms["b"].to_numpy(float)
+    boot, level, seed = spec["bootstrap"], spec["ci_level"], spec["bootstrap_seed"]
+    key = {"contrast": name, "variant": variant, "baseline": baseline}
+    accuracy = wilcoxon(a, b) | mean_difference(a, b, boot, level, seed)
+    equivalence = tost(a, b, spec["equivalence"]["accuracy"])
+    ratio = pitman_morgan(a, b, boot, level, seed)
+    failures = mcnemar_exact(paired_arms["failed_a"], paired_arms["failed_b"])
+    return [
+        {**key, "test": "accuracy", "statistic": accuracy["statistic"], "p": accuracy["p"],
+         "effect": accuracy["difference"], "effect_name": "mean difference", "ci_low": accuracy["ci_low"],
+         "ci_high": accuracy["ci_high"], "n_pairs": accuracy["n_pairs"], "p_equivalence": equivalence["p"],
+         "margin": equivalence["margin"]},
+        {**key, "test": "spread", "statistic": ratio["statistic"], "p": ratio["p"], "effect": ratio["sd_ratio"],
+         "effect_name": "s.d. ratio", "ci_low": ratio["ci_low"], "ci_high": ratio["ci_high"],
+         "n_pairs": ratio["n_pairs"], "margin": spec["equivalence"]["sd_ratio"]},
+        {**key, "test": "failures", "statistic": math.nan, "p": failures["p"],
+         "effect": failures["only_a"] - failures["only_b"], "effect_name": "failed only in variant minus only in "
+                                                                           "baseline", "n_pairs": failures["n_pairs"],
+         "failed_variant": int(paired_arms["failed_a"].sum()),
+         "failed_baseline": int(paired_arms["failed_b"].sum())},
+    ]
+
+
+def verdict(row: pd.Series, alpha: float) -> str:
+    """'higher'/'lower' (Holm-significant, and the effect's CI excludes no effect), 'equivalent' (TOST, or an
+    s.d.-ratio CI inside the margin), 'inconclusive' otherwise (also when the test and the CI disagree: Pitman-Morgan
+    assumes normal accuracies, which one collapsed run breaks), 'untestable' without a p-value (or a pair)."""
+    if row["test"] == "failures":
+        return "untestable" if not math.isfinite(row["p"]) or not row["n_pairs"] else \
+            ("different" if row["p_holm"] < alpha else "no difference found")
+    if not math.isfinite(row["p"]):
+        return "untestable"
+    no_effect = 0 if row["test"] == "accuracy" else 1
+    if row["p_holm"] < alpha:  # a CI that contains no effect, or is NaN, disagrees with the test
+        return "higher" if row["ci_low"] > no_effect else "lower" if row["ci_high"] < no_effect else "inconclusive"
+    if row["test"] == "accuracy" and row.get("p_equivalence", math.nan) < alpha:
+        return "equivalent"
+    if row["test"] == "spread" and 1 / row["margin"] < row["ci_low"] and row["ci_high"] < row["margin"]:
+        return "equivalent"
+    return "inconclusive"

@@ -189,7 +189,8 @@ rule depth_paper:
         tests=rules.depth_analysis.output.tests,
         residuals=rules.depth_analysis.output.residuals,
     output:
-        f"{GENERATED_DIR}/depth.tex",
+        section=f"{GENERATED_DIR}/depth.tex",
+        abstract=f"{GENERATED_DIR}/depth_abstract.tex",
     log:
         "results/logs/depth/paper.log",
     localrule: True

@@ -85,7 +85,7 @@ rule paper:
         factorial_generated=f"{GENERATED_DIR}/factorial.tex",
         robustness_generated=f"{GENERATED_DIR}/robustness.tex",
         sensitivity_generated=f"{GENERATED_DIR}/sensitivity.tex",
-        depth_generated=f"{GENERATED_DIR}/depth.tex",
+        depth_generated=[f"{GENERATED_DIR}/depth.tex", f"{GENERATED_DIR}/depth_abstract.tex"],
     output:
         pdf=report("paper/build/paper.pdf", category="Paper", caption="../report/paper.rst"),
         latex_log="paper/build/paper.log",

@@ -8,7 +8,6 @@ are searched (calibration.backprop_search) on each dataset of the study, its var
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import product
 
 from ...config import (
     BACKPROP,
@@ -20,9 +19,10 @@ from ...config import (
     run_slice,
     variant_by_name,
 )
-from ...paths import CALIBRATION, number
+from ...paths import CALIBRATION
+from ...searches import SEARCH_KEYS, point_name, product_points
 
-KEYS = ["dataset", "variant", "point", "seed"]  # a run of a search
+KEYS = SEARCH_KEYS  # a run of a search
 SHARD = {"runs": f"{CALIBRATION}/shard.runs.csv"}  # this invocation's search runs
 SEARCH_KEY = {"ep": "search", "backprop": "backprop_search"}  # kind of search -> its config key
 
@@ -59,9 +59,7 @@ def backprop_datasets(config: Mapping) -> list[str]:
 def search_points(config: Mapping, kind: str) -> dict[str, dict]:
     """Point name -> values of the ``kind`` ('ep' or 'backprop') search, the product of its value lists in declared
     order."""
-    search = config["calibration"][SEARCH_KEY[kind]]
-    points = (dict(zip(search, values, strict=True)) for values in product(*search.values()))
-    return {point_name(p): p for p in points}
+    return product_points(config["calibration"][SEARCH_KEY[kind]])
 
 
 def searches(config: Mapping) -> list[tuple[str, str, str]]:
@@ -81,15 +79,6 @@ def calibration_run(config: Mapping, dataset: str, variant: str, point: str, see
     else:
         run = run_slice(config, dataset, variant, seed, training={**config["training"], **values})
     return run | {"sweep": {"name": "calibration", "kind": kind, "point": point}}
-
-
-def point_name(point: Mapping) -> str:
-    """A path-safe name of a search point, e.g. 'beta0.5_momentum0_lr0.1-0.05'."""
-    def text(value):
-        if isinstance(value, list | tuple):
-            return "-".join(text(v) for v in value)
-        return number(value) if isinstance(value, float) else str(value)
-    return "_".join(f"{key}{text(value)}" for key, value in point.items())
 
 
 def declared(config: Mapping) -> dict[tuple, dict]:

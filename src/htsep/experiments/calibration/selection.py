@@ -17,34 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from ...config import BACKPROP
-from ...files import read_run, write_json, write_table
-from ...records import RecordError, config_json, merge, read_shard, write_provenance
+from ...files import write_json, write_table
+from ...records import RecordError, merge, read_shard, write_provenance
+from ...searches import search_runs, winner
 from .plan import KEYS, search_points
-
-TIE = 1e-9
-
-
-def end_measures(metrics: pd.DataFrame) -> dict:
-    """Never-predicted classes and dead-unit shares (htsep.ep.dynamics.dead_units) at the end of training."""
-    last = metrics.iloc[-1]
-    return {c: last[c] for c in metrics.columns if c == "classes_never_predicted" or "dead" in c}
-
-
-def search_runs(summary_paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per search run (a shard): dataset, variant (``backprop`` for the reference), point, seed, kind, final
-    validation accuracy, end-of-training dead-unit measures (the runs' "test" split is the validation split), and
-    its run config, code and kernel."""
-    rows = []
-    for path in map(Path, summary_paths):
-        summary, metrics = read_run(path)
-        run = summary["config"]
-        rows.append({"dataset": run["dataset"]["name"], "variant": run.get("variant", {}).get("name", BACKPROP),
-                     "point": run["sweep"]["point"], "seed": summary["seed"], "kind": run["sweep"]["kind"],
-                     "val_acc": summary["final_test_acc"], "diverged": summary["diverged"], **end_measures(metrics),
-                     "config": config_json(run), "code_fingerprint": summary.get("code_fingerprint"),
-                     "relaxation_kernel": summary.get("relaxation_kernel")})
-    return pd.DataFrame(rows, columns=None if rows else [*KEYS, "kind", "val_acc", "diverged", "config",
-                                                         "code_fingerprint", "relaxation_kernel"])
 
 
 def calibration_table(runs: pd.DataFrame, config: Mapping) -> pd.DataFrame:
@@ -58,15 +34,6 @@ def calibration_table(runs: pd.DataFrame, config: Mapping) -> pd.DataFrame:
              *[c for c in values.columns if c not in ("kind", "point", "order")]]
     return table[first + [c for c in table.columns if c not in first]].sort_values(
         ["kind", "dataset", "variant", "order", "seed"], ignore_index=True)
-
-
-def winner(group: pd.DataFrame, points: Mapping[str, dict]) -> dict:
-    """The point of one search the declared rule selects, with the per-point means it was chosen from."""
-    scores = group.assign(val_acc=group["val_acc"].fillna(0.0))  # a diverged run scores 0
-    means = scores.groupby(["order", "point"])["val_acc"].mean().reset_index()
-    best = means[means["val_acc"] >= means["val_acc"].max() - TIE].sort_values("order").iloc[0]
-    return {"point": best["point"], "values": points[best["point"]], "mean_val_acc": float(best["val_acc"]),
-            "means": dict(zip(means["point"], means["val_acc"].astype(float), strict=True))}
 
 
 def select(table: pd.DataFrame, config: Mapping) -> dict:

@@ -17,7 +17,6 @@ import pandas as pd
 from ... import paired
 from ...files import read_table, write_table
 from .plan import family
-from .primary import TESTS
 
 SEED_COUNTS = (10, 15, 20, 25, 30, 40, 50)
 
@@ -59,4 +58,4 @@ def write_design(tables: Sequence[str], output: str, params: Mapping) -> None:
     runs = pd.concat([read_table(path, "runs table") for path in tables], ignore_index=True)
     spec = params["preregistration"]
     primary = [c for c in spec["contrasts"].values() if family(c) == "primary"]
-    write_table(output, design(runs, spec, len(primary) * len(params["datasets"]) * len(TESTS)))
+    write_table(output, design(runs, spec, len(primary) * len(params["datasets"]) * len(paired.TESTS)))

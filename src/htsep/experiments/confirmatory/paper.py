@@ -17,8 +17,6 @@ from ...report.tex import template, tex_escape
 from .plan import family
 
 TEMPLATES = Path(__file__).with_name("templates")
-# a test whose resolution is NaN finds none of the simulated effects (htsep.paired.EFFECTS): its resolution lies beyond
-BEYOND = {"accuracy": 100 * float(paired.EFFECTS["accuracy"].max()), "spread": float(paired.EFFECTS["spread"].max())}
 
 
 def abstract_cells(tests: pd.DataFrame, labels: Mapping[str, str]) -> list[dict]:
@@ -82,9 +80,9 @@ def confirmatory_text(inputs: Mapping[str, str], outputs: Mapping[str, str], par
     cells = abstract_cells(tests, labels)
     write_text(outputs["abstract"], template(TEMPLATES / "confirmatory_abstract.tex.j2").render(
         cells=cells, contrasts=abstract_contrasts(cells, contrasts),
-        spec=spec, n_seeds=len(spec["seeds"]), missing=missing, beyond=BEYOND,
+        spec=spec, n_seeds=len(spec["seeds"]), missing=missing, beyond=paired.BEYOND,
         variant=" and ".join(labels.get(v, tex_escape(v)) for v in sorted(variants))))
     write_text(outputs["section"], template(TEMPLATES / "confirmatory.tex.j2").render(
         rows=rows, contrasts=contrasts, spec=spec, n_seeds=len(spec["seeds"]), caption=tex_escape(params["caption"]),
-        missing=missing, beyond=BEYOND,
+        missing=missing, beyond=paired.BEYOND,
         seeds=(min(spec["seeds"]), max(spec["seeds"])) if spec["seeds"] else None))

@@ -27,64 +27,9 @@ import pandas as pd
 
 from ... import paired
 from ...files import write_table
+from ...paired import TESTS, arms, contrast_tests, verdict
 from ...records import merge, read_shard, write_provenance
 from .plan import KEYS, family
-
-TESTS = ("accuracy", "spread", "failures")
-
-
-def _arms(variant_runs: pd.DataFrame, baseline_runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per seed run in both arms (each arm's runs of one protocol, dataset and variant): final accuracy and
-    failure of each."""
-    columns = ["final_test_acc", "broke"]
-    own = pd.merge(variant_runs[["seed", *columns]], baseline_runs[["seed", *columns]], on="seed",
-                   suffixes=("_a", "_b")).set_index("seed").sort_index()
-    own = own.dropna(subset=["broke_a", "broke_b"])
-    return pd.DataFrame({"a": own["final_test_acc_a"], "b": own["final_test_acc_b"],
-                         "failed_a": own["broke_a"].astype(bool), "failed_b": own["broke_b"].astype(bool)})
-
-
-def contrast_rows(arms: pd.DataFrame, name: str, variant: str, baseline: str, spec: Mapping) -> list[dict]:
-    """The three primary tests (and TOST) of one contrast on one (protocol, dataset), from its paired ``arms``."""
-    a, b = arms["a"].to_numpy(float), arms["b"].to_numpy(float)
-    boot, level, seed = spec["bootstrap"], spec["ci_level"], spec["bootstrap_seed"]
-    key = {"contrast": name, "variant": variant, "baseline": baseline}
-    accuracy = paired.wilcoxon(a, b) | paired.mean_difference(a, b, boot, level, seed)
-    tost = paired.tost(a, b, spec["equivalence"]["accuracy"])
-    spread = paired.pitman_morgan(a, b, boot, level, seed)
-    failures = paired.mcnemar_exact(arms["failed_a"], arms["failed_b"])
-    return [
-        {**key, "test": "accuracy", "statistic": accuracy["statistic"], "p": accuracy["p"],
-         "effect": accuracy["difference"], "effect_name": "mean difference", "ci_low": accuracy["ci_low"],
-         "ci_high": accuracy["ci_high"], "n_pairs": accuracy["n_pairs"], "p_equivalence": tost["p"],
-         "margin": tost["margin"]},
-        {**key, "test": "spread", "statistic": spread["statistic"], "p": spread["p"], "effect": spread["sd_ratio"],
-         "effect_name": "s.d. ratio", "ci_low": spread["ci_low"], "ci_high": spread["ci_high"],
-         "n_pairs": spread["n_pairs"], "margin": spec["equivalence"]["sd_ratio"]},
-        {**key, "test": "failures", "statistic": math.nan, "p": failures["p"],
-         "effect": failures["only_a"] - failures["only_b"], "effect_name": "failed only in variant minus only in "
-                                                                           "baseline", "n_pairs": failures["n_pairs"],
-         "failed_variant": int(arms["failed_a"].sum()), "failed_baseline": int(arms["failed_b"].sum())},
-    ]
-
-
-def verdict(row: pd.Series, alpha: float) -> str:
-    """'higher'/'lower' (Holm-significant, and the effect's CI excludes no effect), 'equivalent' (TOST, or an
-    s.d.-ratio CI inside the margin), 'inconclusive' otherwise (also when the test and the CI disagree: Pitman-Morgan
-    assumes normal accuracies, which one collapsed run breaks), 'untestable' without a p-value (or a pair)."""
-    if row["test"] == "failures":
-        return "untestable" if not math.isfinite(row["p"]) or not row["n_pairs"] else \
-            ("different" if row["p_holm"] < alpha else "no difference found")
-    if not math.isfinite(row["p"]):
-        return "untestable"
-    no_effect = 0 if row["test"] == "accuracy" else 1
-    if row["p_holm"] < alpha:  # a CI that contains no effect, or is NaN, disagrees with the test
-        return "higher" if row["ci_low"] > no_effect else "lower" if row["ci_high"] < no_effect else "inconclusive"
-    if row["test"] == "accuracy" and row.get("p_equivalence", math.nan) < alpha:
-        return "equivalent"
-    if row["test"] == "spread" and 1 / row["margin"] < row["ci_low"] and row["ci_high"] < row["margin"]:
-        return "equivalent"
-    return "inconclusive"
 
 
 def primary_tests(runs: pd.DataFrame, spec: Mapping, protocols: Sequence[str],
@@ -103,11 +48,11 @@ def primary_tests(runs: pd.DataFrame, spec: Mapping, protocols: Sequence[str],
                 arm = own[(own["protocol"] == protocol) & (own["variant"] == variant)]
                 base = own[(own["protocol"] == (contrast.get("baseline_protocol") or protocol))
                            & (own["variant"] == baseline)]
-                arms = _arms(arm, base)
-                spreads[protocol, dataset, name] = paired.spread(arms["a"], arms["b"])
+                pair = arms(arm, base)
+                spreads[protocol, dataset, name] = paired.spread(pair["a"], pair["b"])
                 rows += [{"protocol": protocol, "dataset": dataset, "dataset_label": label, "family": family(contrast),
                           "baseline_protocol": contrast.get("baseline_protocol") or protocol,
-                          **row} for row in contrast_rows(arms, name, variant, baseline, spec)]
+                          **row} for row in contrast_tests(pair, name, variant, baseline, spec)]
     columns = ["protocol", "dataset", "dataset_label", "family", "contrast", "variant", "baseline",
                "baseline_protocol", "test", "statistic", "p", "p_holm", "effect", "effect_name", "ci_low", "ci_high",
                "n_pairs", "p_equivalence", "margin", "failed_variant", "failed_baseline", "detectable", "verdict"]

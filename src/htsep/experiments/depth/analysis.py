@@ -4,7 +4,7 @@ htsep.records), per dataset and T1:
 - ``cells``: per arm, runs, failures (the frontier's criteria, htsep.outcomes) and the mean and s.d. of the final
   test accuracy of the runs that did not fail;
 - ``tests``: each declared contrast (variant minus baseline, paired by seed) with the baselines issue's three tests
-  (htsep.experiments.confirmatory.primary: accuracy with TOST, spread, failures), Holm-adjusted over the whole
+  (htsep.paired.contrast_tests: accuracy with TOST, spread, failures), Holm-adjusted over the whole
   experiment (its datasets, T1 levels, contrasts and tests), each with its verdict and resolution;
 - ``residuals``: the free phase's residual per layer over the epochs, mean over the seeds of each arm.
 """
@@ -22,8 +22,8 @@ import pandas as pd
 from ... import paired
 from ...files import read_run, write_table
 from ...outcomes import run_outcomes
+from ...paired import TESTS, arms, contrast_tests, verdict
 from ...records import merge_experiment, write_provenance
-from ..confirmatory.primary import TESTS, _arms, contrast_rows, verdict
 from .plan import KEYS, hidden_label
 
 CELL = ["dataset", "free_steps"]
@@ -67,10 +67,10 @@ def paired_tests(runs: pd.DataFrame, spec: Mapping, levels: Sequence[int], datas
     rows, spreads = [], {}
     for (dataset, free_steps), own in runs.groupby(CELL, sort=True):
         for name, contrast in spec["contrasts"].items():
-            arms = _arms(own[own["variant"] == contrast["variant"]], own[own["variant"] == contrast["baseline"]])
-            spreads[dataset, free_steps, name] = paired.spread(arms["a"], arms["b"])
+            pair = arms(own[own["variant"] == contrast["variant"]], own[own["variant"] == contrast["baseline"]])
+            spreads[dataset, free_steps, name] = paired.spread(pair["a"], pair["b"])
             rows += [{"dataset": dataset, "dataset_label": own["dataset_label"].iloc[0], "free_steps": free_steps,
-                      **row} for row in contrast_rows(arms, name, contrast["variant"], contrast["baseline"], spec)]
+                      **row} for row in contrast_tests(pair, name, contrast["variant"], contrast["baseline"], spec)]
     columns = ["dataset", "dataset_label", "free_steps", "contrast", "variant", "baseline", "test", "statistic", "p",
                "p_holm", "effect", "effect_name", "ci_low", "ci_high", "n_pairs", "p_equivalence", "margin",
                "failed_variant", "failed_baseline", "detectable", "verdict"]

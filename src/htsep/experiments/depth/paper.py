@@ -1,7 +1,8 @@
-"""The paper's depth section (``paper/generated/depth.tex``), written by ``templates/depth.tex.j2`` from the depth
-search's selection and the depth tables (htsep.experiments.depth.analysis): the protocol and T1 levels the validation
-data chose, each arm's accuracy and failures at both T1, the paired tests with their resolutions, the prediction
-written before the runs and what depth changes."""
+"""The paper's depth section (``paper/generated/depth.tex``, from ``templates/depth.tex.j2``) and the abstract's depth
+sentence (``depth_abstract.tex``), from the depth search's selection and the depth tables
+(htsep.experiments.depth.analysis): the protocol and T1 levels the validation data chose, each arm's accuracy and
+failures at both T1, the paired tests with their resolutions, the prediction written before the runs and what depth
+changes."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from pathlib import Path
 
 from ...config import N_CLASSES, N_PIXELS
 from ...files import read_json, read_table, write_text
+from ...paired import BEYOND
 from ...report.tex import template, tex_escape
-from ..confirmatory.paper import BEYOND
 
 TEMPLATE = Path(__file__).with_name("templates") / "depth.tex.j2"
+ABSTRACT = TEMPLATE.with_name("depth_abstract.tex.j2")
 
 
-def depth_text(inputs: Mapping[str, str], output: str | Path, params: Mapping) -> None:
-    """Write ``paper/generated/depth.tex`` from the selection, search, cells and tests tables."""
+def depth_text(inputs: Mapping[str, str], outputs: Mapping[str, str], params: Mapping) -> None:
+    """Write the section and the abstract's sentence (``outputs``: section, abstract) from the selection, search, cells
+    and tests tables."""
     spec = params["depth"]
     selection = read_json(inputs["selection"], "depth selection")
     search = read_table(inputs["search"], "depth search table")
@@ -36,9 +39,13 @@ def depth_text(inputs: Mapping[str, str], output: str | Path, params: Mapping) -
                       "role": levels.get(int(free_steps), ""), "arms": own.to_dict("records"),
                       "contrasts": contrasts})
     means = selection["means"]
-    write_text(output, template(TEMPLATE).render(
+    sizes = "-".join(str(n) for n in [N_PIXELS, *spec["hidden"], N_CLASSES])
+    write_text(outputs["abstract"], template(ABSTRACT).render(
+        parts=parts, sizes=sizes, n_seeds=len(spec["seeds"]),
+        labels=[tex_escape(label) for label in dict.fromkeys(cells["dataset_label"])]))
+    write_text(outputs["section"], template(TEMPLATE).render(
         spec=spec, training=params["training"], selection=selection, caption=tex_escape(params["caption"]), parts=parts,
-        sizes="-".join(str(n) for n in [N_PIXELS, *spec["hidden"], N_CLASSES]), beyond=BEYOND,
+        sizes=sizes, beyond=BEYOND,
         points=[{"name": tex_escape(p), "acc": means[p]} for p in search["point"].drop_duplicates()],
         shares=selection["free_steps"]["shares"], prediction=tex_escape(spec["prediction"]),
         outcome=tex_escape(spec.get("outcome") or ""), n_runs=int(cells["n_runs"].sum()) if len(cells) else 0,

@@ -11,16 +11,14 @@ T1 of depth.free_steps.levels, every variant x seed on the full training and tes
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import product
 
 from ...config import PROTOCOL_KEYS, ConfigError, canonical, check_training, run_slice, variant_by_name
-from ...experiments.calibration.plan import point_name
 from ...outcomes import FAILURE_CRITERIA
 from ...paths import DEPTH
 from ...records import to_train
+from ...searches import SEARCH_KEYS, point_name, product_points
 
 KEYS = ("dataset", "free_steps", "variant", "seed")  # a depth run
-SEARCH_KEYS = ("dataset", "variant", "point", "seed")  # a run of the depth search
 SHARD = {table: f"{DEPTH}/shard.{table}.csv" for table in ("search", "runs", "epochs")}  # this invocation's runs
 RUN = f"{DEPTH}/runs/{{dataset}}/T1{{free_steps}}/{{variant}}/seed{{seed}}"  # one run's folder (a pattern)
 SEARCH_RUN = f"{DEPTH}/search/{{dataset}}/{{variant}}/{{point}}/seed{{seed}}"
@@ -62,8 +60,7 @@ def levels(config: Mapping) -> dict[str, int]:
 
 def search_points(config: Mapping) -> dict[str, dict]:
     """Point name -> values of the depth search, the product of its value lists in declared order."""
-    points = config["depth"]["search"]["points"]
-    return {point_name(p): p for p in (dict(zip(points, values, strict=True)) for values in product(*points.values()))}
+    return product_points(config["depth"]["search"]["points"])
 
 
 def check(config: Mapping) -> None:

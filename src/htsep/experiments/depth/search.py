@@ -4,7 +4,7 @@ selected networks' free phase on validation images.
 Each search run trains the reference variant at one point on the fit split, scored on validation, and then relaxes the
 first ``probe_size`` validation images of its final network for the largest candidate T1, recording at each candidate
 the share of samples still moving by ``residual_tol`` (per layer and in any layer). The point is selected by the
-calibration's rule (htsep.experiments.calibration.selection); of the selected point's runs, the mean share in any layer
+calibration's rule (htsep.searches); of the selected point's runs, the mean share in any layer
 decides: unconverged is the largest candidate where at least depth.free_steps.unconverged moves, converged the
 smallest where at most depth.free_steps.converged does. The test set takes no part.
 """
@@ -21,8 +21,8 @@ from ...ep.dynamics import moving_shares
 from ...ep.model import EPNetwork
 from ...files import read_run, read_table, read_torch, write_json, write_table
 from ...records import RecordError, merge, read_shard, write_provenance
+from ...searches import search_runs, winner
 from ...training.sweeps import train_sweep
-from ..calibration.selection import search_runs, winner
 from .plan import PROFILE, SEARCH_KEYS, hidden_label
 
 
