@@ -150,6 +150,7 @@ def test_the_test_study_records_the_network_and_writes_the_section(test_study):
     text = (test_study / "paper/generated/depth.tex").read_text()
     assert "Prediction, written before the runs: \\emph{A tiny depth study: no arm fails.}" in text
     assert "\\paragraph{Synthetic, $T_1 = 60$ (converged).}" in text
+    assert "found no pair of candidates that separates an unconverged from a converged free phase" in text  # said
     abstract = (test_study / "paper/generated/depth_abstract.tex").read_text()
     assert "At two hidden layers (784-32-32-10, a protocol of its own, 3 paired seeds on Synthetic)" in abstract
     assert "at the\nunconverged $T_1 = 3$; " in abstract and abstract.rstrip().endswith("converged $T_1 = 60$.")
