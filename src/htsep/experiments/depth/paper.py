@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ...config import N_CLASSES, N_PIXELS
+from ...config import N_CLASSES, N_PIXELS, dataset_label
 from ...files import read_json, read_table, write_text
-from ...paired import BEYOND
+from ...paired import BEYOND, TESTS
 from ...report.tex import template, tex_escape
 
 TEMPLATE = Path(__file__).with_name("templates") / "depth.tex.j2"
@@ -39,9 +39,13 @@ def depth_text(inputs: Mapping[str, str], outputs: Mapping[str, str], params: Ma
                       "role": levels.get(int(free_steps), ""), "arms": own.to_dict("records"),
                       "contrasts": contrasts})
     means = selection["means"]
+    n_pairs = int(tests.loc[tests["test"] == "accuracy", "n_pairs"].max()) if len(tests) else 0
+    family = len(spec["datasets"]) * len(levels) * len(spec["contrasts"]) * len(TESTS)
+    floor = {"n_pairs": n_pairs, "p": 2 / 2 ** n_pairs if n_pairs else 1.0, "level": spec["alpha"] / family}
+    n_seeds = int(cells["n_runs"].max()) if len(cells) else 0  # per arm, as recorded
     sizes = "-".join(str(n) for n in [N_PIXELS, *spec["hidden"], N_CLASSES])
     write_text(outputs["abstract"], template(ABSTRACT).render(
-        parts=parts, sizes=sizes, n_seeds=len(spec["seeds"]),
+        parts=parts, sizes=sizes, n_seeds=n_seeds,
         labels=[tex_escape(label) for label in dict.fromkeys(cells["dataset_label"])]))
     write_text(outputs["section"], template(TEMPLATE).render(
         spec=spec, training=params["training"], selection=selection, caption=tex_escape(params["caption"]), parts=parts,
@@ -49,4 +53,4 @@ def depth_text(inputs: Mapping[str, str], outputs: Mapping[str, str], params: Ma
         points=[{"name": tex_escape(p), "acc": means[p]} for p in search["point"].drop_duplicates()],
         shares=selection["free_steps"]["shares"], prediction=tex_escape(spec["prediction"]),
         outcome=tex_escape(spec.get("outcome") or ""), n_runs=int(cells["n_runs"].sum()) if len(cells) else 0,
-        n_seeds=len(spec["seeds"])))
+        n_seeds=n_seeds, floor=floor, search_label=dataset_label(spec["search"]["dataset"])))
