@@ -21,7 +21,7 @@ from .conftest import copy_workflow, snakemake
 VARIANTS = ["hts_normal", "uniform_0.2", "uniform_0.3"]
 SEEDS = (0, 1, 2)  # the test config's grid seeds
 GRID_VARIANTS = ("uniform_0.2", "uniform_0.3", "hts_normal")  # and its grid variants
-PAPER_PAGES = 23  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols)
+PAPER_PAGES = 24  # of the manuscript built on config/test.yaml (one dataset, three variants, two protocols, depth)
 
 
 PROTOCOLS = ["lab", "calibrated"]
