@@ -148,7 +148,7 @@ def epoch_breakdown(training, x_data, y_data, x_test, y_test, device, n_train=60
         param.grad = grad
     per_batch = {
         "input drive W_1 x + b_1": lambda: net.drives(xb),
-        "relaxation (T1, then 2 x T2 nudged)": lambda: net._relax(
+        "relaxation (T1, then 2 x T2 nudged)": lambda: net.relax_phases(
             drives, net.zero_states(xb), T1, branches=[(net.nudged(drives, b, target), T2, b) for b in (BETA, -BETA)]),
         "gradient products": lambda: ep_parameter_gradients(xb, plus, free, 2 * BETA),
         "SGD step": optimizer.step,

@@ -78,15 +78,15 @@ def test_branches_of_one_call_are_bitwise_the_phases_relaxed_one_by_one(runs, si
     target = torch.nn.functional.one_hot(torch.arange(19) % 5, 5).float().expand(*x.shape[:-1], 5)
     drives = net.drives(x)
     nudges = [(net.nudged(drives, b, target), n, b) for b, n in ((0.4, 6), (-0.4, 9))]
-    together = net._relax(drives, net.zero_states(x), 25, branches=nudges)
-    free = net._relax(drives, net.zero_states(x), 25)[0]
-    one_by_one = [free, *(net._relax(d, free, n, b)[0] for d, n, b in nudges)]
+    together = net.relax_phases(drives, net.zero_states(x), 25, branches=nudges)
+    free = net.relax_phases(drives, net.zero_states(x), 25)[0]
+    one_by_one = [free, *(net.relax_phases(d, free, n, b)[0] for d, n, b in nudges)]
     assert len(together) == 3
     for a, b in zip(together, one_by_one, strict=True):
         assert all(torch.equal(s, t) for s, t in zip(a, b, strict=True))
     assert not torch.equal(together[1][-1], together[2][-1])  # the nudges differ
     with pytest.raises(ValueError, match="input drive"):
-        net._relax(drives, net.zero_states(x), 5, branches=[([d.clone() for d in drives], 3, 0.0)])
+        net.relax_phases(drives, net.zero_states(x), 5, branches=[([d.clone() for d in drives], 3, 0.0)])
 
 
 def test_pytorch_ops_run_where_the_kernel_does_not_apply():

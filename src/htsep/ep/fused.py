@@ -2,11 +2,12 @@
 epoch without returning to Python.
 
 For layered networks with hard sigmoid units, at most 16 outputs, float32 on the CPU and no autograd (the paper's
-network and deeper ones) EPNetwork._relax hands its phases to ``csrc/ep_cpu.cpp``, which relaxes blocks of samples,
-one per vector lane, with their states in cache. It computes what relaxation_step computes (the tests compare them);
-only the order of float sums differs, and each sample's arithmetic is the same whatever the vector width, so AVX2
-and AVX-512 builds give identical numbers. ``train_epoch`` runs training's batches (gather, input drive, phases,
-gradient products, SGD step) in C++ with the ATen calls training.epochs makes in Python, so with the same numbers.
+network and deeper ones) EPNetwork.relax_phases hands its phases to ``csrc/ep_cpu.cpp``, which relaxes blocks of
+samples, one per vector lane, with their states in cache. It computes what relaxation_step computes (the tests
+compare them); only the order of float sums differs, and each sample's arithmetic is the same whatever the vector
+width, so AVX2 and AVX-512 builds give identical numbers. ``train_epoch`` runs training's batches (gather, input
+drive, phases, gradient products, SGD step) in C++ with the ATen calls training.epochs makes in Python, so with the
+same numbers.
 Without a C++ compiler, or with HTSEP_FUSED=0, the PyTorch ops run instead. ``engine(net)`` names what runs and
 ``kernel_id()`` which build (training records both in summary.json).
 
@@ -151,7 +152,7 @@ def train_epoch(net, optimizer, x, targets, orders, training: dict, outputs, fir
 def relax(net, drives, init, steps: int, beta: float, branches=()):
     """``steps`` relaxation steps of [s_1, ..., s_L] from ``init`` (left untouched), then each branch (drives_k,
     steps_k, beta_k) relaxed on from that result, all in one kernel call; returns [states, *branch states]. A
-    branch shares the first phase's drives and differs in its output drive (see EPNetwork._relax)."""
+    branch shares the first phase's drives and differs in its output drive (see EPNetwork.relax_phases)."""
     if any(b_drives[0] is not drives[0] for b_drives, _, _ in branches):
         raise ValueError("fused.relax: branches must share the first phase's input drive")
     stacked = net.weights[0].dim() == 3

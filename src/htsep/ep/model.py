@@ -180,10 +180,10 @@ class EPNetwork:
         """One relaxation step of this network (see relaxation_step)."""
         return relaxation_step(states, self.weights, drives, [per_neuron(d) for d in self.dt], self.sigma, beta)
 
-    def _relax(self, drives, init: States, steps: int, beta: float = 0.0, branches=()) -> list[States]:
+    def relax_phases(self, drives, init: States, steps: int, beta: float = 0.0, branches=()) -> list[States]:
         """``steps`` updates from ``init``, then each branch (drives_k, steps_k, beta_k) relaxed on from that
         result (EP's nudged phases from the free state); returns [states, *branch states]."""
-        if fused.applies(self, drives, init):  # the same steps as one compiled loop (CPU, one hidden layer)
+        if fused.applies(self, drives, init):  # the same steps as one compiled loop (see htsep.ep.fused)
             return fused.relax(self, drives, init, steps, beta, branches)
         dt_rows = [per_neuron(d) for d in self.dt]
 
@@ -201,7 +201,7 @@ class EPNetwork:
             raise ValueError("relax: a nudged phase (beta != 0) needs a target")
         if target is not None:
             target = one_hot(target, self.sizes[-1], x.dtype)
-        return self._relax(self.drives(x, beta, target), init or self.zero_states(x), steps, beta)[0]
+        return self.relax_phases(self.drives(x, beta, target), init or self.zero_states(x), steps, beta)[0]
 
     def ep_estimate(self, x, y, beta: float, free_steps: int, nudged_steps: int, symmetric: bool = True) -> EPEstimate:
         """Free phase from zero states, then nudged phase(s) from the free equilibrium; returns the EP gradient."""
@@ -210,7 +210,7 @@ class EPNetwork:
         target = one_hot(y, self.sizes[-1], x.dtype)
         drives = self.drives(x)  # the input drive W_1 x + b_1 is shared by all phases
         nudges = [(self.nudged(drives, b, target), nudged_steps, b) for b in ((beta, -beta) if symmetric else (beta,))]
-        free, plus, *minus = self._relax(drives, self.zero_states(x), free_steps, branches=nudges)
+        free, plus, *minus = self.relax_phases(drives, self.zero_states(x), free_steps, branches=nudges)
         minus, scale = (minus[0], 2 * beta) if symmetric else (free, beta)
         return EPEstimate(*ep_parameter_gradients(x, plus, minus, scale), free)
 

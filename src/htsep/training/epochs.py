@@ -36,8 +36,9 @@ def evaluate(net: EPNetwork, x, y, training: dict) -> dict[str, torch.Tensor]:
     predicted = []
     for start in range(0, len(x), step):
         xb, yb = x[start:start + step].expand(runs, -1, -1), y[start:start + step]
-        before = net.relax(xb, training["free_steps"] - 1)
-        states = net.relax(xb, 1, init=before)
+        drives = net.drives(xb)  # step T1 as a branch from step T1 - 1: one input drive, one kernel call
+        before, states = net.relax_phases(drives, net.zero_states(xb), training["free_steps"] - 1,
+                                          branches=[(drives, 1, 0.0)])
         out = states[-1]
         moved = [(s - p).abs().sum((-2, -1)) for s, p in zip(states, before, strict=True)]
         residual += sum(moved)
