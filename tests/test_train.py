@@ -224,3 +224,67 @@ def test_training_flushes_subnormals_and_restores_the_default(run, data_paths, t
     run["training"]["epochs"] = 2
     train.train_run(run, data_paths, tmp_path / "run")
     assert seen == [True, True] and not flushing()
+
+
+@pytest.mark.parametrize(("momentum", "weight_decay"), [(0.0, 0.0), (0.9, 0.0), (0.9, 1e-3)])
+def test_fused_sgd_gives_torch_optim_sgds_numbers_state_and_resume(momentum, weight_decay):
+    from htsep.training.sgd import FusedSGD
+
+    def layers():
+        gen = torch.Generator().manual_seed(1)
+        return [torch.randn(7, 5, generator=gen), torch.randn(7, generator=gen), torch.randn(3, 7, generator=gen)]
+
+    ours, theirs, resumed = layers(), layers(), layers()
+    groups = lambda ps: [{"params": ps[:2], "lr": 0.1}, {"params": ps[2:], "lr": 0.03}]  # noqa: E731
+    sgd = FusedSGD(groups(ours), momentum, weight_decay)
+    reference = torch.optim.SGD(groups(theirs), lr=0.1, momentum=momentum, weight_decay=weight_decay, fused=True)
+    gen = torch.Generator().manual_seed(2)
+    for step in range(4):
+        grads = [torch.randn(p.shape, generator=gen) for p in ours]
+        if step == 3:  # resume from torch's state after three steps: the fourth step is the same
+            for p, q in zip(resumed, theirs, strict=True):
+                p.copy_(q)
+            again = FusedSGD(groups(resumed), momentum, weight_decay)
+            again.load_state_dict(reference.state_dict())
+            for p, g in zip(resumed, grads, strict=True):
+                p.grad = g.clone()
+            again.step()
+        for ps in (ours, theirs):
+            for p, g in zip(ps, grads, strict=True):
+                p.grad = g.clone()
+        sgd.step()
+        reference.step()
+        assert all(torch.equal(p, q) for p, q in zip(ours, theirs, strict=True))
+    assert all(torch.equal(p, q) for p, q in zip(resumed, theirs, strict=True))
+    assert not torch.equal(ours[0], layers()[0])
+    state, expected = sgd.state_dict(), reference.state_dict()
+    assert state["param_groups"] == expected["param_groups"]
+    assert state["state"].keys() == expected["state"].keys() == ({0, 1, 2} if momentum else set())
+    assert all(torch.equal(state["state"][i]["momentum_buffer"], expected["state"][i]["momentum_buffer"])
+               for i in state["state"])
+
+
+def test_fused_sgd_steps_parameters_that_require_grad_and_clears_their_gradients():
+    from htsep.training.sgd import FusedSGD
+
+    w = torch.ones(3, requires_grad=True)
+    sgd = FusedSGD([{"params": [w], "lr": 0.5}], 0.0, 0.0)
+    (2 * w).sum().backward()
+    sgd.step()
+    assert torch.equal(w.detach(), torch.zeros(3)) and w.requires_grad
+    sgd.zero_grad()
+    assert w.grad is None
+
+
+def test_training_does_not_import_torch_dynamo(run, data_paths, tmp_path):
+    """torch.optim's first use imports torch._dynamo (about 1 s of every job's start); training must not need it."""
+    import subprocess
+    import sys
+
+    run["training"]["epochs"] = 1
+    script = ("import json, sys; from htsep.training.runs import train_run; "
+              f"train_run(json.loads(sys.argv[1]), {json.dumps({k: str(v) for k, v in data_paths.items()})}, "
+              f"{str(tmp_path)!r}); assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'")
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(run)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "summary.json").exists()

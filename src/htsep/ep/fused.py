@@ -123,11 +123,12 @@ SGD_SETTINGS = ("momentum", "weight_decay", "dampening", "nesterov", "maximize")
 
 def trains(net, optimizer) -> bool:
     """Can ``train_epoch`` take over this stack's training? (The fused engine, parameters without autograd, and a
-    fused SGD with one group [W_l, b_l] per layer, all groups alike but their learning rates; with momentum, once its
-    buffers exist: the first step, which creates them, runs in Python.)"""
+    fused SGD (htsep.training.sgd.FusedSGD, or torch.optim.SGD with fused=True) with one group [W_l, b_l] per layer,
+    all groups alike but their learning rates; with momentum, once its buffers exist: the first step, which creates
+    them, runs in Python.)"""
     groups = optimizer.param_groups
     layers = [[w, b] for w, b in zip(net.weights, net.biases, strict=True)]
-    return (engine(net) == "fused-cpu" and isinstance(optimizer, torch.optim.SGD)
+    return (engine(net) == "fused-cpu" and all(k in g for g in groups for k in SGD_SETTINGS)
             and not any(p.requires_grad for p in net.parameters)
             and len(groups) == len(layers)
             and all(len(g["params"]) == 2 and all(p is q for p, q in zip(g["params"], layer, strict=True))

@@ -38,6 +38,7 @@ from .checkpoints import (
     training_code,
 )
 from .epochs import batch_estimator, evaluate, finite_runs, train_epoch
+from .sgd import FusedSGD
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,10 @@ def subnormals_flushed():
         torch.set_flush_denormal(False)
 
 
-def make_optimizer(net: EPNetwork, training: dict) -> torch.optim.SGD:
+def make_optimizer(net: EPNetwork, training: dict) -> FusedSGD:
     """SGD with momentum; layer l's weights and biases share learning rate lr[l]."""
     groups = [{"params": [w, b], "lr": lr} for w, b, lr in zip(net.weights, net.biases, training["lr"], strict=True)]
-    return torch.optim.SGD(groups, lr=training["lr"][0], momentum=training["momentum"],
-                           weight_decay=training["weight_decay"], fused=True)  # one kernel per tensor
+    return FusedSGD(groups, training["momentum"], training["weight_decay"])
 
 
 def check_batchable(runs: list[dict]) -> None:
@@ -92,7 +92,7 @@ class Progress:
     snapshots and last checkpoint, whether it diverged, the wall time so far and the next epoch."""
 
     net: EPNetwork
-    optimizer: torch.optim.SGD
+    optimizer: FusedSGD
     engine: str
     rows: list[list[dict]]
     snapshots: list[dict]
