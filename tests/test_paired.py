@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sps
 
@@ -92,3 +93,28 @@ def test_resolution_shrinks_with_seeds_and_with_the_pairing():
     assert (paired.resolution("spread", observed, 20, 0.05, 0.8, 400, 0)
             < paired.resolution("spread", independent, 20, 0.05, 0.8, 400, 0))
     assert paired.spread([0.1, 0.2], [0.1, 0.3]) is None  # fewer than 3 pairs
+
+
+def test_decide_adjusts_each_declared_family_with_its_missing_tests_and_resolves_at_its_strictest_level():
+    spec = {"alpha": 0.05, "power": 0.8, "simulations": 200, "bootstrap": 200, "ci_level": 0.95, "bootstrap_seed": 0,
+            "equivalence": {"accuracy": 0.002, "sd_ratio": 1.5}}
+    arms = pd.DataFrame({"a": A, "b": B, "failed_a": [False] * 10, "failed_b": [False] * 9 + [True]})
+    rows = [{"family": family, **row} for family, name in (("x", "one"), ("y", "two"))
+            for row in paired.contrast_tests(arms, name, "v", "u", spec)]
+    table = pd.DataFrame(rows)
+    held = table["p"].fillna(1.0)
+    decided = paired.decide(table, held, ["family"], lambda key: {"x": 6, "y": 3}[key[0]],
+                            {("one",): paired.spread(A, B), ("two",): paired.spread(A, B)},
+                            lambda row: (row["contrast"],), spec)
+    x, y = decided[decided["family"] == "x"], decided[decided["family"] == "y"]
+    assert x["p_holm"].tolist() == pytest.approx(list(paired.holm([*held[x.index], 1, 1, 1])[:3]))  # 3 tests missing
+    assert y["p_holm"].tolist() == pytest.approx(list(paired.holm(held[y.index])))
+    stricter, looser = x["p_holm"].to_numpy(), y["p_holm"].to_numpy()  # the same tests, in a larger family
+    assert (stricter >= looser).all() and (stricter > looser).any()
+    accuracy = decided[decided["test"] == "accuracy"].set_index("family")["detectable"]
+    assert accuracy["x"] == paired.resolution("accuracy", paired.spread(A, B), 10, 0.05 / 6, 0.8, 200, 0)
+    assert accuracy["y"] == paired.resolution("accuracy", paired.spread(A, B), 10, 0.05 / 3, 0.8, 200, 0)
+    assert accuracy["x"] > accuracy["y"]
+    assert decided.loc[decided["test"] == "failures", "detectable"].isna().all()
+    assert decided["verdict"].tolist() == [paired.verdict(row, 0.05) for _, row in decided.iterrows()]
+    assert table.columns.tolist() == [c for c in decided.columns if c not in ("p_holm", "detectable", "verdict")]

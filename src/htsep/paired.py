@@ -10,7 +10,8 @@ For a variant ``a`` against a baseline ``b`` over seeds present in both:
 - failures: McNemar's exact test of the discordant pairs (statsmodels);
 - "no effect": two one-sided paired t-tests against an equivalence margin (TOST, statsmodels).
 
-``contrast_tests`` runs the three tests of one contrast from its ``arms`` and ``verdict`` reads each row;
+``contrast_tests`` runs the three tests of one contrast from its ``arms``, ``verdict`` reads each row and ``decide``
+adjusts a table of them within its declared families (Holm) and adds each verdict and resolution;
 ``detectable`` finds, by simulation, the smallest effect a design finds with a given power; ``resolution`` applies it
 to the accuracy and spread tests from an observed (or recorded) spread of two arms (``spread``).
 """
@@ -261,3 +262,27 @@ def verdict(row: pd.Series, alpha: float) -> str:
     if row["test"] == "spread" and 1 / row["margin"] < row["ci_low"] and row["ci_high"] < row["margin"]:
         return "equivalent"
     return "inconclusive"
+
+
+def decide(table: pd.DataFrame, held: pd.Series, families: Sequence[str], size: Callable[[tuple], int],
+           spreads: Mapping[tuple, dict | None], spread_key: Callable[[pd.Series], tuple],
+           spec: Mapping) -> pd.DataFrame:
+    """``table`` (rows of contrast_tests) with p_holm, verdict and detectable: Holm within each family (the rows
+    grouped by the columns ``families``, none: one family), whose ``size(key)`` declared tests enter with ``held``
+    (each row's p, 1 for a test not yet computable) and p = 1 for those without a row; each accuracy and spread
+    test's resolution at its family's strictest Holm level, from the observed spread ``spreads[spread_key(row)]``."""
+    table = table.assign(p_holm=np.nan, detectable=np.nan)
+    groups = list(table.groupby(list(families))) if families else [((), table)]
+    levels = {}
+    for key, members in groups:
+        family_p = np.concatenate([held[members.index].to_numpy(float), np.ones(max(size(key) - len(members), 0))])
+        table.loc[members.index, "p_holm"] = holm(family_p)[:len(members)]
+        levels[key] = spec["alpha"] / max(int(np.isfinite(family_p).sum()), 1)  # Holm's strictest step
+    table["verdict"] = [verdict(row, spec["alpha"]) for _, row in table.iterrows()]
+    for key, members in groups:
+        for i, row in members[members["test"].isin(["accuracy", "spread"])].iterrows():
+            observed = spreads[spread_key(row)]
+            table.loc[i, "detectable"] = math.nan if observed is None else resolution(
+                row["test"], observed, observed["n_pairs"], levels[key], spec["power"], spec["simulations"],
+                spec["bootstrap_seed"])
+    return table

@@ -18,16 +18,14 @@ observed spread of the paired differences (simulated: htsep.paired.detectable).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from ... import paired
 from ...files import write_table
-from ...paired import TESTS, arms, contrast_tests, verdict
+from ...paired import TESTS, arms, contrast_tests
 from ...records import merge, read_shard, write_provenance
 from .plan import KEYS, family
 
@@ -62,24 +60,9 @@ def primary_tests(runs: pd.DataFrame, spec: Mapping, protocols: Sequence[str],
         raise ValueError(f"confirmatory runs of datasets {undeclared} outside the declared {list(datasets)}")
     declared = Counter(family(c) for c in spec["contrasts"].values())  # family -> contrasts
     # the declared family: a test of a cell short of pairs that has no p yet, or no row yet, enters with p = 1
-    incomplete = table["p"].isna() & (table["n_pairs"] < len(spec["seeds"]))
-    held = table["p"].mask(incomplete, 1.0)
-    family_p = {key: np.concatenate([held[members.index].to_numpy(float),
-                                     np.ones(len(datasets) * len(TESTS) * declared[key[1]] - len(members))])
-                for key, members in table.groupby(["protocol", "family"])}
-    table["p_holm"] = np.nan
-    for key, members in table.groupby(["protocol", "family"]):
-        table.loc[members.index, "p_holm"] = paired.holm(family_p[key])[:len(members)]
-    table["verdict"] = [verdict(row, spec["alpha"]) for _, row in table.iterrows()]
-    table["detectable"] = np.nan
-    for key, members in table.groupby(["protocol", "family"]):
-        level = spec["alpha"] / max(int(np.isfinite(family_p[key]).sum()), 1)  # Holm's strictest step
-        for i, row in members[members["test"].isin(["accuracy", "spread"])].iterrows():
-            observed = spreads[row["protocol"], row["dataset"], row["contrast"]]
-            table.loc[i, "detectable"] = math.nan if observed is None else paired.resolution(
-                row["test"], observed, observed["n_pairs"], level, spec["power"], spec["simulations"],
-                spec["bootstrap_seed"])
-    return table[columns]
+    held = table["p"].mask(table["p"].isna() & (table["n_pairs"] < len(spec["seeds"])), 1.0)
+    return paired.decide(table, held, ["protocol", "family"], lambda key: len(datasets) * len(TESTS) * declared[key[1]],
+                         spreads, lambda row: (row["protocol"], row["dataset"], row["contrast"]), spec)[columns]
 
 
 def write_primary(records: Sequence[str], shard: Sequence[str], outputs: Mapping[str, str], params: Mapping) -> None:

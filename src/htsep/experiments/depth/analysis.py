@@ -11,18 +11,16 @@ htsep.records), per dataset and T1:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ... import paired
 from ...files import read_run, write_table
 from ...outcomes import run_outcomes
-from ...paired import TESTS, arms, contrast_tests, verdict
+from ...paired import TESTS, arms, contrast_tests
 from ...records import merge_experiment, write_provenance
 from .plan import KEYS, hidden_label
 
@@ -76,17 +74,8 @@ def paired_tests(runs: pd.DataFrame, spec: Mapping, levels: Sequence[int], datas
                "failed_variant", "failed_baseline", "detectable", "verdict"]
     table = pd.DataFrame(rows, columns=[c for c in columns if c not in ("p_holm", "detectable", "verdict")])
     family = len(datasets) * len(levels) * len(spec["contrasts"]) * len(TESTS)
-    held = table["p"].fillna(1.0).to_numpy(float)
-    table["p_holm"] = paired.holm(np.concatenate([held, np.ones(max(family - len(held), 0))]))[:len(held)]
-    table["verdict"] = [verdict(row, spec["alpha"]) for _, row in table.iterrows()]
-    table["detectable"] = np.nan
-    level = spec["alpha"] / max(family, 1)  # Holm's strictest step
-    for i, row in table[table["test"].isin(["accuracy", "spread"])].iterrows():
-        observed = spreads[row["dataset"], row["free_steps"], row["contrast"]]
-        table.loc[i, "detectable"] = math.nan if observed is None else paired.resolution(
-            row["test"], observed, observed["n_pairs"], level, spec["power"], spec["simulations"],
-            spec["bootstrap_seed"])
-    return table[columns]
+    return paired.decide(table, table["p"].fillna(1.0), [], lambda _: family, spreads,
+                         lambda row: (row["dataset"], row["free_steps"], row["contrast"]), spec)[columns]
 
 
 def residuals(epochs: pd.DataFrame) -> pd.DataFrame:
