@@ -17,6 +17,16 @@ WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "paper", "envir
 LOCAL_ENV = {**os.environ, "SLURM_CONF": "/dev/null"}
 
 
+def config_with(tmp_path: Path, text: str = "", test_config: bool = False) -> dict:
+    """config/config.yaml (and config/test.yaml with ``test_config``) with ``text`` as one more config file on top."""
+    from htsep.study import load_config
+
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(text)
+    return load_config([REPO / "config" / "config.yaml", *([REPO / "config" / "test.yaml"] if test_config else []),
+                        extra])
+
+
 def study_train_jobs() -> int:
     """The single EP runs the test study trains: the grid's, the confirmatory experiment's and the factorial's cells
     the grid lacks (counted from the test config's own lists)."""

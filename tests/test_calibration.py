@@ -12,13 +12,7 @@ from htsep.experiments.calibration.selection import calibration_table, search_ru
 from htsep.records import committed, declared_runs, merge
 from htsep.study import check_config, load_config
 
-from .conftest import REPO
-
-
-def config_with(tmp_path, search: str):
-    path = tmp_path / "search.yaml"
-    path.write_text(search)
-    return load_config([REPO / "config" / "config.yaml", REPO / "config" / "test.yaml", path])
+from .conftest import REPO, config_with
 
 
 def table(points: dict[str, list[float]], variant: str = "uniform_0.2") -> pd.DataFrame:
@@ -27,7 +21,7 @@ def table(points: dict[str, list[float]], variant: str = "uniform_0.2") -> pd.Da
 
 
 def test_highest_mean_wins_and_ties_go_to_the_earlier_simpler_point(tmp_path):
-    config = config_with(tmp_path, "calibration: {search: {momentum: [0.0, 0.5], beta: [0.5]}}")
+    config = config_with(tmp_path, test_config=True, text="calibration: {search: {momentum: [0.0, 0.5], beta: [0.5]}}")
     simple, elaborate = search_points(config, "ep")
     chosen = select(table({simple: [0.80, 0.90], elaborate: [0.86, 0.86]}), config)["protocols"]
     assert chosen["calibrated"]["point"] == elaborate
@@ -37,14 +31,14 @@ def test_highest_mean_wins_and_ties_go_to_the_earlier_simpler_point(tmp_path):
 
 
 def test_a_diverged_run_scores_zero(tmp_path):
-    config = config_with(tmp_path, "calibration: {search: {momentum: [0.0, 0.5], beta: [0.5]}}")
+    config = config_with(tmp_path, test_config=True, text="calibration: {search: {momentum: [0.0, 0.5], beta: [0.5]}}")
     simple, elaborate = search_points(config, "ep")
     chosen = select(table({simple: [float("nan"), 0.99], elaborate: [0.5, 0.51]}), config)["protocols"]
     assert chosen["calibrated"]["point"] == elaborate
 
 
 def test_search_runs_train_on_the_fit_split_with_the_point_overriding_training(tmp_path):
-    config = config_with(tmp_path, "calibration: {search: {momentum: [0.0], beta: [0.5, 1.0]}}")
+    config = config_with(tmp_path, test_config=True, text="calibration: {search: {momentum: [0.0], beta: [0.5, 1.0]}}")
     name = list(search_points(config, "ep"))[1]
     run = calibration_run(config, "synthetic", "uniform_1.0", name, 2)
     assert run["training"] == {**config["training"], "momentum": 0.0, "beta": 1.0, "lr": [0.2, 0.1]}
@@ -56,7 +50,7 @@ def test_search_runs_train_on_the_fit_split_with_the_point_overriding_training(t
 def test_each_protocol_is_selected_from_its_reference_variants_search_and_backprop_per_dataset(tmp_path):
     """calibrated from uniform_0.2's runs, standard_ep from uniform_1.0's (one search, two reference variants);
     the backprop reference on each dataset from that dataset's runs; every run declared once."""
-    config = config_with(tmp_path, "calibration: {search: {momentum: [0.0, 0.5], beta: [0.5]},\n"
+    config = config_with(tmp_path, test_config=True, text="calibration: {search: {momentum: [0.0, 0.5], beta: [0.5]},\n"
                                    "  backprop_search: {lr: [[0.05, 0.05], [0.1, 0.1]]}}\n"
                                    "datasets: [synthetic, mnist]")
     simple, elaborate = search_points(config, "ep")
@@ -97,14 +91,14 @@ def test_each_protocol_is_selected_from_its_reference_variants_search_and_backpr
 
 
 def test_the_backprop_reference_needs_a_setting_for_every_dataset(tmp_path):
-    config = config_with(tmp_path, "datasets: [synthetic, mnist]")
+    config = config_with(tmp_path, test_config=True, text="datasets: [synthetic, mnist]")
     del config["backprop"]["mnist"]
     with pytest.raises(ConfigError, match=r"config key backprop: no setting for dataset\(s\) \['mnist'\]"):
         check_config(config)
 
 
 def test_the_table_reads_kind_and_point_from_each_run_not_its_folder(tmp_path):
-    config = config_with(tmp_path, "calibration: {search: {momentum: [0.0], beta: [0.5, 1.0]}}")
+    config = config_with(tmp_path, test_config=True, text="calibration: {search: {momentum: [0.0], beta: [0.5, 1.0]}}")
     name = list(search_points(config, "ep"))[1]
     summary = tmp_path / "anywhere" / "summary.json"
     summary.parent.mkdir()

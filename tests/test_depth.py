@@ -15,13 +15,7 @@ from htsep.experiments.depth.search import free_steps_choice, profile_columns
 from htsep.records import committed, declared_runs, merge
 from htsep.study import load_config
 
-from .conftest import REPO
-
-
-def config_with(tmp_path, text: str = "") -> dict:
-    path = tmp_path / "extra.yaml"
-    path.write_text(text)
-    return load_config([REPO / "config" / "config.yaml", path])
+from .conftest import REPO, config_with
 
 
 def test_runs_train_the_deeper_network_under_its_protocol_at_each_declared_t1():

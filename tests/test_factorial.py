@@ -14,13 +14,7 @@ from htsep.experiments.factorial.plots import factorial_figure
 from htsep.experiments.grid import plan as grid_plan
 from htsep.study import load_config
 
-from .conftest import REPO
-
-
-def config_with(tmp_path, text: str = "") -> dict:
-    path = tmp_path / "extra.yaml"
-    path.write_text(text)
-    return load_config([REPO / "config" / "config.yaml", REPO / "config" / "test.yaml", path])
+from .conftest import REPO, config_with
 
 
 def test_the_expected_mean_after_clipping_matches_sampling():
@@ -51,7 +45,8 @@ def test_a_cell_off_the_rule_or_off_its_mean_is_refused_before_any_job(tmp_path,
     text = (REPO / "config" / "test.yaml").read_text().split("variants:\n", 1)[1].split("grid:", 1)[0]
     name = variant.split(",")[0].split(": ")[1]
     with pytest.raises(ConfigError, match=message):
-        config_with(tmp_path, f"variants:\n{text}  - {variant}\nfactorial: {{variants: [uniform_0.3, {name}]}}\n")
+        config_with(tmp_path, f"variants:\n{text}  - {variant}\nfactorial: {{variants: [uniform_0.3, {name}]}}\n",
+                    test_config=True)
 
 
 def test_cells_shared_with_the_grid_are_the_grids_runs():

@@ -21,14 +21,8 @@ from htsep.records import run_digest
 from htsep.study import evaluated_runs, load_config
 from htsep.training import runs as train
 
-from .conftest import REPO
+from .conftest import REPO, config_with
 from .test_train import CONFIGS, data_paths  # noqa: F401  (fixture)
-
-
-def config_with(tmp_path, text: str = "") -> dict:
-    path = tmp_path / "extra.yaml"
-    path.write_text(text)
-    return load_config([*CONFIGS, path])
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +112,7 @@ def test_dt_is_changed_after_training_as_declared(models, data_paths):  # noqa: 
 def test_an_evaluation_is_the_record_the_config_declares(models, data_paths, tmp_path):  # noqa: F811
     """The config a robustness row records (its run, as trained, and the setting) digests as the declared one, so
     a record of this evaluation is used, not left out."""
-    config = config_with(tmp_path, "robustness: {experiments: [grid]}\n")
+    config = config_with(tmp_path, test_config=True, text="robustness: {experiments: [grid]}\n")
     config["run_protocols"] = ["lab"]
     runs, _ = evaluated(models["hts_normal"], data_paths["test"], plan.setting(config), tmp_path)
     declared = plan.declared(config, evaluated_runs(config))
@@ -136,7 +130,7 @@ def test_an_evaluation_is_the_record_the_config_declares(models, data_paths, tmp
 ])
 def test_bad_levels_are_refused_before_any_job(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
-        config_with(tmp_path, text + "\n")
+        config_with(tmp_path, test_config=True, text=text + "\n")
 
 
 def test_contrasts_are_the_preregistered_then_each_variant_against_the_mean_matched_control():

@@ -12,13 +12,7 @@ from htsep.experiments.sensitivity.analysis import contrasts, interaction_tests,
 from htsep.experiments.sensitivity.paper import sensitivity_text
 from htsep.study import load_config
 
-from .conftest import REPO
-
-
-def config_with(tmp_path, text: str = "") -> dict:
-    path = tmp_path / "extra.yaml"
-    path.write_text(text)
-    return load_config([REPO / "config" / "config.yaml", path])
+from .conftest import REPO, config_with
 
 
 def test_each_level_changes_one_training_key_and_the_base_point_is_trained_once():
