@@ -116,6 +116,18 @@ def test_batched_execution_gives_the_same_tables(test_study, tmp_path):
         assert abs(batched[column].mean() - single[column].mean()) < 1e-3, column
 
 
+def test_unstacked_batches_give_exactly_the_numbers_of_single_run_jobs(test_study, tmp_path):
+    workdir = copy_workflow(tmp_path)
+    (workdir / "batch.yaml").write_text("execution: {batch_runs: true, runs_per_job: 4, stack_runs: false}\n")
+    result = snakemake(workdir, "results/tables/calibrated/runs.parquet", "--configfile", "config/test.yaml",
+                       "batch.yaml")
+    assert "train_batch_calibrated_synthetic_2" in result.stdout + result.stderr  # 9 runs in 3 jobs
+    batched, single = (pd.read_parquet(d / "results/tables/calibrated/runs.parquet") for d in (workdir, test_study))
+    timing = [c for c in single.columns if "seconds" in c]
+    assert len(single) == 9 and "final_test_acc" in single
+    pd.testing.assert_frame_equal(batched.drop(columns=timing), single.drop(columns=timing), check_exact=True)
+
+
 def test_code_edits_rerun_exactly_the_rules_that_execute_the_code(test_study, tmp_path):
     """Library code is an input: an edit in the grid's stats.py reruns the statistics and what reads them, not
     training; one in ep/model.py reruns training; a comment-only edit reruns nothing."""

@@ -37,8 +37,9 @@ if not EXECUTION.get("batch_runs", False):
             "../scripts/train.py"
 
 else:
-    # Stacked training: each job trains `runs_per_job` runs of one dataset as one network with a leading run
-    # axis, still writing one folder per run. Changing one run's config reruns its whole job.
+    # Batched training: each job trains `runs_per_job` runs of one dataset, as one network with a leading run axis
+    # (stack_runs, GPU-friendly) or one after another (the CPU's fastest), one folder per run. Changing one run's
+    # config reruns its whole job.
     for (protocol, dataset), members in stacked_members(config).items():
         size = EXECUTION.get("runs_per_job", 50)
         for index, start in enumerate(range(0, len(members), size)):
@@ -69,6 +70,7 @@ else:
                         for v, s in chunk
                     ],
                     folders=folders,
+                    stack=EXECUTION.get("stack_runs", True),
                 script:
                     "../scripts/train_batch.py"
 

@@ -206,6 +206,14 @@ def train_runs(runs: list[dict], data_paths: dict, out_dirs: list, keep_model: b
     return finish(progress, runs, out_dirs, device, keep_model)
 
 
+def train_job(runs: list[dict], data_paths: dict, out_dirs: list, stack: bool) -> list[dict]:
+    """A train job's runs: as one stacked network (``stack``: train_runs, the GPU's way) or one after another, each
+    alone (the CPU's fastest, and the numbers of one job per run, without a process start per run)."""
+    if stack:
+        return train_runs(runs, data_paths, out_dirs)
+    return [train_run(run, data_paths, out_dir) for run, out_dir in zip(runs, out_dirs, strict=True)]
+
+
 def run_summary(run: dict, metrics: pd.DataFrame, device, elapsed: float) -> dict:
     """What every run's summary.json holds (EP and backprop alike): identity, outcome, wall time, versions.
     ``best_test_acc`` is chosen on the test set: descriptive only (post hoc), never used for a choice."""
