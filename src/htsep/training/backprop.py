@@ -79,7 +79,7 @@ def train_backprop(run: dict, data_paths: dict, out_dir: str | Path) -> dict:
             idx = order[b:b + training["batch_size"]]
             logits = forward(net, x_train[idx])
             losses = loss_fn(logits, y_train[idx])
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             losses.mean().backward()
             optimizer.step()
             correct += (logits.detach().argmax(-1) == y_train[idx]).sum().cpu()

@@ -2,7 +2,7 @@
 torch._dynamo: about 1 s of every training job's start, a quarter of what a job spends outside its epochs.
 
 The update is torch's own functional SGD (``torch.optim.sgd.sgd``, fused), the function ``SGD.step`` calls, so the
-numbers are torch's (tests/test_training.py compares them bitwise); ``state_dict`` has torch.optim's format.
+numbers are torch's (tests/test_train.py compares them bitwise); ``state_dict`` has torch.optim's format.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ class FusedSGD:
                 for p, buffer in zip(params, buffers, strict=True):
                     self.state[p]["momentum_buffer"] = buffer
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
+    def zero_grad(self) -> None:
+        """Drop every gradient (torch.optim's default, set_to_none)."""
         for p in self.params:
-            p.grad = None if set_to_none else torch.zeros_like(p)
+            p.grad = None
 
     def state_dict(self) -> dict:
         """{"state": {index: {"momentum_buffer": ...}}, "param_groups": [{..., "params": [indices]}]} (torch's)."""

@@ -59,6 +59,11 @@ def cells(runs: pd.DataFrame) -> pd.DataFrame:
                                        "accuracy", "accuracy_sd", "unconverged_frac"])
 
 
+def family_size(datasets: Sequence[str], levels: Sequence[int], contrasts: Mapping) -> int:
+    """The tests declared in the depth experiment's one Holm family: every contrast's tests at every dataset and T1."""
+    return len(datasets) * len(levels) * len(contrasts) * len(TESTS)
+
+
 def paired_tests(runs: pd.DataFrame, spec: Mapping, levels: Sequence[int], datasets: Sequence[str]) -> pd.DataFrame:
     """Every contrast at every (dataset, T1) with its three paired tests, Holm over the declared family (a test not
     yet computable enters with p = 1), verdicts and resolutions at Holm's strictest level."""
@@ -73,7 +78,7 @@ def paired_tests(runs: pd.DataFrame, spec: Mapping, levels: Sequence[int], datas
                "p_holm", "effect", "effect_name", "ci_low", "ci_high", "n_pairs", "p_equivalence", "margin",
                "failed_variant", "failed_baseline", "detectable", "verdict"]
     table = pd.DataFrame(rows, columns=[c for c in columns if c not in ("p_holm", "detectable", "verdict")])
-    family = len(datasets) * len(levels) * len(spec["contrasts"]) * len(TESTS)
+    family = family_size(datasets, levels, spec["contrasts"])
     return paired.decide(table, table["p"].fillna(1.0), [], lambda _: family, spreads,
                          lambda row: (row["dataset"], row["free_steps"], row["contrast"]), spec)[columns]
 

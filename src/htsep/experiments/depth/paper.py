@@ -11,8 +11,9 @@ from pathlib import Path
 
 from ...config import N_CLASSES, N_PIXELS, dataset_label
 from ...files import read_json, read_table, write_text
-from ...paired import BEYOND, TESTS
+from ...paired import BEYOND
 from ...report.tex import template, tex_escape
+from .analysis import family_size
 
 TEMPLATE = Path(__file__).with_name("templates") / "depth.tex.j2"
 ABSTRACT = TEMPLATE.with_name("depth_abstract.tex.j2")
@@ -40,7 +41,7 @@ def depth_text(inputs: Mapping[str, str], outputs: Mapping[str, str], params: Ma
                       "contrasts": contrasts})
     means = selection["means"]
     n_pairs = int(tests.loc[tests["test"] == "accuracy", "n_pairs"].max()) if len(tests) else 0
-    family = len(spec["datasets"]) * len(levels) * len(spec["contrasts"]) * len(TESTS)
+    family = family_size(spec["datasets"], levels, spec["contrasts"])
     floor = {"n_pairs": n_pairs, "p": 2 / 2 ** n_pairs if n_pairs else 1.0, "level": spec["alpha"] / family}
     n_seeds = int(cells["n_runs"].max()) if len(cells) else 0  # per arm, as recorded
     sizes = "-".join(str(n) for n in [N_PIXELS, *spec["hidden"], N_CLASSES])
