@@ -53,5 +53,6 @@ def depth_text(inputs: Mapping[str, str], outputs: Mapping[str, str], params: Ma
         sizes=sizes, beyond=BEYOND,
         points=[{"name": tex_escape(p), "acc": means[p]} for p in search["point"].drop_duplicates()],
         shares=selection["free_steps"]["shares"], prediction=tex_escape(spec["prediction"]),
+        extension=tex_escape(spec.get("extension") or ""),
         outcome=tex_escape(spec.get("outcome") or ""), n_runs=int(cells["n_runs"].sum()) if len(cells) else 0,
         n_seeds=n_seeds, floor=floor, search_label=dataset_label(spec["search"]["dataset"])))
