@@ -1,13 +1,14 @@
 """The figure registry (htsep.report.figures): each figure once, drawn by a function that takes exactly its tables and
 config parts, made by one workflow rule, shown in the paper and captioned in the report."""
 
+import copy
 import inspect
 import re
 from types import SimpleNamespace
 
 import pytest
 
-from htsep.config import FIGURE_SETTINGS
+from htsep.config import FIGURE_SETTINGS, WRITTEN_TEXTS
 from htsep.experiments.grid import paper
 from htsep.report import tex as tex_module
 from htsep.report.figures import BY_NAME, FIGURES, figure_params, paper_figures
@@ -57,3 +58,23 @@ def test_one_rule_per_figure_captioned_from_the_registry(tmp_path):
     assert all(figure.rule(p) in listed for figure in FIGURES for p, _ in figure.outputs(protocols))
     caption = (REPO / "workflow/report/figure.rst").read_text()
     assert caption.strip() == "{{ snakemake.params.caption }}"
+
+
+def test_figure_params_leave_out_the_written_texts():
+    """Judging an outcome or amending a prediction reruns no figure; a setting a figure draws still does."""
+    config = load_config([REPO / "config/config.yaml", REPO / "config/test.yaml"])
+    before = {figure.name: figure_params(figure, config) for figure in FIGURES}
+
+    def rewrite(part):
+        if isinstance(part, dict):
+            for key, value in part.items():
+                part[key] = "rewritten" if key in WRITTEN_TEXTS else rewrite(value)
+        elif isinstance(part, list):
+            part[:] = [rewrite(v) for v in part]
+        return part
+
+    edited = rewrite(copy.deepcopy(config))
+    assert edited["frontier"]["positive_control"]["prediction"] == "rewritten"
+    assert {figure.name: figure_params(figure, edited) for figure in FIGURES} == before
+    edited["frontier"]["axes"] = {**edited["frontier"]["axes"], "extra": {"levels": [1]}}
+    assert figure_params(BY_NAME["frontier"], edited) != before["frontier"]

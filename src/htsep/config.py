@@ -322,18 +322,31 @@ def paper_slice(config: Mapping) -> dict:
     }
 
 
+WRITTEN_TEXTS = ("prediction", "outcome", "extension", "provenance")  # prose quoted in the paper, drawn by no figure
+
+
+def without_texts(part):
+    """``part`` (a config section, list or value) without the prose keys of WRITTEN_TEXTS at any depth: a figure's
+    params, which judging an outcome or amending a prediction must not make stale."""
+    if isinstance(part, Mapping):
+        return {k: without_texts(v) for k, v in part.items() if k not in WRITTEN_TEXTS}
+    if isinstance(part, list):
+        return [without_texts(v) for v in part]
+    return part
+
+
 # The config parts a figure can ask for, by the keyword its plotting function takes (htsep.report.figures).
 FIGURE_SETTINGS: dict[str, Callable[[Mapping], object]] = {
     "datasets": lambda config: config["datasets"],
-    "variants": lambda config: variant_definitions(config),
+    "variants": lambda config: without_texts(variant_definitions(config)),
     "analysis": lambda config: config["analysis"],
     "free_steps": lambda config: config["training"]["free_steps"],
     "spectral": lambda config: config["mechanism"]["spectral"],
     "landscape": lambda config: config["mechanism"]["landscape"],
-    "frontier": lambda config: config["frontier"],
+    "frontier": lambda config: without_texts(config["frontier"]),
     "calibration": lambda config: config["calibration"],
-    "preregistration": lambda config: config["preregistration"],
-    "factorial": lambda config: config["factorial"],
+    "preregistration": lambda config: without_texts(config["preregistration"]),
+    "factorial": lambda config: without_texts(config["factorial"]),
 }
 
 
