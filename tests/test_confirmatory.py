@@ -193,7 +193,9 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
             assert tests.loc[(contrast, test), "verdict"] in abstract
     effect = tests.loc[("standard_ep", "accuracy"), "effect"]
     assert f"{100 * effect:+.2f}".replace("+", "$+$") in abstract or f"{100 * effect:+.2f}" in abstract
-    assert "under the calibrated protocol (20 pairs)" in abstract and "uniform $\\Delta t=1$" in abstract
+    flat = " ".join(abstract.split())
+    assert "in 1 protocol--dataset cell (20 pairs)" in flat and "uniform $\\Delta t=1$" in flat
+    assert "(calibrated: MNIST; " in abstract  # a verdict's cells named by protocol
     assert "interim" not in abstract and "incomplete" not in outputs["section"].read_text()
     diverged = simulated_runs().assign(final_test_acc=lambda f: f["final_test_acc"].mask(f["seed"].eq(3)
                                                                                      & f["variant"].eq("u")))
@@ -204,7 +206,7 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
                      "cells": {"calibrated": ["MNIST", "Fashion-MNIST"], "lab": ["MNIST", "KMNIST"]}}
     confirmatory_text({"tests": tmp_path / "primary.csv"}, outputs, declared_more)
     abstract = outputs["abstract"].read_text()
-    assert "(20 pairs of the 30 declared: interim" in abstract
+    assert "(20 pairs) (interim: 1 with fewer pairs than the 30 declared" in " ".join(abstract.split())
     assert "not yet recorded (calibrated protocol: Fashion-MNIST; lab protocol: MNIST and KMNIST)" in abstract
     section = " ".join(outputs["section"].read_text().split())
     assert "The campaign is incomplete: no pair is recorded yet under the calibrated protocol on Fashion-MNIST and " \

@@ -139,7 +139,7 @@ def words(text: str) -> str:
 
 
 def test_the_abstract_states_each_paired_effect_of_heterogeneity_and_names_the_holdout():
-    text = words(paper.generate([study(INCONCLUSIVE, "KMNIST (test-set holdout)")])["abstract"])
+    text = words(paper.generate([study(INCONCLUSIVE, "KMNIST (test-set holdout)")])["overview"])
     assert ("On KMNIST (test-set holdout) under the lab protocol, heterogeneous $\\dt$ changed final test accuracy by "
             "$-$0.05 points (\\CILevelPct\\,\\% CI $-$0.12 to +0.03) against the mean-matched uniform $\\Delta t=0.3$ "
             "and +0.02 points (\\CILevelPct\\,\\% CI $-$0.10 to +0.11) against the reference uniform $\\Delta t=0.2$, "
@@ -190,9 +190,9 @@ def test_a_step_size_effect_is_not_read_as_heterogeneity_and_unreachable_levels_
             "data do not separate heterogeneity from a different mean step.") in verdict
     assert ("no accuracy difference of any size (the smallest $p$ a Wilcoxon test of these pairs can give, 0.0020, "
             "is not below Holm's strictest level, 0.0008)") in verdict
-    abstract = words(generated["abstract"])
+    overview = words(generated["overview"])
     assert ("resolved the s.d.\\ ratio of HTS (normal) to uniform $\\Delta t=0.2$ on MNIST (0.04); the others are "
-            "inconclusive.") in abstract
+            "inconclusive.") in overview
 
 
 def test_signed_differences():

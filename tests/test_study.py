@@ -82,7 +82,7 @@ def test_paired_effects_equal_a_recomputation_from_the_run_files(test_study, pro
         a, b = (np.array([finals[(v, s)] for s in SEEDS]) for v in (row.variant, row.baseline))
         assert row.n_pairs == 3 and row.accuracy_difference == pytest.approx(np.mean(a - b), abs=1e-12)
         assert row.spread_sd_ratio == pytest.approx(np.std(a, ddof=1) / np.std(b, ddof=1), nan_ok=True)
-    text = " ".join((test_study / "paper/generated/abstract.tex").read_text().split())
+    text = " ".join((test_study / "paper/generated/overview.tex").read_text().split())
     hts = table.set_index(["variant", "baseline"]).loc[("hts_normal", "uniform_0.3")]
     assert f"On Synthetic under the {protocol} protocol, heterogeneous $\\dt$ changed final test accuracy by " \
            f"{signed(100 * hts['accuracy_difference'])} points" in text

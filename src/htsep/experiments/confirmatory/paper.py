@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ... import paired
+from ...config import dataset_label
 from ...files import read_table, write_text
 from ...report.style import variant_labels
 from ...report.tex import template, tex_escape
@@ -32,15 +33,46 @@ def abstract_cells(tests: pd.DataFrame, labels: Mapping[str, str]) -> list[dict]
                               "baseline_protocol": rows["baseline_protocol"].iloc[0],
                               "accuracy": by_test.loc["accuracy"].to_dict(), "spread": by_test.loc["spread"].to_dict()})
         cells.append({"protocol": tex_escape(protocol), "raw_protocol": protocol, "dataset": tex_escape(label),
+                      "name": tex_escape(dataset_label(own["dataset"].iloc[0])),  # short: the split is in the section
                       "n_pairs": int(own.loc[own["test"] == "failures", "n_pairs"].min()), "contrasts": contrasts})
     return cells
 
 
+VERDICT_ORDER = ("higher", "lower", "equivalent", "inconclusive")
+
+
+def verdict_groups(cells: Sequence[dict], test: str) -> list[dict]:
+    """One contrast's ``test`` ('accuracy' or 'spread') over its cells, grouped by verdict (most frequent first): the
+    cells of each group by protocol, the range of their effects and of their resolutions, and how many tests resolve
+    no effect up to the largest simulated (``n_beyond``)."""
+    groups = []
+    for verdict in VERDICT_ORDER:
+        own = [c for c in cells if c["test"][test]["verdict"] == verdict]
+        if not own:
+            continue
+        protocols = {}
+        for c in own:
+            protocols.setdefault(c["protocol"], []).append(c["name"])
+        effects = [c["test"][test]["effect"] for c in own]
+        resolved = [d for c in own if (d := c["test"][test]["detectable"]) == d]
+        groups.append({"verdict": verdict, "n": len(own), "all": len(own) == len(cells),
+                       "effects": (min(effects), max(effects)),
+                       "where": "; ".join(f"{p}: {and_join(d)}" for p, d in protocols.items()),
+                       "resolution": (min(resolved), max(resolved)) if resolved else None,
+                       "n_beyond": len(own) - len(resolved)})
+    return sorted(groups, key=lambda g: -g["n"])
+
+
 def abstract_contrasts(cells: Sequence[dict], contrasts: Sequence[dict]) -> list[dict]:
-    """The abstract's sentences, one per contrast (in the preregistration's order): every recorded cell's accuracy and
-    spread tests of it."""
-    return [{**contrast, "cells": [{**cell, "test": test} for cell in cells for test in cell["contrasts"]
-                                   if test["name"] == contrast["raw_name"]]} for contrast in contrasts]
+    """The abstract's sentences, one per contrast (in the preregistration's order): its recorded cells (protocol x
+    dataset) and their accuracy and spread verdicts, grouped (``verdict_groups``)."""
+    summaries = []
+    for contrast in contrasts:
+        own = [{**cell, "test": test} for cell in cells for test in cell["contrasts"]
+               if test["name"] == contrast["raw_name"]]
+        summaries.append({**contrast, "cells": own, "accuracy": verdict_groups(own, "accuracy"),
+                          "spread": verdict_groups(own, "spread")})
+    return summaries
 
 
 def unrecorded_cells(tests: pd.DataFrame, cells: Mapping[str, Sequence[str]]) -> list[dict]:
@@ -79,8 +111,9 @@ def confirmatory_text(inputs: Mapping[str, str], outputs: Mapping[str, str], par
     variants = {c["variant"] for c in spec["contrasts"].values()}
     cells = abstract_cells(tests, labels)
     write_text(outputs["abstract"], template(TEMPLATES / "confirmatory_abstract.tex.j2").render(
-        cells=cells, contrasts=abstract_contrasts(cells, contrasts),
-        spec=spec, n_seeds=len(spec["seeds"]), missing=missing, beyond=paired.BEYOND,
+        cells=cells, contrasts=abstract_contrasts(cells, contrasts), n_seeds=len(spec["seeds"]), missing=missing,
+        interim=[c for c in cells if c["n_pairs"] < len(spec["seeds"])], beyond=paired.BEYOND,
+        pairs=(min(c["n_pairs"] for c in cells), max(c["n_pairs"] for c in cells)) if cells else None,
         variant=" and ".join(labels.get(v, tex_escape(v)) for v in sorted(variants))))
     write_text(outputs["section"], template(TEMPLATES / "confirmatory.tex.j2").render(
         rows=rows, contrasts=contrasts, spec=spec, n_seeds=len(spec["seeds"]), caption=tex_escape(params["caption"]),

@@ -1,7 +1,7 @@
 """The grid's parts of the manuscript: ``write_generated`` turns the grid's tables and its configuration into
 ``paper/generated/*.tex``: a macros file (every number the text quotes), the variants, summary and (secondary,
 unpaired) statistics tables, and per protocol the results (the forest plot and table of the paired effects, and
-sentences for what they cannot say), the abstract's, the discussion's and the limitations' sentences. The text is in
+sentences for what they cannot say), the results overview's, the discussion's and the limitations' sentences. The text is in
 this folder's templates (``templates/<name>.tex.j2``); this module computes what they show, read from ``paired.csv``,
 ``summary.csv``, ``stats.csv`` and ``gaps.csv`` (nothing is hard-coded).
 """
@@ -25,7 +25,7 @@ from .stats import TESTS, baselines, describe_dt, settings
 
 log = logging.getLogger(__name__)
 
-GENERATED = ("macros", "variants_table", "summary_table", "stats_table", "results", "abstract", "verdict",
+GENERATED = ("macros", "variants_table", "summary_table", "stats_table", "results", "overview", "verdict",
              "limitations", "grid_figures")
 TEMPLATES = Path(__file__).with_name("templates")
 ROLES = {"reference": "reference", "mean_matched": "mean-matched", "standard_ep": "standard EP"}  # baselines' roles
@@ -273,7 +273,7 @@ def results_values(study: Study) -> dict:
                      "inconclusive": {test: resolutions(inconclusive[test], test) for test in SHOWN}}
 
 
-def abstract_values(study: Study) -> dict:
+def overview_values(study: Study) -> dict:
     """Per dataset, the heterogeneous variants' paired effects against each baseline (a value, or a range over the
     variants), what of them is resolved and at what resolution the rest is not."""
     values = paired_values(study)
@@ -343,14 +343,14 @@ def grid_figures_values(study: Study) -> dict:
 
 
 VALUES = {"macros": macros_values, "variants_table": variants_table_values, "summary_table": summary_table_values,
-          "stats_table": stats_table_values, "results": results_values, "abstract": abstract_values,
+          "stats_table": stats_table_values, "results": results_values, "overview": overview_values,
           "verdict": verdict_values, "limitations": limitations_values, "grid_figures": grid_figures_values}
 
 
 # ---------------------------------------------------------------------------------------------------- rules
 
 
-PER_PROTOCOL = ("summary_table", "stats_table", "results", "abstract", "verdict")  # one per protocol, in run order
+PER_PROTOCOL = ("summary_table", "stats_table", "results", "overview", "verdict")  # one per protocol, in run order
 
 
 def generate(studies: list[Study]) -> dict[str, str]:
