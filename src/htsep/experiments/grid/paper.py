@@ -1,9 +1,9 @@
 """The grid's parts of the manuscript: ``write_generated`` turns the grid's tables and its configuration into
 ``paper/generated/*.tex``: a macros file (every number the text quotes), the variants, summary and (secondary,
 unpaired) statistics tables, and per protocol the results (the forest plot and table of the paired effects, and
-sentences for what they cannot say), the results overview's, the discussion's and the limitations' sentences. The text is in
-this folder's templates (``templates/<name>.tex.j2``); this module computes what they show, read from ``paired.csv``,
-``summary.csv``, ``stats.csv`` and ``gaps.csv`` (nothing is hard-coded).
+sentences for what they cannot say), the results overview's, the discussion's and the limitations' sentences. The
+text is in this folder's templates (``templates/<name>.tex.j2``); this module computes what they show, read from
+``paired.csv``, ``summary.csv``, ``stats.csv`` and ``gaps.csv`` (nothing is hard-coded).
 """
 
 from __future__ import annotations
