@@ -172,7 +172,7 @@ def test_the_design_chooses_the_fewest_seeds_that_resolve_the_margins():
     assert tight["detectable_accuracy"].is_monotonic_decreasing or tight["detectable_accuracy"].nunique() == 1
 
 
-def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_path):
+def test_the_abstract_states_each_verdict_with_its_effect_and_resolution(tmp_path):
     from htsep.experiments.confirmatory.paper import confirmatory_text
     from htsep.files import write_table
 
@@ -194,7 +194,7 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
     effect = tests.loc[("standard_ep", "accuracy"), "effect"]
     assert f"{100 * effect:+.2f}".replace("+", "$+$") in abstract or f"{100 * effect:+.2f}" in abstract
     flat = " ".join(abstract.split())
-    assert "in 1 protocol--dataset cell (20 pairs)" in flat and "uniform $\\Delta t=1$" in flat
+    assert "in 1 protocol--dataset cell (20 pairs). Per" in flat and "uniform $\\Delta t=1$" in flat
     assert "(calibrated: MNIST; " in abstract  # a verdict's cells named by protocol
     assert "interim" not in abstract and "incomplete" not in outputs["section"].read_text()
     diverged = simulated_runs().assign(final_test_acc=lambda f: f["final_test_acc"].mask(f["seed"].eq(3)
@@ -206,7 +206,8 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
                      "cells": {"calibrated": ["MNIST", "Fashion-MNIST"], "lab": ["MNIST", "KMNIST"]}}
     confirmatory_text({"tests": tmp_path / "primary.csv"}, outputs, declared_more)
     abstract = outputs["abstract"].read_text()
-    assert "(20 pairs) (interim: 1 with fewer pairs than the 30 declared" in " ".join(abstract.split())
+    assert "(20 pairs; interim: 1 cell has fewer than the 30 declared, the runs are incomplete)" in " ".join(
+        abstract.split())
     assert "not yet recorded (calibrated protocol: Fashion-MNIST; lab protocol: MNIST and KMNIST)" in abstract
     section = " ".join(outputs["section"].read_text().split())
     assert "The campaign is incomplete: no pair is recorded yet under the calibrated protocol on Fashion-MNIST and " \
@@ -222,6 +223,8 @@ def test_the_abstract_states_each_verdict_with_its_effect_ci_and_resolution(tmp_
     write_table(tmp_path / "coarse.csv", coarse)  # untestable: no resolution at all
     confirmatory_text({"tests": tmp_path / "coarse.csv"}, outputs, params)
     assert "& -- pp & untestable" in outputs["section"].read_text()
+    assert "accuracy untestable in 1 (calibrated: MNIST); s.d.\\ across seeds" in " ".join(
+        outputs["abstract"].read_text().split())
     write_table(tmp_path / "empty.csv", primary_tests(pd.DataFrame(), spec, ["calibrated"], ["mnist"]))
     confirmatory_text({"tests": tmp_path / "empty.csv"}, outputs, params)
     assert "no\nrecorded run yet" in outputs["abstract"].read_text()
@@ -257,3 +260,25 @@ def test_shard_errors_name_the_key(tmp_path, shard, key):
     (tmp_path / "extra.yaml").write_text(yaml.safe_dump({"confirmatory_shard": shard}))
     with pytest.raises(ConfigError, match=f"config key {key}"):
         load_config([REPO / "config/config.yaml", tmp_path / "extra.yaml"])
+
+
+def test_the_abstract_groups_each_contrast_s_cells_by_verdict():
+    """Cells of one verdict together (most frequent first), by protocol in the declared order, with the ranges of their
+    effects and resolutions; a test that resolves nothing up to the largest simulated effect is counted as beyond, an
+    untestable one has no effect."""
+    from htsep.experiments.confirmatory.paper import verdict_groups
+
+    def cell(protocol, name, verdict, effect, detectable):
+        return {"protocol": protocol, "name": name,
+                "test": {"accuracy": {"verdict": verdict, "effect": effect, "detectable": detectable}}}
+
+    cells = [cell("lab", "MNIST", "higher", 0.02, 0.01), cell("lab", "KMNIST", "inconclusive", -0.01, float("nan")),
+             cell("calibrated", "MNIST", "higher", 0.005, 0.002), cell("calibrated", "KMNIST", "higher", 0.01, 0.004),
+             cell("calibrated", "Fashion-MNIST", "untestable", float("nan"), float("nan"))]
+    higher, inconclusive, untestable = verdict_groups(cells, "accuracy")
+    assert higher == {"verdict": "higher", "n": 3, "all": False, "where": "lab: MNIST; calibrated: MNIST and KMNIST",
+                      "effects": (0.005, 0.02), "resolution": (0.002, 0.01), "n_beyond": 0}
+    assert (inconclusive["where"], inconclusive["effects"], inconclusive["resolution"], inconclusive["n_beyond"]) == \
+        ("lab: KMNIST", (-0.01, -0.01), None, 1)
+    assert (untestable["verdict"], untestable["effects"], untestable["n"]) == ("untestable", None, 1)
+    assert verdict_groups(cells[2:4], "accuracy")[0]["all"]

@@ -149,3 +149,28 @@ def test_the_test_study_records_the_network_and_writes_the_section(test_study):
     assert "At two hidden layers (784-32-32-10, a protocol of its own, 3 paired seeds on Synthetic)" in abstract
     assert "at the\nunconverged $T_1 = 3$; " in abstract and abstract.rstrip().endswith("converged $T_1 = 60$.")
     assert (test_study / "figures/depth.pdf").stat().st_size > 10_000
+
+
+def test_seeds_added_by_an_extension_are_interim_until_recorded_and_the_extension_is_quoted(test_study, tmp_path):
+    """Declared seeds beyond the recorded ones make the abstract's depth sentence an interim result; the extension's
+    text (why, and its prediction) is quoted in the section after the original prediction."""
+    from htsep.experiments.depth.paper import depth_text
+    from htsep.report.figures import BY_NAME
+
+    config = load_config([REPO / "config/config.yaml", REPO / "config/test.yaml"])
+    spec = config["depth"]
+    depth = test_study / "results/depth"
+    inputs = {"selection": depth / "selection.json", "search": depth / "search.csv", "cells": depth / "cells.csv",
+              "tests": depth / "tests.csv"}
+    outputs = {"section": tmp_path / "depth.tex", "abstract": tmp_path / "depth_abstract.tex"}
+    extended = {**spec, "seeds": [*spec["seeds"], 97, 98], "extension": "Two more seeds, for the floor."}
+    params = {"depth": extended, "training": config["training"], "caption": BY_NAME["depth"].caption}
+    depth_text(inputs, outputs, params)
+    abstract = " ".join(outputs["abstract"].read_text().split())
+    recorded = len(spec["seeds"])
+    assert f"{recorded} paired seeds of the {recorded + 2} declared, an interim result, on Synthetic" in abstract
+    section = " ".join(outputs["section"].read_text().split())
+    assert "Extension, declared before its runs: \\emph{Two more seeds, for the floor.}" in section
+    assert section.index("Prediction, written before the runs") < section.index("Extension, declared")
+    depth_text(inputs, outputs, {**params, "depth": spec})  # as declared and recorded: no interim, no extension
+    assert "interim" not in outputs["abstract"].read_text() and "Extension" not in outputs["section"].read_text()

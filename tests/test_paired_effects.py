@@ -1,5 +1,5 @@
 """The grid's paired effects (htsep.experiments.grid.paired_effects) on runs whose effects are known, and the text the
-paper writes from them (htsep.experiments.grid.paper): the forest plot's rows, the results, the abstract, the
+paper writes from them (htsep.experiments.grid.paper): the forest plot's rows, the results, their overview, the
 discussion."""
 
 import math
@@ -138,7 +138,7 @@ def words(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_the_abstract_states_each_paired_effect_of_heterogeneity_and_names_the_holdout():
+def test_the_overview_states_each_paired_effect_of_heterogeneity_and_names_the_holdout():
     text = words(paper.generate([study(INCONCLUSIVE, "KMNIST (test-set holdout)")])["overview"])
     assert ("On KMNIST (test-set holdout) under the lab protocol, heterogeneous $\\dt$ changed final test accuracy by "
             "$-$0.05 points (\\CILevelPct\\,\\% CI $-$0.12 to +0.03) against the mean-matched uniform $\\Delta t=0.3$ "
@@ -174,7 +174,7 @@ def test_results_name_the_resolved_effects_and_the_resolution_of_the_others():
 
 def test_a_step_size_effect_is_not_read_as_heterogeneity_and_unreachable_levels_are_named():
     """A spread resolved for a heterogeneous variant and for the larger uniform step alike against the reference is
-    reported as not separating heterogeneity from the step; the abstract groups resolved effects per dataset and
+    reported as not separating heterogeneity from the step; the overview groups resolved effects per dataset and
     baseline; with a family so large that no Wilcoxon test of the seeds can reach Holm's strictest level, the text
     says so instead of quoting a resolution."""
     smaller = {"spread_p": 1e-4, "spread_p_holm": 1e-3, "spread_verdict": "lower"}

@@ -322,7 +322,7 @@ def paper_slice(config: Mapping) -> dict:
     }
 
 
-WRITTEN_TEXTS = ("prediction", "outcome", "extension", "provenance")  # prose quoted in the paper, drawn by no figure
+WRITTEN_TEXTS = ("prediction", "outcome", "extension")  # prose quoted in the paper, drawn by no figure
 
 
 def without_texts(part):
@@ -338,7 +338,7 @@ def without_texts(part):
 # The config parts a figure can ask for, by the keyword its plotting function takes (htsep.report.figures).
 FIGURE_SETTINGS: dict[str, Callable[[Mapping], object]] = {
     "datasets": lambda config: config["datasets"],
-    "variants": lambda config: without_texts(variant_definitions(config)),
+    "variants": lambda config: variant_definitions(config),
     "analysis": lambda config: config["analysis"],
     "free_steps": lambda config: config["training"]["free_steps"],
     "spectral": lambda config: config["mechanism"]["spectral"],

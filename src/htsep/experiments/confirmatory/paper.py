@@ -20,11 +20,16 @@ from .plan import family
 TEMPLATES = Path(__file__).with_name("templates")
 
 
-def abstract_cells(tests: pd.DataFrame, labels: Mapping[str, str]) -> list[dict]:
-    """Per protocol and dataset: the number of pairs and each contrast's accuracy and spread tests, for the
-    abstract's sentences."""
+def abstract_cells(tests: pd.DataFrame, labels: Mapping[str, str], order: Mapping[str, Sequence[str]]) -> list[dict]:
+    """Per protocol and dataset with a recorded pair, in the declared order (``order``: protocol -> dataset labels):
+    the number of pairs and each contrast's accuracy and spread tests, for the abstract's sentences. ``name`` is the
+    dataset's short name, ``split`` what its label adds (e.g. 'test-set holdout')."""
+    rank = {(p, d): (i, j) for i, (p, datasets) in enumerate(order.items()) for j, d in enumerate(datasets)}
     cells = []
     for (protocol, label), own in tests.groupby(["protocol", "dataset_label"], sort=False):
+        pairs = own.loc[(own["test"] == "failures") & (own["n_pairs"] > 0), "n_pairs"]
+        if pairs.empty:  # named among the unrecorded cells
+            continue
         contrasts = []
         for name, rows in own.groupby("contrast", sort=False):
             by_test = rows.set_index("test")
@@ -32,19 +37,21 @@ def abstract_cells(tests: pd.DataFrame, labels: Mapping[str, str]) -> list[dict]
                                                                     tex_escape(rows["baseline"].iloc[0])),
                               "baseline_protocol": rows["baseline_protocol"].iloc[0],
                               "accuracy": by_test.loc["accuracy"].to_dict(), "spread": by_test.loc["spread"].to_dict()})
+        name = dataset_label(own["dataset"].iloc[0])
         cells.append({"protocol": tex_escape(protocol), "raw_protocol": protocol, "dataset": tex_escape(label),
-                      "name": tex_escape(dataset_label(own["dataset"].iloc[0])),  # short: the split is in the section
-                      "n_pairs": int(own.loc[own["test"] == "failures", "n_pairs"].min()), "contrasts": contrasts})
-    return cells
+                      "name": tex_escape(name), "split": tex_escape(label[len(name):].strip(" ()")),
+                      "n_pairs": int(pairs.min()), "contrasts": contrasts,
+                      "rank": rank.get((protocol, label), (len(rank), len(rank)))})
+    return sorted(cells, key=lambda c: c["rank"])
 
 
-VERDICT_ORDER = ("higher", "lower", "equivalent", "inconclusive")
+VERDICT_ORDER = ("higher", "lower", "equivalent", "inconclusive", "untestable")
 
 
 def verdict_groups(cells: Sequence[dict], test: str) -> list[dict]:
     """One contrast's ``test`` ('accuracy' or 'spread') over its cells, grouped by verdict (most frequent first): the
     cells of each group by protocol, the range of their effects and of their resolutions, and how many tests resolve
-    no effect up to the largest simulated (``n_beyond``)."""
+    no effect up to the largest simulated (``n_beyond``). An untestable group has no effects."""
     groups = []
     for verdict in VERDICT_ORDER:
         own = [c for c in cells if c["test"][test]["verdict"] == verdict]
@@ -53,11 +60,11 @@ def verdict_groups(cells: Sequence[dict], test: str) -> list[dict]:
         protocols = {}
         for c in own:
             protocols.setdefault(c["protocol"], []).append(c["name"])
-        effects = [c["test"][test]["effect"] for c in own]
+        effects = [e for c in own if (e := c["test"][test]["effect"]) == e]
         resolved = [d for c in own if (d := c["test"][test]["detectable"]) == d]
         groups.append({"verdict": verdict, "n": len(own), "all": len(own) == len(cells),
-                       "effects": (min(effects), max(effects)),
                        "where": "; ".join(f"{p}: {and_join(d)}" for p, d in protocols.items()),
+                       "effects": (min(effects), max(effects)) if effects and verdict != "untestable" else None,
                        "resolution": (min(resolved), max(resolved)) if resolved else None,
                        "n_beyond": len(own) - len(resolved)})
     return sorted(groups, key=lambda g: -g["n"])
@@ -109,11 +116,12 @@ def confirmatory_text(inputs: Mapping[str, str], outputs: Mapping[str, str], par
                   "baseline_protocol": tex_escape(c.get("baseline_protocol") or ""), "family": family(c)}
                  for name, c in spec["contrasts"].items()]
     variants = {c["variant"] for c in spec["contrasts"].values()}
-    cells = abstract_cells(tests, labels)
+    cells = abstract_cells(tests, labels, params["cells"])
+    splits = {c["name"]: c["split"] for c in cells if c["split"]}
     write_text(outputs["abstract"], template(TEMPLATES / "confirmatory_abstract.tex.j2").render(
         cells=cells, contrasts=abstract_contrasts(cells, contrasts), n_seeds=len(spec["seeds"]), missing=missing,
         interim=[c for c in cells if c["n_pairs"] < len(spec["seeds"])], beyond=paired.BEYOND,
-        pairs=(min(c["n_pairs"] for c in cells), max(c["n_pairs"] for c in cells)) if cells else None,
+        pairs=(min(c["n_pairs"] for c in cells), max(c["n_pairs"] for c in cells)) if cells else None, splits=splits,
         variant=" and ".join(labels.get(v, tex_escape(v)) for v in sorted(variants))))
     write_text(outputs["section"], template(TEMPLATES / "confirmatory.tex.j2").render(
         rows=rows, contrasts=contrasts, spec=spec, n_seeds=len(spec["seeds"]), caption=tex_escape(params["caption"]),

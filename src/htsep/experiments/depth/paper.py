@@ -46,7 +46,7 @@ def depth_text(inputs: Mapping[str, str], outputs: Mapping[str, str], params: Ma
     n_seeds = int(cells["n_runs"].max()) if len(cells) else 0  # per arm, as recorded
     sizes = "-".join(str(n) for n in [N_PIXELS, *spec["hidden"], N_CLASSES])
     write_text(outputs["abstract"], template(ABSTRACT).render(
-        parts=parts, sizes=sizes, n_seeds=n_seeds,
+        parts=parts, sizes=sizes, n_seeds=n_seeds, declared=len(spec["seeds"]),
         labels=[tex_escape(label) for label in dict.fromkeys(cells["dataset_label"])]))
     write_text(outputs["section"], template(TEMPLATE).render(
         spec=spec, training=params["training"], selection=selection, caption=tex_escape(params["caption"]), parts=parts,
