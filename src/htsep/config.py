@@ -345,8 +345,8 @@ FIGURE_SETTINGS: dict[str, Callable[[Mapping], object]] = {
     "landscape": lambda config: config["mechanism"]["landscape"],
     "frontier": lambda config: without_texts(config["frontier"]),
     "calibration": lambda config: config["calibration"],
-    "preregistration": lambda config: without_texts(config["preregistration"]),
-    "factorial": lambda config: without_texts(config["factorial"]),
+    "preregistration": lambda config: config["preregistration"],
+    "factorial": lambda config: config["factorial"],
 }
 
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import torch
 
-from .model import ACTIVATIONS, EPNetwork, one_hot, per_neuron, phi_gradients, relaxation_step
+from .model import ACTIVATIONS, EPNetwork, per_neuron, phi_gradients, relaxation_step
 
 
 @torch.no_grad()
@@ -71,12 +71,9 @@ def dead_units(net: EPNetwork, x: torch.Tensor, y: torch.Tensor, training: dict)
       sample: even their own class's nudge (+beta (1 - s)) leaves their input below 0, an absorbing state of the
       hard sigmoid under MSE.
     """
-    beta, symmetric = training["beta"], training["symmetric"]
-    drives, target = net.drives(x), one_hot(y, net.sizes[-1], x.dtype)
-    nudges = [(net.nudged(drives, b, target), training["nudged_steps"], b) for b in ((beta, -beta) if symmetric
-                                                                                     else (beta,))]
-    free, plus, *minus = net.relax_phases(drives, net.zero_states(x), training["free_steps"], branches=nudges)
-    minus = minus[0] if symmetric else free
+    beta = training["beta"]
+    free, plus, minus = net.ep_phases(x, y, beta, training["free_steps"], training["nudged_steps"],
+                                      training["symmetric"])
     out = {}
     for l, (p, m) in enumerate(zip(plus, minus, strict=True), start=1):
         dead = (p == m).all(-2)

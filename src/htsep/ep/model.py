@@ -203,16 +203,22 @@ class EPNetwork:
             target = one_hot(target, self.sizes[-1], x.dtype)
         return self.relax_phases(self.drives(x, beta, target), init or self.zero_states(x), steps, beta)[0]
 
-    def ep_estimate(self, x, y, beta: float, free_steps: int, nudged_steps: int, symmetric: bool = True) -> EPEstimate:
-        """Free phase from zero states, then nudged phase(s) from the free equilibrium; returns the EP gradient."""
-        if beta <= 0:
-            raise ValueError(f"beta must be > 0, got {beta}")
+    def ep_phases(self, x, y, beta: float, free_steps: int, nudged_steps: int,
+                  symmetric: bool = True) -> tuple[States, States, States]:
+        """(free, plus, minus): the free phase from zero states, then the +beta phase and (``symmetric``) the -beta
+        phase from the free equilibrium, in one relax_phases call; without ``symmetric`` minus is the free state."""
         target = one_hot(y, self.sizes[-1], x.dtype)
         drives = self.drives(x)  # the input drive W_1 x + b_1 is shared by all phases
         nudges = [(self.nudged(drives, b, target), nudged_steps, b) for b in ((beta, -beta) if symmetric else (beta,))]
         free, plus, *minus = self.relax_phases(drives, self.zero_states(x), free_steps, branches=nudges)
-        minus, scale = (minus[0], 2 * beta) if symmetric else (free, beta)
-        return EPEstimate(*ep_parameter_gradients(x, plus, minus, scale), free)
+        return free, plus, minus[0] if symmetric else free
+
+    def ep_estimate(self, x, y, beta: float, free_steps: int, nudged_steps: int, symmetric: bool = True) -> EPEstimate:
+        """Free phase from zero states, then nudged phase(s) from the free equilibrium; returns the EP gradient."""
+        if beta <= 0:
+            raise ValueError(f"beta must be > 0, got {beta}")
+        free, plus, minus = self.ep_phases(x, y, beta, free_steps, nudged_steps, symmetric)
+        return EPEstimate(*ep_parameter_gradients(x, plus, minus, 2 * beta if symmetric else beta), free)
 
     def ep_gradients(self, x, y, beta: float, free_steps: int, nudged_steps: int, symmetric: bool = True):
         """(grad_weights, grad_biases): the EP estimate of dLoss/dparam (a descent direction)."""
